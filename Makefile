@@ -1,0 +1,32 @@
+# flowprobe — two commands to start: `make demo`, `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test lint demo bench clean
+
+install: $(STAMP)
+
+# Re-install only when the packaging metadata changes (editable install picks up code changes).
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: install
+	$(BIN)/ruff check probe tests tools
+	$(BIN)/pytest -n 2 -q
+
+lint: install
+	$(BIN)/ruff check probe tests tools
+
+demo: install
+	$(BIN)/flowprobe replay pcaps/demo.pcap
+
+bench: install
+	$(BIN)/python -m tools.bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""``python -m probe`` is the ``flowprobe`` command."""
+
+from probe.cli import main
+
+raise SystemExit(main())

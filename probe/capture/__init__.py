@@ -1,0 +1,1 @@
+"""Observation Point: capture sources (pcap/pcapng files, live interfaces) and packet decoding."""

@@ -1,0 +1,94 @@
+"""PacketBatch: decoded packets as columns, the unit that flows from capture to the cache.
+
+The hot path never builds a Python object per packet: a capture source reads many packets in
+one call, the decoder fills these numpy columns for the whole batch, and selectors and caches
+work on masks and group-bys over them. Only packets that decoded to IP are in a batch; the rest
+are counted by reason in ``DecodeStats`` and skipped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+# Column name -> (dtype, per-row shape). Addresses are 16 octets for both families; an IPv4
+# address sits in octets 0..3 with the rest zero, so one grouping works for both.
+COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "ts_us": ("int64", ()),  # packet time, microseconds since the epoch
+    "ip_version": ("uint8", ()),  # 4 or 6
+    "src_addr": ("uint8", (16,)),
+    "dst_addr": ("uint8", (16,)),
+    "proto": ("uint8", ()),  # upper-layer protocol (after the IPv6 extension chain)
+    "src_port": ("uint16", ()),  # TCP/UDP/SCTP/UDP-Lite; 0 for other protocols and
+    "dst_port": ("uint16", ()),  # for non-first fragments
+    "icmp_type": ("uint8", ()),  # ICMP / ICMPv6 only, else 0
+    "icmp_code": ("uint8", ()),
+    "tos": ("uint8", ()),  # IPv4 TOS / IPv6 traffic class
+    "ttl": ("uint8", ()),  # IPv4 TTL / IPv6 hop limit
+    "ip_len": ("uint32", ()),  # IP total length as the header says (header + payload)
+    "tcp_flags": ("uint16", ()),  # low 9 bits of the TCP flags (NS..FIN), 0 if not TCP
+    "flow_label": ("uint32", ()),  # IPv6 only
+    "frag_id": ("uint32", ()),  # IPv4 identification / IPv6 fragment header id, 0 if none
+    "fragment": ("uint8", ()),  # 0 not a fragment, 1 first fragment, 2 non-first fragment
+    "next_header": ("uint8", ()),  # IPv6 fixed header's Next Header field
+    "vlan_id": ("uint16", ()),  # outermost 802.1Q/802.1ad VID, 0 if untagged
+    "src_mac": ("uint64", ()),  # 48-bit MAC in the low bits, 0 if the link has none
+    "dst_mac": ("uint64", ()),
+}
+
+
+@dataclass(slots=True)
+class PacketBatch:
+    """Column-per-field view of ``len(self)`` decoded IP packets, in capture order."""
+
+    ts_us: np.ndarray
+    ip_version: np.ndarray
+    src_addr: np.ndarray
+    dst_addr: np.ndarray
+    proto: np.ndarray
+    src_port: np.ndarray
+    dst_port: np.ndarray
+    icmp_type: np.ndarray
+    icmp_code: np.ndarray
+    tos: np.ndarray
+    ttl: np.ndarray
+    ip_len: np.ndarray
+    tcp_flags: np.ndarray
+    flow_label: np.ndarray
+    frag_id: np.ndarray
+    fragment: np.ndarray
+    next_header: np.ndarray
+    vlan_id: np.ndarray
+    src_mac: np.ndarray
+    dst_mac: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ts_us.shape[0])
+
+    @classmethod
+    def empty(cls, n: int = 0) -> PacketBatch:
+        return cls(**{k: np.zeros((n, *shape), dtype=dt) for k, (dt, shape) in COLUMNS.items()})
+
+    def take(self, index: np.ndarray) -> PacketBatch:
+        """Rows selected by a boolean mask or an index array (order kept)."""
+        return PacketBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    @classmethod
+    def concat(cls, batches: list[PacketBatch]) -> PacketBatch:
+        if not batches:
+            return cls.empty()
+        return cls(**{k: np.concatenate([getattr(b, k) for b in batches]) for k in COLUMNS})
+
+
+@dataclass(slots=True)
+class DecodeStats:
+    """What a capture source read and why it skipped what it skipped."""
+
+    packets_read: int = 0
+    packets_decoded: int = 0
+    ignored: Counter[str] = field(default_factory=Counter)  # reason -> packets
+
+    def ignore(self, reason: str, n: int = 1) -> None:
+        self.ignored[reason] += n

@@ -1,0 +1,54 @@
+"""The ``flowprobe`` command line: one module per sub-command, each adding its own parser.
+
+Contract (design brief §3): exit 0 ok, 2 bad input (config, file, URL), 1 other failure.
+User errors are printed one line per problem, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from probe import __version__
+from probe.errors import UserError
+
+# Sub-command name -> module under probe.cli providing ``add_parser(subparsers)`` which sets
+# ``func(args) -> int`` as the parser default.
+COMMANDS = ("run", "replay", "validate", "collect", "stats")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors are user errors too
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="flowprobe", description="Flow meter and exporter (NetFlow v5/v9, IPFIX)")
+    parser.add_argument("--version", action="version", version=f"flowprobe {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"probe.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"probe.cli.{name}":
+                raise
+            continue  # sub-command not built yet
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,182 @@
+"""Typed, frozen configuration: what the rest of the program reads.
+
+Built by ``probe.config.load`` only after the document validated against the YANG modules and
+the semantic checks passed, so every field here is known-good and every leafref is resolved to
+the object it names (an Observation Point holds its Selection Process objects, a Selection
+Process its Cache, a Cache its Exporting Processes). Names follow RFC 6728; units are RFC 6728's:
+timeouts in seconds, time-based sampling in microseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------- Cache layout
+class CacheField(_Frozen):
+    """One field of a cache layout; ``ie_length`` is the length the Template declares."""
+
+    name: str
+    ie_id: int
+    ie_name: str
+    ie_length: int | None = None  # None: the IE's full length (variable-length: none metered)
+    enterprise_number: int = 0
+    is_flow_key: bool = False
+
+
+class CacheLayout(_Frozen):
+    fields: tuple[CacheField, ...]
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        return tuple(f.ie_name for f in self.fields if f.is_flow_key)
+
+    @property
+    def nonkey_names(self) -> tuple[str, ...]:
+        return tuple(f.ie_name for f in self.fields if not f.is_flow_key)
+
+
+# ---------------------------------------------------------------- Exporting Process
+class Destination(_Frozen):
+    """An export destination (RFC 6728 udpExporter/tcpExporter)."""
+
+    name: str
+    transport: Literal["udp", "tcp"]
+    ipfix_version: Literal[5, 9, 10] = 10
+    destination_address: str
+    destination_port: int = 4739
+    source_address: str | None = None
+    send_buffer_size: int | None = None
+    rate_limit: int | None = None  # bytes per second, None = unpaced
+    # UDP only (RFC 6728 defaults: 600 s; packets: unset = no packet-count refresh).
+    max_packet_size: int | None = None
+    template_refresh_timeout: int = 600
+    options_template_refresh_timeout: int = 600
+    template_refresh_packet: int | None = None
+    options_template_refresh_packet: int | None = None
+
+
+OptionsType = Literal[
+    "meteringStatistics", "meteringReliability", "exportingReliability", "flowKeys",
+    "selectionSequence", "selectionStatistics", "accuracy", "reducingRedundancy",
+    "extendedTypeInformation",
+]
+
+
+class Options(_Frozen):
+    name: str
+    options_type: OptionsType
+    options_timeout_ms: int = 0  # 0: send once per template refresh
+
+
+class ExportingProcess(_Frozen):
+    name: str
+    export_mode: Literal["parallel", "loadBalancing", "fallback"] = "parallel"
+    destinations: tuple[Destination, ...]
+    options: tuple[Options, ...] = ()
+
+
+# ---------------------------------------------------------------- Cache
+class Cache(_Frozen):
+    """A Cache (RFC 6728 §4.3). ``kind`` is the YANG choice case taken."""
+
+    name: str
+    kind: Literal["immediateCache", "timeoutCache", "naturalCache", "permanentCache"]
+    max_flows: int | None = None  # None: unlimited
+    active_timeout: int = 0  # seconds, 0 = never
+    idle_timeout: int = 0  # seconds, 0 = never
+    export_interval: int | None = None  # seconds (permanentCache)
+    layout: CacheLayout
+    exporting_processes: tuple[ExportingProcess, ...] = ()
+
+
+# ---------------------------------------------------------------- Selection Process
+class SelectAll(_Frozen):
+    name: str
+    method: Literal["selectAll"] = "selectAll"
+
+
+class SampCountBased(_Frozen):
+    name: str
+    method: Literal["sampCountBased"] = "sampCountBased"
+    packet_interval: int  # packets selected per period
+    packet_space: int  # packets skipped after them
+
+
+class SampTimeBased(_Frozen):
+    name: str
+    method: Literal["sampTimeBased"] = "sampTimeBased"
+    time_interval: int  # microseconds selected per period
+    time_space: int  # microseconds skipped after them
+
+
+class SampRandOutOfN(_Frozen):
+    name: str
+    method: Literal["sampRandOutOfN"] = "sampRandOutOfN"
+    size: int
+    population: int
+    seed: int | None = None
+
+
+class SampUniProb(_Frozen):
+    name: str
+    method: Literal["sampUniProb"] = "sampUniProb"
+    probability: float
+    seed: int | None = None
+
+
+Selector = Annotated[
+    SelectAll | SampCountBased | SampTimeBased | SampRandOutOfN | SampUniProb,
+    Field(discriminator="method"),
+]
+
+
+class SelectionProcess(_Frozen):
+    name: str
+    selectors: tuple[Selector, ...]  # applied in order
+    cache: Cache | None = None
+
+
+# ---------------------------------------------------------------- Observation Point
+class ObservationPoint(_Frozen):
+    name: str
+    observation_domain_id: int
+    if_names: tuple[str, ...] = ()
+    direction: Literal["ingress", "egress", "both"] = "both"
+    selection_processes: tuple[SelectionProcess, ...] = ()
+    # flowprobe.yang augment
+    offline_file: str | None = None
+    promiscuous: bool = True
+    snap_length: int = 65535
+    bpf_filter: str | None = None
+    max_observing_packets: int = 0  # 0 = unlimited
+
+
+# ---------------------------------------------------------------- Collecting Process
+class CollectorEndpoint(_Frozen):
+    name: str
+    transport: Literal["udp", "tcp"]
+    local_addresses: tuple[str, ...] = ()  # empty: all addresses
+    local_port: int = 4739
+
+
+class CollectingProcess(_Frozen):
+    name: str
+    endpoints: tuple[CollectorEndpoint, ...]
+    exporting_processes: tuple[ExportingProcess, ...] = ()
+
+
+# ---------------------------------------------------------------- the whole document
+class Config(_Frozen):
+    source: str = "<built-in>"
+    observation_points: tuple[ObservationPoint, ...] = ()
+    selection_processes: tuple[SelectionProcess, ...] = ()
+    caches: tuple[Cache, ...] = ()
+    exporting_processes: tuple[ExportingProcess, ...] = ()
+    collecting_processes: tuple[CollectingProcess, ...] = ()

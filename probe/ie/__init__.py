@@ -1,0 +1,137 @@
+"""Information Element registry: the IANA table plus what flowprobe's meter can fill.
+
+Every box reads IE facts from here, so the config checks, the cache, the exporters' templates
+and the collector's decoders agree on ids, types and lengths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from probe.ie.iana import ELEMENTS, REGISTRY_UPDATED
+
+__all__ = [
+    "IPV4_ONLY",
+    "IPV6_ONLY",
+    "METERED",
+    "METERED_KEYS",
+    "METERED_NONKEYS",
+    "REGISTRY_UPDATED",
+    "V5_CARRIABLE",
+    "InformationElement",
+    "by_id",
+    "by_name",
+]
+
+# Default (full) encoded length of each abstract data type (RFC 7011 §6.1); None = variable.
+_DEFAULT_LENGTH: dict[str, int | None] = {
+    "unsigned8": 1, "unsigned16": 2, "unsigned32": 4, "unsigned64": 8,
+    "signed8": 1, "signed16": 2, "signed32": 4, "signed64": 8,
+    "float32": 4, "float64": 8, "boolean": 1, "macAddress": 6,
+    "ipv4Address": 4, "ipv6Address": 16,
+    "dateTimeSeconds": 4, "dateTimeMilliseconds": 8,
+    "dateTimeMicroseconds": 8, "dateTimeNanoseconds": 8,
+    "octetArray": None, "string": None,
+    "basicList": None, "subTemplateList": None, "subTemplateMultiList": None,
+}
+
+# Types whose length may be reduced on the wire (RFC 7011 §6.2).
+_REDUCIBLE = {"unsigned16", "unsigned32", "unsigned64", "signed16", "signed32", "signed64",
+              "float64"}
+
+
+@dataclass(frozen=True, slots=True)
+class InformationElement:
+    """One IANA IE: what a Template needs (id, length) and what a decoder needs (type)."""
+
+    id: int
+    name: str
+    data_type: str
+    semantics: str
+    units: str
+    status: str
+
+    @property
+    def length(self) -> int | None:
+        """Full encoded length in octets, or None for variable-length types."""
+        return _DEFAULT_LENGTH.get(self.data_type)
+
+    def allowed_lengths(self) -> tuple[int, ...]:
+        """Lengths a Template may declare for this IE (reduced-size encoding, RFC 7011 §6.2)."""
+        full = self.length
+        if full is None:
+            return ()
+        if self.data_type not in _REDUCIBLE:
+            return (full,)
+        if self.data_type == "float64":
+            return (4, 8)
+        return tuple(n for n in range(1, full + 1))
+
+
+@cache
+def _tables() -> tuple[dict[str, InformationElement], dict[int, InformationElement]]:
+    names: dict[str, InformationElement] = {}
+    ids: dict[int, InformationElement] = {}
+    for row in ELEMENTS:
+        ie = InformationElement(*row)
+        names[ie.name] = ie
+        ids[ie.id] = ie
+    return names, ids
+
+
+def by_name(name: str) -> InformationElement | None:
+    return _tables()[0].get(name)
+
+
+def by_id(ie_id: int) -> InformationElement | None:
+    return _tables()[1].get(ie_id)
+
+
+# The IEs flowprobe's meter can fill, by name. Flow keys: the 27 of goflowd's table plus
+# destinationMacAddress (80, the RFC's name for what goflowd calls postDestinationMacAddress).
+# Non-keys: counters, times (absolute and sysUpTime-relative), TTL and length extremes, flags
+# and the end reason.
+METERED_KEYS: frozenset[str] = frozenset({
+    "protocolIdentifier", "ipClassOfService", "sourceTransportPort", "sourceIPv4Address",
+    "destinationTransportPort", "destinationIPv4Address", "sourceIPv6Address",
+    "destinationIPv6Address", "flowLabelIPv6", "icmpTypeCodeIPv4", "fragmentIdentification",
+    "sourceMacAddress", "postDestinationMacAddress", "destinationMacAddress", "vlanId",
+    "ipVersion", "icmpTypeCodeIPv6", "icmpTypeIPv4", "icmpCodeIPv4", "icmpTypeIPv6",
+    "icmpCodeIPv6", "udpSourcePort", "udpDestinationPort", "tcpSourcePort",
+    "tcpDestinationPort", "nextHeaderIPv6", "ipDiffServCodePoint", "ipPrecedence",
+})
+METERED_NONKEYS: frozenset[str] = frozenset({
+    "octetDeltaCount", "packetDeltaCount", "tcpControlBits",
+    "flowStartSysUpTime", "flowEndSysUpTime",
+    "flowStartSeconds", "flowEndSeconds", "flowStartMilliseconds", "flowEndMilliseconds",
+    "flowStartMicroseconds", "flowEndMicroseconds",
+    "minimumTTL", "maximumTTL", "flowEndReason",
+    "minimumIpTotalLength", "maximumIpTotalLength",
+})
+# Any metered key IE may also be configured as a non-key field (its value from the first packet).
+METERED: frozenset[str] = METERED_KEYS | METERED_NONKEYS
+
+# Fields that exist only for one IP version: a Template for IPv4 flows leaves out the IPv6-only
+# fields and the reverse, so no record carries zeroed addresses of the other family.
+IPV4_ONLY: frozenset[str] = frozenset({
+    "sourceIPv4Address", "destinationIPv4Address", "icmpTypeCodeIPv4", "icmpTypeIPv4",
+    "icmpCodeIPv4",
+})
+IPV6_ONLY: frozenset[str] = frozenset({
+    "sourceIPv6Address", "destinationIPv6Address", "flowLabelIPv6", "icmpTypeCodeIPv6",
+    "icmpTypeIPv6", "icmpCodeIPv6", "nextHeaderIPv6",
+})
+
+# What a NetFlow v5 record can carry (v5 has a fixed 48-byte record). A cache layout with any
+# other field cannot feed a v5 destination. IPv6 fields are allowed: IPv6 flows are counted as
+# not exportable by the v5 exporter, as the design brief says.
+V5_CARRIABLE: frozenset[str] = frozenset({
+    "sourceIPv4Address", "destinationIPv4Address", "sourceTransportPort",
+    "destinationTransportPort", "protocolIdentifier", "ipClassOfService", "tcpControlBits",
+    "packetDeltaCount", "octetDeltaCount", "flowStartSysUpTime", "flowEndSysUpTime",
+    "flowStartSeconds", "flowEndSeconds", "flowStartMilliseconds", "flowEndMilliseconds",
+    "flowStartMicroseconds", "flowEndMicroseconds", "ipVersion", "icmpTypeCodeIPv4",
+    "icmpTypeIPv4", "icmpCodeIPv4", "udpSourcePort", "udpDestinationPort", "tcpSourcePort",
+    "tcpDestinationPort",
+}) | IPV6_ONLY
