@@ -1,0 +1,153 @@
+"""Decode one capture batch into a PacketBatch: numpy over all packets, Python only for the rare.
+
+Stages run over the whole batch: link layer (``link``), IP header, then the upper layer. Between
+the IP and upper-layer stages, IPv6 packets with extension headers are walked one by one
+(``ipv6ext``) and their results written back into the same rows, so capture order holds and the
+result does not depend on how the stream was cut into batches.
+
+Decisions (documented where users see them in the README's capture section):
+
+* ``ip_len`` is the IP header's length (IPv4 total length, 40 + IPv6 payload length): Ethernet
+  padding and snaplen truncation do not change it.
+* Ports are read only when the whole transport header lies inside both the capture and the IP
+  packet (TCP 20, UDP/UDP-Lite 8, SCTP 12 octets; ICMP type/code need 2). A packet whose
+  transport header was cut off by the snaplen is still counted, with ports (and flags) 0, which
+  is what softflowd does (``transport_to_flowrec`` returns without ports for a runt header).
+* Non-first fragments (IPv4 offset > 0, IPv6 fragment header offset > 0) carry no ports.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from probe.capture import reasons as r
+from probe.capture.batch import DecodeStats, PacketBatch
+from probe.capture.gather import octets16, u8, u16
+from probe.capture.ipv6ext import EXTENSION_HEADERS, walk
+from probe.capture.link import decode_link
+
+TCP, UDP, ICMP, ICMPV6, SCTP, UDPLITE = 6, 17, 1, 58, 132, 136
+
+# Octets of upper-layer header needed before its ports are trusted; 0 = protocol has no ports.
+_PORT_HEADER = np.zeros(256, dtype=np.int64)
+_PORT_HEADER[[TCP, UDP, SCTP, UDPLITE]] = [20, 8, 12, 8]
+_ICMP_HEADER = 2
+
+
+def _flag(reason: np.ndarray, where: np.ndarray, code: int) -> None:
+    """Give ``code`` to rows that still decode and match ``where`` (first reason wins)."""
+    reason[(reason == r.OK) & where] = code
+
+
+def decode_batch(
+    buf: bytes, meta: np.ndarray, linktype: int, stats: DecodeStats
+) -> PacketBatch:
+    """Decode packets ``meta`` describes (rows: sec, usec, offset, caplen) within ``buf``."""
+    meta = np.asarray(meta, dtype=np.uint32).reshape(-1, 4)
+    n = meta.shape[0]
+    stats.packets_read += n
+    if n == 0:
+        return PacketBatch.empty()
+    b = np.frombuffer(buf, dtype=np.uint8) if len(buf) else np.zeros(1, dtype=np.uint8)
+    off = meta[:, 2].astype(np.int64)
+    end = off + meta[:, 3]
+
+    link = decode_link(b, off, end, linktype)
+    reason = link.reason
+    p = link.l3
+
+    # --- IP header, both families at once; each row picks its family's field.
+    _flag(reason, p + 1 > end, r.TOO_SHORT)
+    first = u8(b, p)
+    version = first >> 4
+    family = np.where(link.family == 0, version, link.family)
+    _flag(reason, (version != family) | ((family != 4) & (family != 6)), r.BAD_VERSION)
+    is6 = family == 6
+    ihl = (first & 0x0F).astype(np.int64) * 4
+    total = u16(b, p + 2)
+    _flag(reason, ~is6 & (p + 20 > end), r.TOO_SHORT)
+    _flag(reason, ~is6 & (ihl < 20), r.BAD_HEADER_LENGTH)
+    _flag(reason, ~is6 & (p + ihl > end), r.TOO_SHORT)
+    _flag(reason, ~is6 & (total < ihl), r.BAD_HEADER_LENGTH)
+    _flag(reason, is6 & (p + 40 > end), r.TOO_SHORT)
+
+    b1 = u8(b, p + 1)
+    payload_len = u16(b, p + 4)
+    frag_field = u16(b, p + 6)
+    proto = np.where(is6, u8(b, p + 6), u8(b, p + 9))
+    l4 = np.where(is6, p + 40, p + ihl)
+    # A zero IPv6 payload length is a jumbogram: trust the capture for where it ends.
+    ip_end = np.where(is6, np.where(payload_len == 0, end, p + 40 + payload_len), p + total)
+    fragment = np.where(
+        is6, 0, np.where(frag_field & 0x1FFF, 2, np.where(frag_field & 0x2000, 1, 0))
+    ).astype(np.uint8)
+    frag_id = np.where(is6, 0, payload_len).astype(np.uint32)
+
+    # --- slow path: IPv6 extension-header chains, walked per packet, written back in place.
+    chain = np.flatnonzero((reason == r.OK) & is6 & np.isin(proto, EXTENSION_HEADERS))
+    if chain.size:
+        view = memoryview(buf)
+        for i in chain.tolist():
+            up = walk(view, int(proto[i]), int(l4[i]), int(end[i]), int(ip_end[i]))
+            if up.reason != r.OK:
+                reason[i] = up.reason
+                continue
+            proto[i], l4[i], fragment[i], frag_id[i] = up.proto, up.l4, up.fragment, up.frag_id
+
+    # --- upper layer
+    ok = reason == r.OK
+    l4_end = np.minimum(end, ip_end)
+    has_l4 = ok & (fragment != 2)
+    ported = has_l4 & (_PORT_HEADER[proto] > 0) & (l4 + _PORT_HEADER[proto] <= l4_end)
+    is_tcp = ported & (proto == TCP)
+    is_icmp = (
+        has_l4
+        & np.where(is6, proto == ICMPV6, proto == ICMP)
+        & (l4 + _ICMP_HEADER <= l4_end)
+    )
+    icmp_type = u8(b, l4)
+    icmp_code = u8(b, l4 + 1)
+    tcp_flags = ((u8(b, l4 + 12).astype(np.uint16) & 1) << 8) | u8(b, l4 + 13)
+
+    src = octets16(b, np.where(is6, p + 8, p + 12))
+    dst = octets16(b, np.where(is6, p + 24, p + 16))
+    src[~is6, 4:] = 0
+    dst[~is6, 4:] = 0
+
+    counts = np.bincount(reason, minlength=len(r.NAMES) + 1)
+    for code, name in r.NAMES.items():
+        if counts[code]:
+            stats.ignore(name, int(counts[code]))
+    kept = int(counts[r.OK])
+    stats.packets_decoded += kept
+
+    zero16 = np.uint16(0)
+    zero8 = np.uint8(0)
+    columns = {
+        "ts_us": meta[:, 0].astype(np.int64) * 1_000_000 + meta[:, 1],
+        "ip_version": family.astype(np.uint8),
+        "src_addr": src,
+        "dst_addr": dst,
+        "proto": proto.astype(np.uint8),
+        "src_port": np.where(ported, u16(b, l4), 0).astype(np.uint16),
+        "dst_port": np.where(ported, u16(b, l4 + 2), 0).astype(np.uint16),
+        "icmp_type": np.where(is_icmp, icmp_type, zero8),
+        "icmp_code": np.where(is_icmp, icmp_code, zero8),
+        "tos": np.where(is6, ((first & 0x0F) << 4) | (b1 >> 4), b1).astype(np.uint8),
+        "ttl": np.where(is6, u8(b, p + 7), u8(b, p + 8)),
+        "ip_len": np.where(is6, 40 + payload_len, total).astype(np.uint32),
+        "tcp_flags": np.where(is_tcp, tcp_flags, zero16).astype(np.uint16),
+        "flow_label": np.where(
+            is6, ((b1.astype(np.uint32) & 0x0F) << 16) | u16(b, p + 2).astype(np.uint32), 0
+        ).astype(np.uint32),
+        "frag_id": frag_id,
+        "fragment": fragment,
+        "next_header": np.where(is6, u8(b, p + 6), zero8),
+        "vlan_id": link.vlan_id,
+        "src_mac": link.src_mac,
+        "dst_mac": link.dst_mac,
+    }
+    if kept != n:
+        keep = reason == r.OK
+        columns = {k: v[keep] for k, v in columns.items()}
+    return PacketBatch(**columns)

@@ -1,0 +1,51 @@
+"""Link types the decoder understands, and where each one puts the network layer.
+
+Numbers are libpcap DLT values as ``pcap_datalink`` reports them (libpcap maps the file's
+LINKTYPE_* to DLT_*, so LINKTYPE_RAW 101 arrives as DLT_RAW 12 on Linux and 14 on OpenBSD).
+"""
+
+from __future__ import annotations
+
+EN10MB = 1
+NULL = 0  # BSD loopback: 4-byte address family in the capturing host's byte order
+LOOP = 108  # OpenBSD loopback: the same, in network byte order
+RAW = 12
+RAW_OPENBSD = 14
+LINKTYPE_RAW = 101
+IPV4 = 228
+IPV6 = 229
+LINUX_SLL = 113
+LINUX_SLL2 = 276
+
+SUPPORTED: dict[int, str] = {
+    EN10MB: "Ethernet",
+    NULL: "BSD loopback",
+    LOOP: "OpenBSD loopback",
+    RAW: "raw IP",
+    RAW_OPENBSD: "raw IP",
+    LINKTYPE_RAW: "raw IP",
+    IPV4: "raw IPv4",
+    IPV6: "raw IPv6",
+    LINUX_SLL: "Linux cooked (SLL)",
+    LINUX_SLL2: "Linux cooked v2 (SLL2)",
+}
+
+RAW_LINKS = (RAW, RAW_OPENBSD, LINKTYPE_RAW, IPV4, IPV6)
+
+ETHERTYPE_IPV4 = 0x0800
+ETHERTYPE_IPV6 = 0x86DD
+# 802.1Q, 802.1ad, and the pre-standard QinQ outer tag some switches still send.
+VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
+# Carriers of IP we recognise but do not open (MPLS unicast/multicast, PPPoE session): their
+# packets count as "unsupported-link" rather than "non-ip", so a user sees why IP went missing.
+UNOPENED_CARRIERS = (0x8847, 0x8848, 0x8864)
+# Deeper tag stacks than this are counted as unsupported-link.
+MAX_VLAN_TAGS = 4
+
+# BSD address families for IPv4 and IPv6 as the different kernels number them.
+AF_INET = (2,)
+AF_INET6 = (10, 24, 28, 30)  # Linux, NetBSD/OpenBSD/BSDI, FreeBSD, Darwin
+
+
+def describe(linktype: int) -> str:
+    return SUPPORTED.get(linktype, f"link type {linktype}")

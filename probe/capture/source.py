@@ -1,0 +1,229 @@
+"""Capture sources: pcap/pcapng files and live interfaces, read many packets per call.
+
+pcapy-ng's ``next_batch`` walks the file or ring buffer in C and hands back one bytes object
+plus a packed (sec, usec, offset, caplen) table, so Python touches each batch, not each packet.
+Every failure a user can cause (missing file, not a capture, unknown link type, bad filter,
+missing interface) becomes a one-line ``UserError`` when the source is opened.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pcapy
+
+from probe.capture import linktypes as lt
+from probe.capture.batch import DecodeStats, PacketBatch
+from probe.capture.decode import decode_batch
+from probe.errors import UserError
+
+if TYPE_CHECKING:
+    from probe.config.model import ObservationPoint
+
+log = logging.getLogger(__name__)
+
+_SKIP_CHUNK = 65536
+
+
+def _check_link(where: str, datalink: int) -> None:
+    if datalink not in lt.SUPPORTED:
+        names = ", ".join(f"{v} ({k})" for k, v in sorted(lt.SUPPORTED.items()))
+        raise UserError(f"{where}: unsupported link type {datalink}; supported: {names}")
+
+
+def _set_filter(reader: Any, where: str, bpf_filter: str | None) -> None:
+    if bpf_filter:
+        try:
+            reader.setfilter(bpf_filter)
+        except (pcapy.PcapError, pcapy.BPFError) as exc:
+            raise UserError(f"{where}: bad BPF filter {bpf_filter!r}: {exc}") from None
+
+
+class PacketSource:
+    """One capture: iterate ``batches()`` for decoded packets; ``stats`` says what was skipped."""
+
+    def __init__(
+        self,
+        reader: Any,
+        name: str,
+        *,
+        live: bool,
+        snap_length: int | None = None,
+        bpf_filter: str | None = None,
+    ) -> None:
+        self._reader = reader
+        self.name = name
+        self.live = live
+        self.datalink: int = reader.datalink()
+        self.stats = DecodeStats()
+        # Set when a file ends in a damaged record: the packets before it were still decoded.
+        self.read_error: str | None = None
+        self._snap = snap_length
+        self._filter = bpf_filter
+        self._delivered = 0  # packets handed to the decoder, for resuming a damaged file
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
+        self._iterating = False
+
+    def __enter__(self) -> PacketSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _decode(self, data: bytes, packed: bytes) -> PacketBatch:
+        meta = np.frombuffer(packed, dtype=np.uint32).reshape(-1, 4)
+        if self._snap is not None:
+            meta = meta.copy()
+            np.minimum(meta[:, 3], self._snap, out=meta[:, 3])
+        self._delivered += meta.shape[0]
+        return decode_batch(data, meta, self.datalink, self.stats)
+
+    def batches(self, batch_size: int = 65536) -> Iterator[PacketBatch]:
+        """Decoded batches in capture order.
+
+        Offline: ends at end of file. Live: a read timeout yields an empty batch so callers can
+        run their timers; iteration ends once ``close()`` was called.
+        """
+        with self._lock:
+            if self._reader is None:
+                return
+            self._iterating = True
+        try:
+            while not self._closing.is_set():
+                try:
+                    data, packed = self._reader.next_batch(batch_size)
+                except pcapy.PcapError as exc:
+                    if self.live:
+                        raise UserError(f"{self.name}: capture failed: {exc}") from None
+                    yield from self._salvage(str(exc), batch_size)
+                    return
+                if packed:
+                    yield self._decode(data, packed)
+                elif self.live:
+                    yield PacketBatch.empty()
+                else:
+                    return
+        finally:
+            with self._lock:
+                self._iterating = False
+                if self._closing.is_set():
+                    self._release()
+
+    def _salvage(self, error: str, batch_size: int) -> Iterator[PacketBatch]:
+        """A damaged record ended the file; libpcap dropped the whole batch it was in.
+
+        Reopen, skip what was delivered, and read one packet at a time up to the damage, so the
+        packets before it are decoded exactly as with any other batch size.
+        """
+        self.read_error = error
+        log.warning("%s: %s; decoding the packets before it", self.name, error)
+        reader = pcapy.open_offline(self.name)
+        _set_filter(reader, self.name, self._filter)
+        skip = self._delivered
+        while skip:
+            _, packed = reader.next_batch(min(skip, _SKIP_CHUNK))
+            skip -= len(packed) // 16
+        pending: list[tuple[bytes, bytes]] = []
+        while True:
+            try:
+                data, packed = reader.next_batch(1)
+            except pcapy.PcapError:
+                break
+            if not packed:
+                break
+            pending.append((data, packed))
+        for start in range(0, len(pending), batch_size):
+            chunk = pending[start : start + batch_size]
+            data = b"".join(d for d, _ in chunk)
+            meta = np.frombuffer(b"".join(m for _, m in chunk), dtype=np.uint32).reshape(-1, 4)
+            meta = meta.copy()
+            meta[:, 2] = np.concatenate(([0], np.cumsum([len(d) for d, _ in chunk])[:-1]))
+            yield self._decode(data, meta.tobytes())
+
+    def capture_stats(self) -> dict[str, int]:
+        """libpcap's kernel counters for a live capture (zeros for a file)."""
+        zero = {"received": 0, "dropped": 0, "ifdropped": 0}
+        if not self.live or self._reader is None:
+            return zero
+        try:
+            received, dropped, ifdropped = self._reader.stats()
+        except pcapy.PcapError:
+            return zero
+        return {"received": received, "dropped": dropped, "ifdropped": ifdropped}
+
+    def close(self) -> None:
+        """Stop iteration; safe from another thread (the reading thread releases the handle)."""
+        self._closing.set()
+        with self._lock:
+            if not self._iterating:
+                self._release()
+
+    def _release(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+def open_offline(
+    path: str, *, bpf_filter: str | None = None, snap_length: int | None = None
+) -> PacketSource:
+    """A pcap or pcapng file; ``snap_length`` cuts captured bytes as a live snaplen would."""
+    try:
+        reader = pcapy.open_offline(path)
+    except pcapy.PcapError as exc:
+        raise UserError(f"{path}: cannot read capture file: {exc}") from None
+    except OSError as exc:  # pragma: no cover - pcapy reports these as PcapError
+        raise UserError(f"{path}: cannot read capture file: {exc.strerror}") from None
+    _check_link(path, reader.datalink())
+    _set_filter(reader, path, bpf_filter)
+    return PacketSource(reader, path, live=False, snap_length=snap_length, bpf_filter=bpf_filter)
+
+
+def open_live(
+    if_name: str,
+    *,
+    snap_length: int = 65535,
+    promiscuous: bool = True,
+    bpf_filter: str | None = None,
+    buffer_size: int | None = None,
+    timeout_ms: int = 100,
+    fanout: tuple[int, int] | None = None,
+) -> PacketSource:
+    """A live interface; ``fanout`` is (group id, PACKET_FANOUT_* type) to share its load."""
+    try:
+        reader = pcapy.create(if_name)
+        reader.set_snaplen(snap_length)
+        reader.set_promisc(1 if promiscuous else 0)
+        if buffer_size:
+            reader.set_buffer_size(buffer_size)
+        reader.set_timeout(timeout_ms)
+        reader.activate()
+    except pcapy.PcapError as exc:
+        raise UserError(f"{if_name}: cannot capture on interface: {exc}") from None
+    _check_link(if_name, reader.datalink())
+    _set_filter(reader, if_name, bpf_filter)
+    if fanout is not None:
+        try:
+            reader.set_fanout(*fanout)
+        except (pcapy.PcapError, OSError) as exc:
+            raise UserError(f"{if_name}: cannot join fanout group {fanout[0]}: {exc}") from None
+    return PacketSource(reader, if_name, live=True, bpf_filter=bpf_filter)
+
+
+def open_observation_point(op: ObservationPoint) -> PacketSource:
+    """The source an ObservationPoint names: its offlineFile, else its first interface."""
+    if op.offline_file:
+        return open_offline(op.offline_file, bpf_filter=op.bpf_filter)
+    if not op.if_names:
+        raise UserError(f"observation point {op.name}: neither offlineFile nor ifName is set")
+    return open_live(
+        op.if_names[0],
+        snap_length=op.snap_length,
+        promiscuous=op.promiscuous,
+        bpf_filter=op.bpf_filter,
+    )
