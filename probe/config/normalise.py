@@ -1,0 +1,257 @@
+"""goflowd form or RFC 7951 in, RFC 7951 out, checking every member against the schema.
+
+goflowd writes the inside of the ``ipfix`` container with no module prefixes, augment leaves
+included, and numbers where RFC 7951 wants strings (64-bit integers, decimal64). This walk puts
+the prefixes where RFC 7951 needs them and turns those numbers into strings, and on the way
+reports every unknown member, unsupported feature and badly typed value, so a user sees all
+such mistakes at once rather than yangson's first one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from yangson.datatype import (
+    DataType,
+    Decimal64Type,
+    EnumerationType,
+    Int64Type,
+    LeafrefType,
+    Uint64Type,
+    UnionType,
+)
+from yangson.schemanode import (
+    CaseNode,
+    ChoiceNode,
+    ContainerNode,
+    DataNode,
+    InternalNode,
+    LeafListNode,
+    LeafNode,
+    ListNode,
+)
+
+from probe.config.paths import ROOT, entry_pred, leaf_list_pred, local
+from probe.config.schema import FLOWPROBE_MODULE, IPFIX_MODULE, ROOT_MEMBER, ipfix_node
+
+# RFC 6728 parts flowprobe does not implement, and what to use instead. Some are features left
+# out of yang-library.json (so yangson would call them unknown), SCTP has no feature at all.
+UNSUPPORTED = {
+    "sctpExporter": "SCTP export is not supported; use udpExporter or tcpExporter",
+    "sctpCollector": "SCTP collection is not supported; use udpCollector or tcpCollector",
+    "fileWriter": "writing IPFIX files is not supported; use udpExporter or tcpExporter",
+    "fileReader": "reading IPFIX files is not supported; use udpCollector or tcpCollector",
+    "filterMatch": "property-match filtering is not supported; use flowprobe:bpfFilter on the "
+                   "observationPoint",
+    "filterHash": "hash-based filtering is not supported",
+    "transportLayerSecurity": "TLS/DTLS is not supported",
+    "ifIndex": "interfaces are named with ifName, not ifIndex",
+    "entPhysicalName": "line cards are not supported; use ifName or flowprobe:offlineFile",
+    "entPhysicalIndex": "line cards are not supported; use ifName or flowprobe:offlineFile",
+}
+
+Problems = list[tuple[str, str]]  # (path, what is wrong)
+
+
+def split_form(doc: dict[str, Any]) -> tuple[dict[str, Any] | None, str, Problems]:
+    """Find the ipfix container: RFC 7951 wraps it, goflowd gives its inside."""
+    if ROOT_MEMBER in doc or "ipfix" in doc:
+        key = ROOT_MEMBER if ROOT_MEMBER in doc else "ipfix"
+        form = "rfc7951" if key == ROOT_MEMBER else "goflowd"
+        others = [k for k in doc if k != key]
+        problems: Problems = [(ROOT, f"unknown top-level member '{k}'") for k in others]
+        body = doc[key]
+        if not isinstance(body, dict):
+            problems.append((ROOT, f"expected a JSON object, got {describe(body)}"))
+            return None, form, problems
+        return body, form, problems
+    return doc, "goflowd", []
+
+
+def to_rfc7951(doc: dict[str, Any]) -> tuple[dict[str, Any], str, Problems]:
+    """Return the RFC 7951 document, the input's form and the problems found."""
+    body, form, problems = split_form(doc)
+    if body is None:
+        return {ROOT_MEMBER: {}}, form, problems
+    walker = _Walker()
+    out = walker.container(body, ipfix_node(), ROOT)
+    return {ROOT_MEMBER: out}, form, problems + walker.problems
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return json.dumps(value)
+
+
+def type_name(t: DataType) -> str:
+    if isinstance(t, LeafrefType):
+        return type_name(t.ref_type)
+    return t.name[0] if t.name else t.yang_type()
+
+
+def _coerce(t: DataType, value: Any) -> Any:
+    """RFC 7951 encodes 64-bit integers and decimal64 as strings; goflowd writes numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if isinstance(t, LeafrefType):
+        return _coerce(t.ref_type, value)
+    if isinstance(t, Int64Type | Uint64Type) and isinstance(value, int):
+        return str(value)
+    if isinstance(t, Decimal64Type):
+        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(t, UnionType):
+        for member in t.types:
+            coerced = _coerce(member, value)
+            if coerced is not value:
+                return coerced
+    return value
+
+
+def check_value(t: DataType, value: Any) -> tuple[Any, str | None]:
+    """The value as RFC 7951 wants it, and what is wrong with it (None: nothing)."""
+    value = _coerce(t, value)
+    cooked = t.from_raw(value)
+    if cooked is None:
+        if type_name(t) == "empty":
+            return value, f"{describe(value)} is not an empty leaf value; write [null]"
+        return value, f"{describe(value)} is {_a(type_name(t))}{_choices_of(t)}"
+    if isinstance(t, LeafrefType):
+        return value, None  # the target's existence is checked by yangson
+    if cooked not in t:
+        shown = describe(value)
+        msg = t.error_message or ""
+        rng = getattr(t, "range", None)
+        if msg == "not in range" and rng is not None:
+            return value, f"{shown} is out of range ({rng})"
+        if msg.startswith("expected ") and rng is None and hasattr(t, "_range"):
+            return value, f"{shown} is {_a(type_name(t))}"
+        if "length" in msg:
+            return value, f"{shown} has an invalid length for {type_name(t)}"
+        if "pattern" in msg:
+            return value, f"{shown} is not a valid {type_name(t)} (pattern not matched)"
+        return value, f"{shown} is {_a(type_name(t))}{_choices_of(t)}"
+    return value, None
+
+
+def _a(name: str) -> str:
+    return f"not an {name}" if name[:1] in "aeiou" else f"not a {name}"
+
+
+def _choices_of(t: DataType) -> str:
+    if isinstance(t, EnumerationType):
+        return f"; expected one of {', '.join(t.enum)}"
+    return ""
+
+
+def _all_data_children(node: InternalNode) -> list[DataNode]:
+    return [c for c in node.data_children() if c.config]
+
+
+def _choices(node: InternalNode) -> list[ChoiceNode]:
+    return [c for c in node.children if isinstance(c, ChoiceNode)]
+
+
+class _Walker:
+    def __init__(self) -> None:
+        self.problems: Problems = []
+
+    def err(self, path: str, msg: str) -> None:
+        self.problems.append((path, msg))
+
+    def _find(self, node: InternalNode, member: str) -> DataNode | None:
+        prefix, _, name = member.rpartition(":")
+        if prefix:
+            child = node.get_data_child(name, prefix)
+        else:  # goflowd leaves augment members unprefixed
+            child = node.get_data_child(name, node.ns) or node.get_data_child(
+                name, FLOWPROBE_MODULE)
+        return child if child is not None and child.config else None
+
+    def container(self, obj: dict[str, Any], node: InternalNode, path: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for member, value in obj.items():
+            name = local(member)
+            mpath = f"{path}/{name}"
+            if name in UNSUPPORTED and member.rpartition(":")[0] in ("", IPFIX_MODULE):
+                self.err(mpath, UNSUPPORTED[name])
+                continue
+            child = self._find(node, member)
+            if child is None:
+                self.err(mpath, self._unknown(node, member))
+                continue
+            iname = child.iname()
+            if iname in out:
+                self.err(mpath, "given twice (with and without its module prefix)")
+                continue
+            out[iname] = self.value(value, child, mpath)
+        self._check_choices(out, node, path)
+        return out
+
+    def _unknown(self, node: InternalNode, member: str) -> str:
+        known = sorted({c.name for c in _all_data_children(node)})
+        close = difflib.get_close_matches(local(member), known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return f"unknown member '{member}'{hint}"
+
+    def _check_choices(self, out: dict[str, Any], node: InternalNode, path: str) -> None:
+        for choice in _choices(node):
+            taken = []
+            for case in choice.children:
+                names = [c.iname() for c in (case.data_children()
+                                             if isinstance(case, CaseNode | InternalNode)
+                                             else [case])]
+                present = [local(n) for n in names if n in out]
+                if present:
+                    taken.append(present[0])
+            if len(taken) > 1:
+                self.err(path, f"{' and '.join(taken)} are alternatives (choice "
+                               f"{choice.name}); give only one")
+            elif not taken and choice.mandatory:
+                options = [local(c.iname()) for case in choice.children
+                           for c in (case.data_children() if isinstance(case, InternalNode)
+                                     else [case])]
+                self.err(path, f"missing {choice.name}: needs one of {', '.join(options)}")
+
+    def value(self, value: Any, node: DataNode, path: str) -> Any:
+        if isinstance(node, ListNode):
+            return self._sequence(value, path, lambda e, i: self._entry(e, i, node, path))
+        if isinstance(node, LeafListNode):
+            return self._sequence(value, path, lambda e, _i: self._leaf(
+                e, node, f"{path}{leaf_list_pred(e)}"))
+        if isinstance(node, ContainerNode):
+            if not isinstance(value, dict):
+                self.err(path, f"expected an object, got {describe(value)}")
+                return value
+            return self.container(value, node, path)
+        if isinstance(node, LeafNode):
+            return self._leaf(value, node, path)
+        return value
+
+    def _sequence(self, value: Any, path: str, each: Callable[[Any, int], Any]) -> Any:
+        if not isinstance(value, list):
+            self.err(path, f"expected an array, got {describe(value)}")
+            return value
+        return [each(e, i) for i, e in enumerate(value)]
+
+    def _entry(self, entry: Any, index: int, node: ListNode, path: str) -> Any:
+        keys = [k[0] for k in node.keys]
+        epath = f"{path}{entry_pred(entry, keys, index)}"
+        if not isinstance(entry, dict):
+            self.err(epath, f"expected an object, got {describe(entry)}")
+            return entry
+        for k in keys:
+            if k not in entry:
+                self.err(epath, f"missing key '{k}'")
+        return self.container(entry, node, epath)
+
+    def _leaf(self, value: Any, node: LeafNode | LeafListNode, path: str) -> Any:
+        out, problem = check_value(node.type, value)
+        if problem:
+            self.err(path, problem)
+        return out

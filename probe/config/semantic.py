@@ -1,0 +1,212 @@
+"""Checks YANG cannot express: what the IANA registry knows, what the meter can fill, what each
+export version can carry, and parameter values that are well typed but cannot work.
+
+Runs on a document yangson accepted, so structure and leafrefs are known to be sound here.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from probe.config.paths import ROOT, quote
+from probe.ie import METERED, METERED_KEYS, V5_CARRIABLE, InformationElement, by_id, by_name
+from probe.ie.iana import ELEMENTS
+
+CACHE_KINDS = ("immediateCache", "timeoutCache", "naturalCache", "permanentCache")
+SELECTOR_METHODS = ("selectAll", "sampCountBased", "sampTimeBased", "sampRandOutOfN",
+                    "sampUniProb")
+SUPPORTED_VERSIONS = (5, 9, 10)
+VERSION_LABEL = {5: "NetFlow v5", 9: "NetFlow v9", 10: "IPFIX"}
+
+Problems = list[tuple[str, str]]
+
+
+def p_entry(parent: str, member: str, entry: dict[str, Any]) -> str:
+    return f"{parent}/{member}[name={quote(entry.get('name'))}]"
+
+
+def cache_kind(cache: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    for kind in CACHE_KINDS:
+        if kind in cache:
+            return kind, cache[kind]
+    raise KeyError("cache type")  # yangson guarantees one
+
+
+def destination_kind(dest: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    for kind in ("udpExporter", "tcpExporter", "sctpExporter"):
+        if kind in dest:
+            return kind, dest[kind]
+    raise KeyError("destination type")
+
+
+def cache_fields(cache: dict[str, Any]) -> list[dict[str, Any]]:
+    return cache_kind(cache)[1].get("cacheLayout", {}).get("cacheField", [])
+
+
+def resolve_ie(field: dict[str, Any]) -> tuple[InformationElement | None, str | None]:
+    """The IANA IE a cache field names, or what is wrong with the name/id."""
+    if int(field.get("ieEnterpriseNumber", 0)) != 0:
+        return None, (f"enterprise-specific Information Elements (ieEnterpriseNumber "
+                      f"{field['ieEnterpriseNumber']}) are not supported")
+    if "ieName" in field:
+        ie = by_name(field["ieName"])
+        if ie is None:
+            names = [row[1] for row in ELEMENTS]
+            close = difflib.get_close_matches(field["ieName"], names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            return None, f"unknown Information Element '{field['ieName']}'{hint}"
+        return ie, None
+    ie = by_id(int(field["ieId"]))
+    if ie is None:
+        return None, f"unknown Information Element id {field['ieId']}"
+    return ie, None
+
+
+def _items(ipfix: dict[str, Any], member: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for entry in ipfix.get(member, []):
+        yield p_entry(ROOT, member, entry), entry
+
+
+def check(doc: dict[str, Any]) -> Problems:
+    ipfix = next(iter(doc.values()))
+    problems: Problems = []
+    for path, op in _items(ipfix, "observationPoint"):
+        problems += _observation_point(path, op)
+    for path, sp in _items(ipfix, "selectionProcess"):
+        problems += _selection_process(path, sp)
+    for path, cache in _items(ipfix, "cache"):
+        problems += _cache(path, cache)
+    for path, ep in _items(ipfix, "exportingProcess"):
+        problems += _exporting_process(path, ep)
+    problems += _v5_layouts(ipfix)
+    for path, cp in _items(ipfix, "collectingProcess"):
+        if not (cp.get("udpCollector") or cp.get("tcpCollector")):
+            problems.append((path, "needs a udpCollector or a tcpCollector"))
+    return problems
+
+
+def _observation_point(path: str, op: dict[str, Any]) -> Problems:
+    problems: Problems = []
+    has_if = bool(op.get("ifName"))
+    has_file = "flowprobe:offlineFile" in op
+    if has_if and has_file:
+        problems.append((path, "give ifName (live capture) or offlineFile (pcap file), not both"))
+    elif not has_if and not has_file:
+        problems.append((path, "nothing to observe: needs ifName (live capture) or offlineFile "
+                               "(pcap file)"))
+    if not op.get("selectionProcess"):
+        problems.append((path, "feeds no selectionProcess, so every observed packet would be "
+                               "dropped"))
+    return problems
+
+
+def _selection_process(path: str, sp: dict[str, Any]) -> Problems:
+    problems: Problems = []
+    if "cache" not in sp:
+        problems.append((path, "feeds no cache, so selected packets would be dropped"))
+    for sel in sp.get("selector", []):
+        spath = p_entry(path, "selector", sel)
+        if "sampCountBased" in sel and int(sel["sampCountBased"]["packetInterval"]) < 1:
+            problems.append((f"{spath}/sampCountBased/packetInterval",
+                             "must be at least 1, or no packet is ever selected"))
+        if "sampTimeBased" in sel and int(sel["sampTimeBased"]["timeInterval"]) < 1:
+            problems.append((f"{spath}/sampTimeBased/timeInterval",
+                             "must be at least 1 microsecond, or no packet is ever selected"))
+        if "sampRandOutOfN" in sel:
+            s = sel["sampRandOutOfN"]
+            if int(s["population"]) < 1:
+                problems.append((f"{spath}/sampRandOutOfN/population", "must be at least 1"))
+            elif not 1 <= int(s["size"]) <= int(s["population"]):
+                problems.append((f"{spath}/sampRandOutOfN/size",
+                                 f"{s['size']} must be between 1 and the population "
+                                 f"{s['population']}"))
+        if "sampUniProb" in sel and Decimal(sel["sampUniProb"]["probability"]) == 0:
+            problems.append((f"{spath}/sampUniProb/probability",
+                             "0 selects no packet; use a probability above 0"))
+    return problems
+
+
+def _cache(path: str, cache: dict[str, Any]) -> Problems:
+    problems: Problems = []
+    kind, body = cache_kind(cache)
+    kpath = f"{path}/{kind}"
+    if "maxFlows" in body and int(body["maxFlows"]) < 1:
+        problems.append((f"{kpath}/maxFlows", "must be at least 1 (omit it for no limit)"))
+    seen: dict[str, str] = {}
+    keys = 0
+    for field in body.get("cacheLayout", {}).get("cacheField", []):
+        fpath = p_entry(f"{kpath}/cacheLayout", "cacheField", field)
+        ie, problem = resolve_ie(field)
+        if problem:
+            problems.append((fpath, problem))
+            continue
+        assert ie is not None
+        is_key = "isFlowKey" in field
+        keys += is_key
+        if ie.name not in METERED:
+            problems.append((fpath, f"flowprobe's meter cannot fill {ie.name} ({ie.id})"))
+        elif is_key and ie.name not in METERED_KEYS:
+            problems.append((fpath, f"{ie.name} cannot be a flow key (it is a measured value)"))
+        if "ieLength" in field:
+            allowed = ie.allowed_lengths()
+            if int(field["ieLength"]) not in allowed:
+                shown = ", ".join(map(str, allowed)) if len(allowed) < 4 else \
+                    f"{allowed[0]}..{allowed[-1]}"
+                problems.append((f"{fpath}/ieLength",
+                                 f"{field['ieLength']} is not a valid length for {ie.name} "
+                                 f"({ie.data_type}: {shown})"))
+        if ie.name in seen:
+            problems.append((fpath, f"{ie.name} is already in the layout as field "
+                                    f"{quote(seen[ie.name])}"))
+        seen.setdefault(ie.name, str(field.get("name")))
+    if kind != "immediateCache" and keys == 0:
+        problems.append((f"{kpath}/cacheLayout", f"a {kind} needs at least one flow key "
+                                                 "(isFlowKey) to tell flows apart"))
+    return problems
+
+
+def _exporting_process(path: str, ep: dict[str, Any]) -> Problems:
+    problems: Problems = []
+    v5 = False
+    for dest in ep.get("destination", []):
+        dpath = p_entry(path, "destination", dest)
+        kind, body = destination_kind(dest)
+        version = int(body.get("ipfixVersion", 10))
+        if version not in SUPPORTED_VERSIONS:
+            problems.append((f"{dpath}/{kind}/ipfixVersion",
+                             f"version {version} is not supported (5 = NetFlow v5, "
+                             "9 = NetFlow v9, 10 = IPFIX)"))
+        v5 |= version == 5
+        if "ifName" in body:
+            problems.append((f"{dpath}/{kind}/ifName",
+                             "choosing the outgoing interface is not supported"))
+    if v5 and ep.get("options"):
+        problems.append((f"{path}/options", "NetFlow v5 cannot carry options records; "
+                                            "remove the options or use version 9 or 10"))
+    return problems
+
+
+def _v5_layouts(ipfix: dict[str, Any]) -> Problems:
+    """A NetFlow v5 record has fixed fields: a cache feeding a v5 destination must fit."""
+    v5_eps: dict[str, str] = {}
+    for ep in ipfix.get("exportingProcess", []):
+        for dest in ep.get("destination", []):
+            if int(destination_kind(dest)[1].get("ipfixVersion", 10)) == 5:
+                v5_eps.setdefault(ep["name"], dest["name"])
+    problems: Problems = []
+    for path, cache in _items(ipfix, "cache"):
+        feeds = [name for name in cache.get("exportingProcess", []) if name in v5_eps]
+        if not feeds:
+            continue
+        kind, _ = cache_kind(cache)
+        for field in cache_fields(cache):
+            ie, _ = resolve_ie(field)
+            if ie is not None and ie.name not in V5_CARRIABLE:
+                fpath = p_entry(f"{path}/{kind}/cacheLayout", "cacheField", field)
+                problems.append((fpath, f"{ie.name} cannot be carried by NetFlow v5 (exporting"
+                                        f"Process {quote(feeds[0])} destination "
+                                        f"{quote(v5_eps[feeds[0]])} is version 5)"))
+    return problems
