@@ -1,0 +1,161 @@
+"""The Exporting Process runtime: encodes each RecordBatch once and feeds its destinations.
+
+IPFIX and NetFlow v9 data records of the same Template are the same bytes, so a batch is
+encoded at most twice (templated, and v5) whatever the number of destinations. exportMode:
+
+- parallel: every destination gets every record;
+- loadBalancing: records go round-robin in message-sized pieces (the records one message of the
+  receiving destination holds), so each message lands whole on one collector;
+- fallback: records go to the first destination whose transport is up (UDP always is; TCP when
+  connected); what a TCP destination queued while down moves on to the next one that is up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from probe.cache.records import RecordBatch
+from probe.config.model import Config, Destination, ExportingProcess
+from probe.export.netflow5 import encode_v5
+from probe.export.options import OptionsPlan, feeding_selectors, sampling_interval
+from probe.export.protocol import Ipfix, NetflowV5, NetflowV9, Protocol
+from probe.export.session import DEFAULT_QUEUE_LIMIT, DestinationRuntime
+from probe.export.templates import Chunk, TemplateRegistry, encode_batch
+
+log = logging.getLogger(__name__)
+
+
+class ExportingProcessRuntime:
+    def __init__(self, ep: ExportingProcess, config: Config, sys_init_us: int,
+                 stats_provider: Callable[[], dict] | None = None,
+                 queue_limit: int = DEFAULT_QUEUE_LIMIT) -> None:
+        self.ep = ep
+        self.sys_init_us = sys_init_us
+        self.stats_provider = stats_provider
+        self.registry = TemplateRegistry()
+        names = [e.name for e in config.exporting_processes]
+        ep_id = names.index(ep.name) + 1 if ep.name in names else 1
+        selectors = feeding_selectors(ep, config)
+        interval, random = sampling_interval(selectors)
+        period_ms = [o.options_timeout_ms for o in ep.options if o.options_timeout_ms > 0]
+        self.destinations: list[DestinationRuntime] = []
+        for d in ep.destinations:
+            proto = _protocol(d, interval, random)
+            period_us = min(period_ms) * 1000 if period_ms else \
+                d.options_template_refresh_timeout * 1_000_000
+            plan = OptionsPlan(d.ipfix_version, ep_id, selectors, self.registry)
+            self.destinations.append(DestinationRuntime(d, proto, plan, sys_init_us, period_us,
+                                                        queue_limit))
+        self._rr = 0
+        self._warned_v6 = False
+
+    # ------------------------------------------------------------------ pipeline interface
+    def export(self, records: RecordBatch, now_us: int) -> None:
+        if len(records) == 0:
+            self.tick(now_us)
+            return
+        encoded: dict[bool, Chunk | None] = {}
+
+        def chunk_for(d: DestinationRuntime) -> Chunk | None:
+            v5 = d.protocol.version == 5
+            if v5 not in encoded:
+                encoded[v5] = self._encode(records, v5)
+            return encoded[v5]
+
+        mode = self.ep.export_mode
+        if mode == "parallel":
+            for d in self.destinations:
+                c = chunk_for(d)
+                if c is None:
+                    d.counters.not_exportable += len(records)
+                else:
+                    d.submit(c, now_us)
+        elif mode == "loadBalancing":
+            self._balance(records, chunk_for, now_us)
+        else:
+            d = self._fallback_target()
+            c = chunk_for(d)
+            if c is None:
+                d.counters.not_exportable += len(records)
+            else:
+                d.submit(c, now_us)
+
+    def tick(self, now_us: int) -> None:
+        for d in self.destinations:
+            d.tick(now_us)
+        if self.ep.export_mode == "fallback":
+            self._move_stranded(now_us)
+
+    def close(self, now_us: int) -> None:
+        if self.ep.export_mode == "fallback":
+            self._move_stranded(now_us)
+        for d in self.destinations:
+            d.close(now_us)
+
+    def stats(self) -> dict:
+        out: dict = {d.name: d.stats() for d in self.destinations}
+        if self.stats_provider is not None:
+            out["_metering"] = dict(self.stats_provider())
+        return out
+
+    # ------------------------------------------------------------------ helpers
+    def _encode(self, records: RecordBatch, v5: bool) -> Chunk | None:
+        if v5:
+            if records.ip_version != 4:
+                if not self._warned_v6:
+                    log.warning("%s: NetFlow v5 cannot carry IPv6 flows; they are counted as "
+                                "not exportable", self.ep.name)
+                    self._warned_v6 = True
+                return None
+            return encode_v5(records)
+        return encode_batch(records, self.registry.for_batch(records))
+
+    def _balance(self, records: RecordBatch, chunk_for: Callable, now_us: int) -> None:
+        n = len(records)
+        pos = 0
+        while pos < n:
+            i = self._rr % len(self.destinations)
+            self._rr += 1
+            d = self.destinations[i]
+            c = chunk_for(d)
+            if c is None:
+                take = n - pos
+                d.counters.not_exportable += take
+            else:
+                take = min(max(d.records_per_message(c), 1), n - pos)
+                d.submit(c.slice(pos, pos + take), now_us)
+            pos += take
+
+    def _fallback_target(self) -> DestinationRuntime:
+        for d in self.destinations:
+            d.poll()
+            if d.up:
+                return d
+        return self.destinations[0]
+
+    def _move_stranded(self, now_us: int) -> None:
+        target = self._fallback_target()
+        if not target.up:
+            return
+        for d in self.destinations:
+            if d is target or d.up or not d.queued:
+                continue
+            if (d.protocol.version == 5) != (target.protocol.version == 5):
+                continue  # v5 records and templated records are encoded differently
+            for c in d.take_pending():
+                target.submit(c, now_us)
+
+
+def _protocol(d: Destination, interval: int, random: bool) -> Protocol:
+    if d.ipfix_version == 5:
+        return NetflowV5(interval, random)
+    if d.ipfix_version == 9:
+        return NetflowV9()
+    return Ipfix()
+
+
+def open_exporting_process(ep: ExportingProcess, config: Config, sys_init_us: int,
+                           stats_provider: Callable[[], dict] | None = None
+                           ) -> ExportingProcessRuntime:
+    return ExportingProcessRuntime(ep, config, sys_init_us, stats_provider)

@@ -1,0 +1,284 @@
+"""One export destination: its transport session, framing state, pending records and counters.
+
+Records arrive as encoded Chunks and wait here, per (domain, template), until they fill a
+message (or have waited ``FLUSH_DELAY_US`` on the packet clock, or the process closes). The
+same store is the bounded queue of a TCP destination whose collector is away: nothing is framed
+until a connection is up, so after a reconnect the new session sends its templates first and
+then the queued records with fresh sequence numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from probe.config.model import Destination
+from probe.export.options import OptionsPlan
+from probe.export.protocol import DomainState, Protocol
+from probe.export.templates import Chunk, Template, concat_chunks
+from probe.export.transport import TcpTransport, UdpTransport
+
+log = logging.getLogger(__name__)
+
+FLUSH_DELAY_US = 1_000_000  # longest a partly filled message waits for more records
+DEFAULT_QUEUE_LIMIT = 100_000  # records held while a TCP collector is away
+CLOSE_TIMEOUT_S = 10.0  # how long close() keeps trying to reach a TCP collector
+
+
+@dataclass(slots=True)
+class Counters:
+    messages: int = 0
+    records: int = 0  # flow records sent (options records not included)
+    bytes: int = 0
+    failures: int = 0  # sends that failed
+    dropped: int = 0  # flow records never sent (queue overflow, failed UDP sends, close)
+    not_sent_packets: int = 0
+    not_sent_octets: int = 0
+    not_exportable: int = 0  # records this protocol cannot carry (IPv6 over NetFlow v5)
+
+
+class DestinationRuntime:
+    def __init__(self, dest: Destination, protocol: Protocol, options: OptionsPlan,
+                 sys_init_us: int, options_period_us: int,
+                 queue_limit: int = DEFAULT_QUEUE_LIMIT) -> None:
+        self.dest = dest
+        self.name = dest.name
+        self.protocol = protocol
+        self.options = options
+        self.sys_init_us = sys_init_us
+        self.options_period_us = options_period_us
+        self.queue_limit = queue_limit
+        self.transport: UdpTransport | TcpTransport = (
+            TcpTransport(dest) if dest.transport == "tcp" else UdpTransport(dest))
+        self.max_size = self.transport.max_size
+        self.counters = Counters()
+        self._states: dict[int, DomainState] = {}
+        self._known: dict[int, dict[int, Template]] = {}  # domain -> id -> template to announce
+        self._pending: dict[tuple[int, int], list[Chunk]] = {}
+        self._pending_since: dict[tuple[int, int], int] = {}
+        self._queued = 0
+
+    # ------------------------------------------------------------------ intake
+    @property
+    def up(self) -> bool:
+        return self.transport.up
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    def records_per_message(self, chunk: Chunk) -> int:
+        return self.protocol.records_per_message(chunk.record_len, self.max_size)
+
+    def submit(self, chunk: Chunk, now_us: int) -> None:
+        room = self.queue_limit - self._queued
+        if chunk.n > room:
+            lost = chunk.slice(max(room, 0), chunk.n)
+            self._count_dropped(lost)
+            if room <= 0:
+                return
+            chunk = chunk.slice(0, room)
+        if chunk.template is not None:
+            self._known.setdefault(chunk.domain, {})[chunk.template.template_id] = chunk.template
+        key = (chunk.domain, chunk.template.template_id if chunk.template else -1)
+        if key not in self._pending:
+            self._pending[key] = []
+            self._pending_since[key] = now_us
+        self._pending[key].append(chunk)
+        self._queued += chunk.n
+        self.pump(now_us)
+
+    def take_pending(self) -> list[Chunk]:
+        """Hand every waiting record over (fallback to another destination)."""
+        out = [concat_chunks(cs) for cs in self._pending.values()]
+        self._pending.clear()
+        self._pending_since.clear()
+        self._queued = 0
+        return out
+
+    def _count_dropped(self, chunk: Chunk) -> None:
+        self.counters.dropped += chunk.n
+        self.counters.not_sent_packets += chunk.packets
+        self.counters.not_sent_octets += chunk.octets
+
+    # ------------------------------------------------------------------ sending
+    def poll(self) -> None:
+        if self.transport.poll():
+            self._states.clear()  # a new transport session: sequences and templates restart
+
+    def pump(self, now_us: int, force: bool = False) -> None:
+        """Send every full message; partly filled ones too when ``force`` or waited long enough."""
+        self.poll()
+        if not self.transport.up:
+            return
+        for key in list(self._pending):
+            chunks = self._pending[key]
+            flush = force or now_us - self._pending_since[key] >= FLUSH_DELAY_US
+            chunk = concat_chunks(chunks)
+            k = self.records_per_message(chunk)
+            if k <= 0:
+                raise ValueError(f"{self.name}: a {chunk.record_len}-octet record does not fit "
+                                 f"in {self.max_size}-octet messages")
+            pos = 0
+            while chunk.n - pos >= k or (flush and pos < chunk.n):
+                piece = chunk.slice(pos, min(pos + k, chunk.n))
+                if not self._send_data(piece, now_us):
+                    if self.transport.reliable:  # keep it for the next session
+                        break
+                    self._count_dropped(piece)
+                pos += piece.n
+                self._queued -= piece.n
+            if pos == chunk.n:
+                del self._pending[key]
+                del self._pending_since[key]
+            elif pos:
+                self._pending[key] = [chunk.slice(pos, chunk.n)]
+                self._pending_since[key] = now_us
+            if not self.transport.up:
+                return
+
+    def tick(self, now_us: int) -> None:
+        self.pump(now_us)
+        if self.transport.up and self.protocol.uses_templates:
+            for domain in list(self._known):
+                self._prepare(domain, now_us)
+
+    def _state(self, domain: int) -> DomainState:
+        st = self._states.get(domain)
+        if st is None:
+            st = self._states[domain] = DomainState()
+        return st
+
+    def _emit(self, domain: int, body: bytes, count: int, n_data: int, now_us: int) -> bool:
+        st = self._state(domain)
+        hdr = self.protocol.header(st, domain, self.protocol.header_len + len(body), count,
+                                   n_data, now_us, self.sys_init_us)
+        msg = hdr + body
+        if not self.transport.send(msg):
+            self.counters.failures += 1
+            return False
+        self.counters.messages += 1
+        self.counters.bytes += len(msg)
+        st.messages_since_refresh += 1
+        return True
+
+    def _send_data(self, chunk: Chunk, now_us: int) -> bool:
+        if chunk.template is None:  # NetFlow v5
+            ok = self._emit(chunk.domain, chunk.payload, chunk.n, chunk.n, now_us)
+        else:
+            if not self._prepare(chunk.domain, now_us):
+                return False
+            body = self.protocol.set_bytes(chunk.template.template_id, chunk.payload)
+            ok = self._emit(chunk.domain, body, chunk.n, chunk.n, now_us)
+        if ok:
+            self.counters.records += chunk.n
+        return ok
+
+    # ------------------------------------------------------------------ templates and options
+    def _refresh_due(self, st: DomainState, now_us: int) -> bool:
+        if self.transport.reliable:
+            return False  # TCP: templates once per connection (RFC 7011 §8.1)
+        if st.last_refresh_us is None:
+            return True
+        d = self.dest
+        if d.template_refresh_timeout and \
+                now_us - st.last_refresh_us >= d.template_refresh_timeout * 1_000_000:
+            return True
+        return bool(d.template_refresh_packet) and \
+            st.messages_since_refresh >= d.template_refresh_packet  # type: ignore[operator]
+
+    def _options_due(self, st: DomainState, now_us: int) -> bool:
+        if st.last_options_us is None:
+            return True
+        return bool(self.options_period_us) and \
+            now_us - st.last_options_us >= self.options_period_us
+
+    def _prepare(self, domain: int, now_us: int) -> bool:
+        """Templates (new or due for refresh) and options records before data in ``domain``."""
+        st = self._state(domain)
+        known = self._known.setdefault(domain, {})
+        options = []
+        if self._options_due(st, now_us):
+            options = self.options.records(domain, self.stats(), self.sys_init_us)
+            for t, _, _ in options:
+                known[t.template_id] = t
+        refresh = self._refresh_due(st, now_us)
+        missing = [t for tid, t in known.items() if refresh or tid not in st.templates_sent]
+        if missing:
+            if not self._announce(domain, missing, now_us):
+                return False
+            st.templates_sent.update(t.template_id for t in missing)
+            if refresh or st.last_refresh_us is None:
+                st.last_refresh_us = now_us
+                st.messages_since_refresh = 0
+        for t, payload, n in options:
+            body = self.protocol.set_bytes(t.template_id, payload)
+            if not self._emit(domain, body, n, n, now_us):
+                return False
+        if options or st.last_options_us is None:
+            st.last_options_us = now_us
+        return True
+
+    def _announce(self, domain: int, templates: list[Template], now_us: int,
+                  record: Callable[[Template], bytes | None] | None = None) -> bool:
+        """Template Sets (or withdrawals) for ``templates``, packed into as few messages as fit."""
+        record = record or self.protocol.template_record
+        recs = [(self.protocol.template_set_id(t), r) for t in templates
+                if (r := record(t)) is not None]
+        recs.sort(key=lambda x: x[0])
+        room = self.max_size - self.protocol.header_len
+        msgs: list[list[tuple[int, bytes]]] = [[]]
+        size = 0
+        for set_id, r in recs:
+            cur = msgs[-1]
+            extra = len(r) + (8 if not cur or cur[-1][0] != set_id else 0)  # set header + pad
+            if cur and size + extra > room:
+                msgs.append([])
+                cur = msgs[-1]
+                size = 0
+                extra = len(r) + 8
+            cur.append((set_id, r))
+            size += extra
+        for m in msgs:
+            if not m:
+                continue
+            body = b"".join(self.protocol.set_bytes(sid, b"".join(r for s, r in m if s == sid))
+                            for sid in sorted({s for s, _ in m}))
+            if not self._emit(domain, body, len(m), 0, now_us):
+                return False
+        return True
+
+    # ------------------------------------------------------------------ end
+    def close(self, now_us: int) -> None:
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        while True:
+            self.pump(now_us, force=True)
+            if not self._pending or not self.transport.reliable or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        for chunks in self._pending.values():
+            for c in chunks:
+                self._count_dropped(c)
+        self._pending.clear()
+        self._queued = 0
+        if self.transport.up and self.protocol.uses_templates:
+            for domain in list(self._states):
+                self._state(domain).last_options_us = None  # final statistics
+                self._prepare(domain, now_us)
+            if self.transport.reliable:
+                for domain, st in list(self._states.items()):
+                    sent = [t for tid, t in self._known.get(domain, {}).items()
+                            if tid in st.templates_sent]
+                    if sent:
+                        self._announce(domain, sent, now_us, self.protocol.withdrawal_record)
+        self.transport.close()
+
+    def stats(self) -> dict[str, int]:
+        c = self.counters
+        return {"messages": c.messages, "records": c.records, "bytes": c.bytes,
+                "failures": c.failures, "queued": self._queued, "dropped": c.dropped,
+                "not_sent_records": c.dropped, "not_sent_packets": c.not_sent_packets,
+                "not_sent_octets": c.not_sent_octets, "not_exportable": c.not_exportable,
+                "connected": int(self.transport.up)}

@@ -1,0 +1,144 @@
+"""Templates and the encoded record chunks that travel from an Exporting Process to its sessions.
+
+A Template is fixed by (observation domain, field specifiers, scope count); the registry hands
+out ids from 256 per domain (RFC 7011 §3.4.1) and returns the same Template for the same layout,
+so every destination of an Exporting Process shares one id space and one encoding per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from probe.cache.records import RecordBatch
+from probe.config.model import CacheField
+from probe.export.encoding import SYSUPTIME_FROM_META, FieldSpec, encode_columns, record_dtype
+from probe.ie import by_name
+
+FIRST_TEMPLATE_ID = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    template_id: int
+    domain: int
+    specs: tuple[FieldSpec, ...]
+    scope_count: int = 0  # > 0: an Options Template
+    names: tuple[str, ...] = ()  # IE names of a data template's fields (RecordBatch columns)
+
+    @property
+    def record_len(self) -> int:
+        return record_dtype(self.specs).itemsize
+
+    @property
+    def is_options(self) -> bool:
+        return self.scope_count > 0
+
+
+def field_spec(f: CacheField) -> FieldSpec:
+    """The Template field specifier of one cache field (``ie_length``: reduced-size encoding)."""
+    ie = by_name(f.ie_name)
+    if ie is None or ie.length is None:
+        raise ValueError(f"cache field {f.name!r}: IE {f.ie_name!r} has no fixed length")
+    return FieldSpec(ie.id, f.ie_length or ie.length, f.enterprise_number)
+
+
+class TemplateRegistry:
+    """Template ids per observation domain, shared by all destinations of an Exporting Process."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[int, tuple[FieldSpec, ...], int], Template] = {}
+        self._next: dict[int, int] = {}
+
+    def get(self, domain: int, specs: tuple[FieldSpec, ...], scope_count: int = 0,
+            names: tuple[str, ...] = ()) -> Template:
+        key = (domain, specs, scope_count)
+        t = self._by_key.get(key)
+        if t is None:
+            tid = self._next.get(domain, FIRST_TEMPLATE_ID)
+            if tid > 0xFFFF:
+                raise RuntimeError(f"observation domain {domain}: template ids exhausted")
+            self._next[domain] = tid + 1
+            t = Template(tid, domain, specs, scope_count, names)
+            self._by_key[key] = t
+        return t
+
+    def for_batch(self, batch: RecordBatch) -> Template:
+        specs = tuple(field_spec(f) for f in batch.fields)
+        return self.get(batch.observation_domain_id, specs, 0,
+                        tuple(f.ie_name for f in batch.fields))
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Encoded records of one Template, not yet framed into messages.
+
+    Kept unframed so a TCP session that reconnects can frame them again with fresh sequence
+    numbers and templates; ``cum_packets``/``cum_octets`` (length n + 1) give the packet and
+    octet totals of any slice, which the not-sent counters need when records are dropped.
+    """
+
+    domain: int
+    template: Template | None  # None: NetFlow v5 (no templates)
+    payload: bytes
+    record_len: int
+    cum_packets: np.ndarray
+    cum_octets: np.ndarray
+    n: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.n = len(self.payload) // self.record_len
+
+    def slice(self, a: int, b: int) -> Chunk:
+        return Chunk(self.domain, self.template, self.payload[a * self.record_len:
+                                                              b * self.record_len],
+                     self.record_len, self.cum_packets[a:b + 1] - self.cum_packets[a],
+                     self.cum_octets[a:b + 1] - self.cum_octets[a])
+
+    @property
+    def packets(self) -> int:
+        return int(self.cum_packets[-1])
+
+    @property
+    def octets(self) -> int:
+        return int(self.cum_octets[-1])
+
+
+def cumulative(values: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(values) + 1, dtype=np.uint64)
+    np.cumsum(values, dtype=np.uint64, out=out[1:])
+    return out
+
+
+def encode_batch(batch: RecordBatch, template: Template) -> Chunk:
+    """Encode a whole RecordBatch with its data Template (vectorised)."""
+    n = len(batch)
+    init_ms = batch.sys_init_us // 1000
+    cols = []
+    for name in template.names:
+        meta = SYSUPTIME_FROM_META.get(name)
+        if meta is not None:
+            # Same millisecond grid as the NetFlow headers: start_ms - init_ms, so a collector's
+            # boot time + uptime lands exactly on the packet's millisecond.
+            ms = batch.columns[meta].astype(np.int64) // 1000 - init_ms
+            cols.append((ms & 0xFFFFFFFF).astype(np.uint64))
+        else:
+            cols.append(batch.columns[name])
+    payload = encode_columns(template.specs, cols, n)
+    return Chunk(batch.observation_domain_id, template, payload, template.record_len,
+                 cumulative(batch.columns["_packets"]), cumulative(batch.columns["_octets"]))
+
+
+def concat_chunks(chunks: list[Chunk]) -> Chunk:
+    """One Chunk of several of the same Template, in order."""
+    if len(chunks) == 1:
+        return chunks[0]
+    first = chunks[0]
+    packets = [first.cum_packets]
+    octets = [first.cum_octets]
+    for c in chunks[1:]:
+        packets.append(c.cum_packets[1:] + packets[-1][-1])
+        octets.append(c.cum_octets[1:] + octets[-1][-1])
+    return Chunk(first.domain, first.template, b"".join(c.payload for c in chunks),
+                 first.record_len, np.concatenate(packets), np.concatenate(octets))

@@ -1,0 +1,187 @@
+"""UDP and TCP transports of one export destination.
+
+Neither may stall the pipeline for long: UDP sends are fire-and-forget (an ICMP port
+unreachable shows up as ECONNREFUSED on a later send and is counted), TCP connects with a short
+timeout and an exponential backoff on the monotonic clock (the packet clock of an offline
+replay says nothing about how long to wait), and sends with a timeout after which the
+connection is treated as lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import socket
+import time
+
+from probe.config.model import Destination
+
+log = logging.getLogger(__name__)
+
+UDP_MAX_IPV4 = 1500 - 20 - 8  # one Ethernet MTU minus IPv4 and UDP headers
+UDP_MAX_IPV6 = 1500 - 40 - 8
+TCP_MAX = 65535  # IPFIX/v9 length field
+CONNECT_TIMEOUT_S = 0.5
+SEND_TIMEOUT_S = 5.0
+BACKOFF_FIRST_S = 0.05
+BACKOFF_CAP_S = 5.0
+
+
+def _resolve(dest: Destination, socktype: int) -> tuple[int, tuple]:
+    infos = socket.getaddrinfo(dest.destination_address, dest.destination_port, 0, socktype)
+    family, _, _, _, addr = infos[0]
+    return family, addr
+
+
+class _Paced:
+    """Spreads sends so the average rate stays under ``rate_limit`` bytes per second."""
+
+    def __init__(self, rate: int | None) -> None:
+        self.rate = rate
+        self._free_at = 0.0
+
+    def wait(self, nbytes: int) -> None:
+        if not self.rate:
+            return
+        now = time.monotonic()
+        if self._free_at > now:
+            time.sleep(self._free_at - now)
+            now = self._free_at
+        self._free_at = now + nbytes / self.rate
+
+
+class UdpTransport:
+    reliable = False
+
+    def __init__(self, dest: Destination) -> None:
+        self.dest = dest
+        family, addr = _resolve(dest, socket.SOCK_DGRAM)
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        if dest.send_buffer_size:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, dest.send_buffer_size)
+        if dest.source_address:
+            self.sock.bind((dest.source_address, 0))
+        self.sock.connect(addr)
+        self.max_size = dest.max_packet_size or (UDP_MAX_IPV6 if family == socket.AF_INET6
+                                                 else UDP_MAX_IPV4)
+        self._pace = _Paced(dest.rate_limit)
+        self.last_error: str | None = None
+
+    @property
+    def up(self) -> bool:
+        return True
+
+    def poll(self) -> bool:
+        """Nothing to (re)establish for UDP; returns whether a new session started."""
+        return False
+
+    def send(self, msg: bytes) -> bool:
+        self._pace.wait(len(msg))
+        for _ in range(2):
+            try:
+                self.sock.send(msg)
+                return True
+            except ConnectionRefusedError as exc:
+                # An ICMP port unreachable for an earlier datagram: Linux reports it on this
+                # send and drops this datagram, which itself may well be received: retry once.
+                self.last_error = str(exc)
+            except OSError as exc:
+                self.last_error = str(exc)
+                return False
+        return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class TcpTransport:
+    reliable = True
+
+    def __init__(self, dest: Destination) -> None:
+        self.dest = dest
+        self.max_size = min(dest.max_packet_size or TCP_MAX, TCP_MAX)
+        self.sock: socket.socket | None = None
+        self._pace = _Paced(dest.rate_limit)
+        self._backoff = BACKOFF_FIRST_S
+        self._next_try = 0.0
+        self.connects = 0
+        self.last_error: str | None = None
+
+    @property
+    def up(self) -> bool:
+        return self.sock is not None
+
+    def poll(self) -> bool:
+        """Notice a collector that went away; try to (re)connect when the backoff allows.
+
+        Returns True when a new connection (a new transport session) was just made.
+        """
+        if self.sock is not None and self._peer_closed():
+            self.drop("collector closed the connection")
+        if self.sock is not None or time.monotonic() < self._next_try:
+            return False
+        try:
+            family, addr = _resolve(self.dest, socket.SOCK_STREAM)
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.settimeout(CONNECT_TIMEOUT_S)
+            if self.dest.send_buffer_size:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.dest.send_buffer_size)
+            if self.dest.source_address:
+                s.bind((self.dest.source_address, 0))
+            s.connect(addr)
+        except OSError as exc:
+            with contextlib.suppress(UnboundLocalError):
+                s.close()
+            self.last_error = str(exc)
+            self._next_try = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, BACKOFF_CAP_S)
+            return False
+        s.settimeout(SEND_TIMEOUT_S)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = s
+        self._backoff = BACKOFF_FIRST_S
+        self.connects += 1
+        log.info("connected to %s", self.dest.name)
+        return True
+
+    def _peer_closed(self) -> bool:
+        # A collector never writes to us, so readable means EOF or reset.
+        assert self.sock is not None
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+            if not readable:
+                return False
+            return self.sock.recv(4096, socket.MSG_DONTWAIT) == b""
+        except OSError:
+            return True
+
+    def drop(self, why: str) -> None:
+        if self.sock is not None:
+            log.warning("lost connection to %s: %s", self.dest.name, why)
+            self.last_error = why
+            self.sock.close()
+            self.sock = None
+            self._next_try = time.monotonic() + self._backoff
+
+    def send(self, msg: bytes) -> bool:
+        if self.sock is None:
+            return False
+        self._pace.wait(len(msg))
+        try:
+            self.sock.sendall(msg)
+            return True
+        except OSError as exc:
+            self.drop(str(exc))
+            return False
+
+    def close(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_WR)
+                # Wait briefly for the collector to read everything and close its side.
+                self.sock.settimeout(1.0)
+                while self.sock.recv(4096):
+                    pass
+            self.sock.close()
+            self.sock = None

@@ -1,0 +1,122 @@
+"""Real peers for export tests: dumpcap/tshark as the reference decoder, nfcapd/nfdump as the
+reference collector. Each helper starts its peer, waits until it is really listening, and
+stops it cleanly, so tests neither race the peer's start nor lose its last file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+ENV = {**os.environ, "TZ": "UTC", "LC_ALL": "C"}
+
+
+def have(*tools: str) -> bool:
+    return all(shutil.which(t) for t in tools)
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def udp_sink(port: int | None = None) -> Iterator[socket.socket]:
+    """A bound UDP socket, so that sends to the port raise no ICMP port unreachable."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    s.bind(("127.0.0.1", port or 0))
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _wait_for(proc: subprocess.Popen, stream: IO[bytes], marker: bytes) -> None:
+    """Read the peer's output until it says it is ready (it prints ``marker``)."""
+    seen = b""
+    while True:
+        line = stream.readline()
+        seen += line
+        if marker in line:
+            return
+        if not line:
+            proc.kill()
+            raise RuntimeError(f"{proc.args[0]} did not start: {seen!r}")
+
+
+@contextlib.contextmanager
+def dumpcap(path: Path, bpf: str) -> Iterator[Path]:
+    """Capture on lo while the body runs; the file is complete when the block exits."""
+    proc = subprocess.Popen(["dumpcap", "-i", "lo", "-f", bpf, "-w", str(path), "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+    assert proc.stderr is not None
+    _wait_for(proc, proc.stderr, b"Capturing on")
+    time.sleep(0.2)
+    try:
+        yield path
+    finally:
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+
+
+def tshark(*args: str) -> str:
+    r = subprocess.run(["tshark", *args], capture_output=True, text=True, env=ENV, timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError(f"tshark {' '.join(args)}: {r.stderr}")
+    return r.stdout
+
+
+def tshark_expert(cap: Path, decode_as: str) -> str:
+    """The expert info summary; empty of Warns/Errors when the export is clean."""
+    return tshark("-r", str(cap), "-d", decode_as, "-q", "-z", "expert")
+
+
+def tshark_json(cap: Path, decode_as: str) -> list[dict]:
+    return json.loads(tshark("-r", str(cap), "-d", decode_as, "-T", "json", "-x") or "[]")
+
+
+@contextlib.contextmanager
+def nfcapd(directory: Path, port: int) -> Iterator[Path]:
+    """nfcapd on 127.0.0.1:port writing into ``directory``; files are closed on exit."""
+    directory.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(["nfcapd", "-B", "67108864", "-w", str(directory), "-p", str(port),
+                             "-b", "127.0.0.1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=ENV)
+    assert proc.stdout is not None
+    _wait_for(proc, proc.stdout, b"Startup")
+    try:
+        yield directory
+    finally:
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+
+
+def nfdump(directory: Path, *args: str) -> str:
+    r = subprocess.run(["nfdump", "-R", str(directory), *args], capture_output=True, text=True,
+                       env=ENV, timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError(f"nfdump {' '.join(args)}: {r.stderr}")
+    return r.stdout
+
+
+def nfdump_info(directory: Path) -> dict[str, int]:
+    """``nfdump -I`` as a dict (Flows, Packets, Bytes, Sequence failures, ...)."""
+    out = {}
+    for line in nfdump(directory, "-I").splitlines():
+        k, _, v = line.partition(":")
+        with contextlib.suppress(ValueError):
+            out[k.strip()] = int(v.strip())
+    return out
