@@ -1,0 +1,152 @@
+"""Every PacketBatch column, for crafted packets whose header values are known."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import numpy as np
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import ICMPv6EchoReply, IPv6
+from scapy.layers.l2 import Dot1AD, Dot1Q
+from scapy.packet import Raw
+
+from probe.capture import COLUMNS, PacketBatch
+from tests.capture.helpers import DST_MAC, SRC_MAC, TS, addr, check_invariant, decode_frames, ether
+
+
+def _mac_int(text: str) -> int:
+    return int(text.replace(":", ""), 16)
+
+
+def row(batch: PacketBatch, i: int = 0) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for name in COLUMNS:
+        value = getattr(batch, name)[i]
+        out[name] = bytes(value) if value.shape else int(value)
+    return out
+
+
+def test_ipv4_tcp_every_column(tmp_path):
+    frame = (
+        ether()
+        / Dot1Q(vlan=123)
+        / IP(src="192.0.2.1", dst="198.51.100.2", tos=0xB8, ttl=17, id=0xBEEF)
+        / TCP(sport=12345, dport=443, flags="SEC")
+        / Raw(b"x" * 10)
+    )
+    raw = bytearray(bytes(frame))
+    raw[18 + 20 + 12] |= 1  # the NS bit lives in the low bit of the data-offset octet
+    batch, stats = decode_frames(tmp_path, [bytes(raw)])
+    assert len(batch) == 1 and stats.packets_decoded == 1
+    assert row(batch) == {
+        "ts_us": int(TS * 1_000_000),
+        "ip_version": 4,
+        "src_addr": ipaddress.ip_address("192.0.2.1").packed + bytes(12),
+        "dst_addr": ipaddress.ip_address("198.51.100.2").packed + bytes(12),
+        "proto": 6,
+        "src_port": 12345,
+        "dst_port": 443,
+        "icmp_type": 0,
+        "icmp_code": 0,
+        "tos": 0xB8,
+        "ttl": 17,
+        "ip_len": 20 + 20 + 10,
+        "tcp_flags": 0x100 | 0x80 | 0x40 | 0x02,  # NS, CWR, ECE, SYN
+        "flow_label": 0,
+        "frag_id": 0xBEEF,
+        "fragment": 0,
+        "next_header": 0,
+        "vlan_id": 123,
+        "src_mac": _mac_int(SRC_MAC),
+        "dst_mac": _mac_int(DST_MAC),
+    }
+
+
+def test_ipv6_udp_every_column(tmp_path):
+    frame = (
+        ether()
+        / IPv6(src="2001:db8::1", dst="2001:db8:ffff::2", tc=0x2E, fl=0xFEDCB, hlim=3)
+        / UDP(sport=53, dport=40000)
+        / Raw(b"y" * 7)
+    )
+    batch, _ = decode_frames(tmp_path, [frame])
+    assert row(batch) == {
+        "ts_us": int(TS * 1_000_000),
+        "ip_version": 6,
+        "src_addr": ipaddress.ip_address("2001:db8::1").packed,
+        "dst_addr": ipaddress.ip_address("2001:db8:ffff::2").packed,
+        "proto": 17,
+        "src_port": 53,
+        "dst_port": 40000,
+        "icmp_type": 0,
+        "icmp_code": 0,
+        "tos": 0x2E,
+        "ttl": 3,
+        "ip_len": 40 + 8 + 7,
+        "tcp_flags": 0,
+        "flow_label": 0xFEDCB,
+        "frag_id": 0,
+        "fragment": 0,
+        "next_header": 17,
+        "vlan_id": 0,
+        "src_mac": _mac_int(SRC_MAC),
+        "dst_mac": _mac_int(DST_MAC),
+    }
+
+
+def test_icmp_type_and_code_and_no_ports(tmp_path):
+    frames = [
+        ether() / IP(src="192.0.2.1", dst="192.0.2.2") / ICMP(type=3, code=13),
+        ether() / IPv6(src="2001:db8::1", dst="2001:db8::2") / ICMPv6EchoReply(id=5, seq=6),
+    ]
+    batch, _ = decode_frames(tmp_path, frames)
+    assert batch.proto.tolist() == [1, 58]
+    assert batch.icmp_type.tolist() == [3, 129]
+    assert batch.icmp_code.tolist() == [13, 0]
+    assert batch.src_port.tolist() == [0, 0] and batch.dst_port.tolist() == [0, 0]
+    assert batch.tcp_flags.tolist() == [0, 0]
+
+
+def test_ipv4_options_use_ihl(tmp_path):
+    frame = ether() / IP(src="192.0.2.1", dst="192.0.2.2", options=b"\x01" * 8) / UDP(
+        sport=7, dport=9
+    )
+    batch, _ = decode_frames(tmp_path, [frame])
+    assert (batch.src_port[0], batch.dst_port[0]) == (7, 9)
+    assert batch.ip_len[0] == 28 + 8
+
+
+def test_outermost_vlan_of_qinq(tmp_path):
+    frame = ether() / Dot1AD(vlan=300) / Dot1Q(vlan=12) / IP(src="192.0.2.1") / UDP()
+    batch, _ = decode_frames(tmp_path, [frame])
+    assert batch.vlan_id.tolist() == [300]
+    assert addr(batch, "src_addr")[:4] == bytes([192, 0, 2, 1])
+
+
+def test_ethernet_padding_not_counted(tmp_path):
+    frame = bytes(ether() / IP(src="192.0.2.1", dst="192.0.2.2") / TCP(flags="A")).ljust(60, b"\0")
+    batch, _ = decode_frames(tmp_path, [frame])
+    assert batch.ip_len.tolist() == [40]
+
+
+def test_snaplen_truncation_keeps_real_length_and_drops_cut_ports(tmp_path):
+    frames = [
+        ether() / IP(src="192.0.2.1") / TCP(sport=1, dport=2, flags="PA") / Raw(b"z" * 1000),
+        # 14 + 40 + 20 > 64: the TCP header is cut, as softflowd sees it: ports 0, counted.
+        ether() / IPv6(src="2001:db8::1") / TCP(sport=3, dport=4, flags="PA") / Raw(b"z" * 1000),
+        ether() / IPv6(src="2001:db8::1") / UDP(sport=5, dport=6) / Raw(b"z" * 1000),
+    ]
+    batch, stats = decode_frames(tmp_path, frames, snaplen=64)
+    assert stats.packets_decoded == 3
+    assert batch.ip_len.tolist() == [1040, 1060, 1048]
+    assert batch.src_port.tolist() == [1, 0, 5]
+    assert batch.tcp_flags.tolist() == [0x18, 0, 0]
+
+
+def test_all_columns_have_contract_dtypes(tmp_path):
+    batch, stats = decode_frames(tmp_path, [ether() / IP() / UDP(), ether() / IPv6() / TCP()])
+    check_invariant(stats)
+    for name, (dtype, shape) in COLUMNS.items():
+        column = getattr(batch, name)
+        assert column.dtype == np.dtype(dtype), name
+        assert column.shape == (2, *shape), name
