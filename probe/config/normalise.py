@@ -92,7 +92,9 @@ def describe(value: Any) -> str:
 def type_name(t: DataType) -> str:
     if isinstance(t, LeafrefType):
         return type_name(t.ref_type)
-    return t.name[0] if t.name else t.yang_type()
+    if t.name:
+        return t.name if isinstance(t.name, str) else t.name[0]
+    return t.yang_type()
 
 
 def _coerce(t: DataType, value: Any) -> Any:
@@ -115,22 +117,22 @@ def _coerce(t: DataType, value: Any) -> Any:
 
 def check_value(t: DataType, value: Any) -> tuple[Any, str | None]:
     """The value as RFC 7951 wants it, and what is wrong with it (None: nothing)."""
+    shown = describe(value)
     value = _coerce(t, value)
     cooked = t.from_raw(value)
     if cooked is None:
         if type_name(t) == "empty":
-            return value, f"{describe(value)} is not an empty leaf value; write [null]"
-        return value, f"{describe(value)} is {_a(type_name(t))}{_choices_of(t)}"
+            return value, f"{shown} is not an empty leaf value; write [null]"
+        return value, f"{shown} is {_a(type_name(t))}{_choices_of(t)}"
     if isinstance(t, LeafrefType):
         return value, None  # the target's existence is checked by yangson
     if cooked not in t:
-        shown = describe(value)
         msg = t.error_message or ""
         rng = getattr(t, "range", None)
         if msg == "not in range" and rng is not None:
-            return value, f"{shown} is out of range ({rng})"
-        if msg.startswith("expected ") and rng is None and hasattr(t, "_range"):
-            return value, f"{shown} is {_a(type_name(t))}"
+            bounds = " | ".join("..".join(str(t.canonical_string(b)) for b in r)
+                                for r in rng.intervals)
+            return value, f"{shown} is out of range ({bounds})"
         if "length" in msg:
             return value, f"{shown} has an invalid length for {type_name(t)}"
         if "pattern" in msg:
@@ -140,7 +142,7 @@ def check_value(t: DataType, value: Any) -> tuple[Any, str | None]:
 
 
 def _a(name: str) -> str:
-    return f"not an {name}" if name[:1] in "aeiou" else f"not a {name}"
+    return f"not an {name}" if name[:1] in "aeio" else f"not a {name}"
 
 
 def _choices_of(t: DataType) -> str:

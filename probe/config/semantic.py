@@ -73,6 +73,9 @@ def _items(ipfix: dict[str, Any], member: str) -> Iterator[tuple[str, dict[str, 
 def check(doc: dict[str, Any]) -> Problems:
     ipfix = next(iter(doc.values()))
     problems: Problems = []
+    if not ipfix.get("observationPoint") and not ipfix.get("collectingProcess"):
+        problems.append((ROOT, "declares nothing to run: needs an observationPoint (to meter "
+                               "packets) or a collectingProcess"))
     for path, op in _items(ipfix, "observationPoint"):
         problems += _observation_point(path, op)
     for path, sp in _items(ipfix, "selectionProcess"):

@@ -1,0 +1,32 @@
+"""Shared by the config tests: sample documents and running ``flowprobe validate`` in-process."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from probe.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "configs"
+SAMPLES = sorted(CONFIGS.glob("*.json"))
+
+
+def sample(name: str) -> dict[str, Any]:
+    return copy.deepcopy(json.loads((CONFIGS / name).read_text()))
+
+
+def write(tmp_path: Path, doc: Any, name: str = "cfg.json") -> Path:
+    path = tmp_path / name
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return path
+
+
+def validate(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    status = main(["validate", *args])
+    out = capsys.readouterr()
+    return status, out.out, out.err

@@ -1,0 +1,311 @@
+"""Every kind of bad config a user can write: exit 2, one line per problem naming the file and
+the /ipfix path, never a traceback, and nothing else accepted silently."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.config.helpers import sample, validate, write
+
+C = "/ipfix/cache[name='Flow cache']/timeoutCache"
+F1 = f"{C}/cacheLayout/cacheField[name='Field 1']"
+OP = "/ipfix/observationPoint[name='eth0']"
+SP = "/ipfix/selectionProcess[name='All']"
+SEL = f"{SP}/selector[name='Select all']"
+EP = "/ipfix/exportingProcess[name='Export']"
+DEST = f"{EP}/destination[name='Collector']"
+UDP = f"{DEST}/udpExporter"
+
+Doc = dict[str, Any]
+
+
+def _cache(d: Doc) -> Doc:
+    return d["cache"][0]["timeoutCache"]
+
+
+def _fields(d: Doc) -> list[Doc]:
+    return _cache(d)["cacheLayout"]["cacheField"]
+
+
+def _udp(d: Doc) -> Doc:
+    return d["exportingProcess"][0]["destination"][0]["udpExporter"]
+
+
+def _sel(d: Doc) -> Doc:
+    return d["selectionProcess"][0]["selector"][0]
+
+
+def _set(getter: Callable[[Doc], Doc], key: str, value: Any) -> Callable[[Doc], None]:
+    return lambda d: getter(d).__setitem__(key, value)
+
+
+def _pop(getter: Callable[[Doc], Doc], key: str) -> Callable[[Doc], None]:
+    return lambda d: getter(d).pop(key)
+
+
+def _replace_dest(kind: str, body: Doc) -> Callable[[Doc], None]:
+    def f(d: Doc) -> None:
+        d["exportingProcess"][0]["destination"][0] = {"name": "Collector", kind: body}
+    return f
+
+
+def _to_cache_kind(kind: str, drop: tuple[str, ...] = ()) -> Callable[[Doc], None]:
+    def f(d: Doc) -> None:
+        body = d["cache"][0].pop("timeoutCache")
+        for k in drop:
+            body.pop(k, None)
+        d["cache"][0][kind] = body
+    return f
+
+
+def _v5_with(ie: str) -> Callable[[Doc], None]:
+    def f(d: Doc) -> None:
+        _udp(d)["ipfixVersion"] = 5
+        _fields(d).append({"name": "Field 10", "ieName": ie})
+    return f
+
+
+def _field(i: int, **kv: Any) -> Callable[[Doc], None]:
+    return lambda d: _fields(d)[i].update(kv)
+
+
+def _collector(d: Doc) -> None:
+    d["collectingProcess"] = [{"name": "Relay", "udpCollector": [{"name": "in"}],
+                               "exportingProcess": ["Nowhere"]}]
+
+
+# (id, mutation of configs/ipfix-udp.json, expected path, expected words in the message)
+SCHEMA_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
+    ("wrong-type-string", _set(_cache, "maxFlows", "many"), f"{C}/maxFlows",
+     '"many" is not a uint32'),
+    ("negative-uint32", _set(_cache, "maxFlows", -5), f"{C}/maxFlows", "-5 is not a uint32"),
+    ("boolean-for-number", _set(_cache, "idleTimeout", True), f"{C}/idleTimeout",
+     "true is not a uint32"),
+    ("out-of-range-augment", _set(lambda d: d["observationPoint"][0], "snapLength", 10),
+     f"{OP}/snapLength", "10 is out of range (64..262144)"),
+    ("out-of-range-port", _set(_udp, "destinationPort", 70000), f"{UDP}/destinationPort",
+     "70000 is out of range"),
+    ("bad-ip-address", _set(_udp, "destinationIPAddress", "127.0.0"),
+     f"{UDP}/destinationIPAddress", '"127.0.0" is not an ip-address'),
+    ("bad-enum", _set(lambda d: d["observationPoint"][0], "direction", "sideways"),
+     f"{OP}/direction", "expected one of ingress, egress, both"),
+    ("probability-above-1", lambda d: d["selectionProcess"][0]["selector"].__setitem__(
+        0, {"name": "Select all", "sampUniProb": {"probability": 1.5}}),
+     f"{SEL}/sampUniProb/probability", "1.5 is out of range (0.0..1.0)"),
+    ("empty-as-true", _set(_sel, "selectAll", True), f"{SEL}/selectAll", "write [null]"),
+    ("list-not-array", _set(lambda d: d, "cache", {"name": "Flow cache"}), "/ipfix/cache",
+     "expected an array, got an object"),
+    ("missing-mandatory-leaf", _pop(lambda d: d["observationPoint"][0], "observationDomainId"),
+     OP, "missing mandatory 'observationDomainId'"),
+    ("missing-destination-address", _pop(_udp, "destinationIPAddress"), UDP,
+     "missing mandatory 'destinationIPAddress'"),
+    ("missing-list-key", lambda d: _fields(d)[0].pop("name"),
+     f"{C}/cacheLayout/cacheField[1]", "missing key 'name'"),
+    ("missing-cache-type", lambda d: d["cache"][0].pop("timeoutCache"),
+     "/ipfix/cache[name='Flow cache']", "missing CacheType: needs one of immediateCache"),
+    ("selector-without-method", _pop(_sel, "selectAll"), SEL,
+     "missing Method: needs one of selectAll"),
+    ("two-methods-in-selector", _set(_sel, "sampCountBased",
+                                     {"packetInterval": 1, "packetSpace": 9}),
+     SEL, "selectAll and sampCountBased are alternatives"),
+    ("ieName-and-ieId", _field(0, ieId=8), F1, "ieName and ieId are alternatives"),
+    ("empty-selector-list", _set(lambda d: d["selectionProcess"][0], "selector", []),
+     f"{SP}/selector", "needs at least one entry"),
+    ("dangling-op-to-sp", _set(lambda d: d["observationPoint"][0], "selectionProcess",
+                               ["Nope"]),
+     f"{OP}/selectionProcess[.='Nope']", "no selectionProcess named 'Nope'"),
+    ("dangling-sp-to-cache", _set(lambda d: d["selectionProcess"][0], "cache", "Nope"),
+     f"{SP}/cache", "no cache named 'Nope'"),
+    ("dangling-cache-to-ep", _set(lambda d: d["cache"][0], "exportingProcess", ["Nope"]),
+     "/ipfix/cache[name='Flow cache']/exportingProcess[.='Nope']",
+     "no exportingProcess named 'Nope'"),
+    ("dangling-collector-to-ep", _collector,
+     "/ipfix/collectingProcess[name='Relay']/exportingProcess[.='Nowhere']",
+     "no exportingProcess named 'Nowhere'"),
+    ("duplicate-list-key", lambda d: _fields(d).append(
+        {"name": "Field 1", "ieName": "ipVersion"}),
+     f"{C}/cacheLayout/cacheField", "two entries named 'Field 1'"),
+    ("duplicate-cache-name", lambda d: d["cache"].append(d["cache"][0]), "/ipfix/cache",
+     "two entries named 'Flow cache'"),
+    ("unknown-member", _set(lambda d: d["cache"][0], "colour", "blue"),
+     "/ipfix/cache[name='Flow cache']/colour", "unknown member 'colour'"),
+    ("misspelt-member", lambda d: _cache(d).__setitem__("activeTimout",
+                                                        _cache(d).pop("activeTimeout")),
+     f"{C}/activeTimout", "did you mean 'activeTimeout'?"),
+    ("unknown-top-level", _set(lambda d: d, "exporters", []), "/ipfix/exporters",
+     "unknown member 'exporters'"),
+    ("state-data", _set(lambda d: d["cache"][0], "dataRecords", 5),
+     "/ipfix/cache[name='Flow cache']/dataRecords", "unknown member 'dataRecords'"),
+    ("sctp-exporter", _replace_dest("sctpExporter", {"destinationIPAddress": ["127.0.0.1"]}),
+     f"{DEST}/sctpExporter", "SCTP export is not supported"),
+    ("file-writer", _replace_dest("fileWriter", {"file": "file:///tmp/x.ipfix"}),
+     f"{DEST}/fileWriter", "writing IPFIX files is not supported"),
+    ("filter-hash", lambda d: d["selectionProcess"][0]["selector"].__setitem__(
+        0, {"name": "Select all", "filterHash": {}}), f"{SEL}/filterHash",
+     "hash-based filtering is not supported"),
+    ("tls", _set(_udp, "transportLayerSecurity", {}), f"{UDP}/transportLayerSecurity",
+     "TLS/DTLS is not supported"),
+    ("active-timeout-in-permanent-cache", _to_cache_kind("permanentCache"),
+     "/ipfix/cache[name='Flow cache']/permanentCache",
+     "'activeTimeout' is not allowed here (only timeoutCache and naturalCache have it)"),
+    ("flow-key-in-immediate-cache", _to_cache_kind(
+        "immediateCache", ("maxFlows", "activeTimeout", "idleTimeout")),
+     "/ipfix/cache[name='Flow cache']/immediateCache/cacheLayout/cacheField[name='Field 1']",
+     "'isFlowKey' is not allowed here (an immediateCache has no flow keys)"),
+]
+
+SEMANTIC_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
+    ("unknown-ie-name", _field(1, ieName="destinationIPv4Adress"), f"{C}/cacheLayout/"
+     "cacheField[name='Field 2']", "unknown Information Element 'destinationIPv4Adress'; "
+     "did you mean 'destinationIPv4Address'?"),
+    ("unknown-ie-id", lambda d: _fields(d)[5].__setitem__("ieId", 32000) or _fields(d)[5].pop(
+        "ieName"), f"{C}/cacheLayout/cacheField[name='Field 6']",
+     "unknown Information Element id 32000"),
+    ("ie-meter-cannot-fill", _field(6, ieName="bgpSourceAsNumber"),
+     f"{C}/cacheLayout/cacheField[name='Field 7']",
+     "flowprobe's meter cannot fill bgpSourceAsNumber (16)"),
+    ("counter-as-key", _field(7, isFlowKey=[None]),
+     f"{C}/cacheLayout/cacheField[name='Field 8']", "octetDeltaCount cannot be a flow key"),
+    ("enterprise-ie", _field(8, ieEnterpriseNumber=29305),
+     f"{C}/cacheLayout/cacheField[name='Field 9']", "enterprise-specific"),
+    ("bad-ie-length", _field(0, ieLength=2), f"{F1}/ieLength",
+     "2 is not a valid length for sourceIPv4Address (ipv4Address: 4)"),
+    ("duplicate-ie", lambda d: _fields(d).append({"name": "Field 10",
+                                                  "ieName": "sourceIPv4Address"}),
+     f"{C}/cacheLayout/cacheField[name='Field 10']",
+     "sourceIPv4Address is already in the layout as field 'Field 1'"),
+    ("no-flow-key", lambda d: [f.pop("isFlowKey", None) for f in _fields(d)],
+     f"{C}/cacheLayout", "a timeoutCache needs at least one flow key"),
+    ("unsupported-version-7", _set(_udp, "ipfixVersion", 7), f"{UDP}/ipfixVersion",
+     "version 7 is not supported"),
+    ("v5-non-carriable", _v5_with("minimumTTL"),
+     f"{C}/cacheLayout/cacheField[name='Field 10']",
+     "minimumTTL cannot be carried by NetFlow v5"),
+    ("zero-max-flows", _set(_cache, "maxFlows", 0), f"{C}/maxFlows", "must be at least 1"),
+    ("count-interval-zero", _set(lambda d: d["selectionProcess"][0]["selector"], 0,
+                                 {"name": "S", "sampCountBased": {"packetInterval": 0,
+                                                                  "packetSpace": 5}}),
+     f"{SP}/selector[name='S']/sampCountBased/packetInterval", "must be at least 1"),
+    ("rand-size-above-population", _set(lambda d: d["selectionProcess"][0]["selector"], 0,
+                                        {"name": "S", "sampRandOutOfN": {"size": 10,
+                                                                         "population": 5}}),
+     f"{SP}/selector[name='S']/sampRandOutOfN/size", "between 1 and the population 5"),
+    ("nothing-to-observe", _pop(lambda d: d["observationPoint"][0], "ifName"), OP,
+     "nothing to observe"),
+    ("interface-and-file", _set(lambda d: d["observationPoint"][0], "offlineFile", "x.pcap"),
+     OP, "not both"),
+    ("v5-options", lambda d: (_udp(d).__setitem__("ipfixVersion", 5),
+                              d["exportingProcess"][0].__setitem__(
+                                  "options", [{"name": "o", "optionsType": "flowKeys"}])),
+     f"{EP}/options", "NetFlow v5 cannot carry options records"),
+]
+
+
+def _one_problem(status: int, err: str, path: Path, jpath: str, words: str) -> None:
+    assert status == 2
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert lines, "no message"
+    for line in lines:
+        assert line.startswith(f"{path}: /ipfix"), line
+    assert f"{path}: {jpath}: " in err, err
+    assert words in err, err
+
+
+@pytest.mark.parametrize(("mutate", "jpath", "words"),
+                         [c[1:] for c in SCHEMA_CASES + SEMANTIC_CASES],
+                         ids=[c[0] for c in SCHEMA_CASES + SEMANTIC_CASES])
+def test_invalid_config(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                        mutate: Callable[[Doc], None], jpath: str, words: str) -> None:
+    doc = sample("ipfix-udp.json")
+    doc["observationPoint"][0]["name"] = "eth0"
+    mutate(doc)
+    path = write(tmp_path, doc)
+    status, out, err = validate(capsys, str(path))
+    assert out == ""
+    _one_problem(status, err, path, jpath, words)
+
+
+def test_rfc7951_form_errors_use_the_same_paths(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    doc = sample("rfc7951.json")
+    body = doc["ietf-ipfix-psamp:ipfix"]
+    body["observationPoint"][0]["flowprobe:snapLength"] = 63
+    body["cache"][0]["timeoutCache"]["maxFlows"] = -5
+    path = write(tmp_path, doc)
+    status, _, err = validate(capsys, str(path))
+    assert status == 2
+    assert err.splitlines() == [
+        f"{path}: /ipfix/observationPoint[name='eth0']/snapLength: 63 is out of range "
+        "(64..262144)",
+        f"{path}: /ipfix/cache[name='Flow cache']/timeoutCache/maxFlows: -5 is not a uint32",
+    ]
+
+
+def test_every_problem_is_reported_once(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    doc = sample("ipfix-udp.json")
+    _fields(doc)[0]["ieName"] = "noSuchElement"
+    _fields(doc)[1]["ieName"] = "bgpNextHopIPv4Address"
+    _udp(doc)["ipfixVersion"] = 8
+    path = write(tmp_path, doc)
+    status, _, err = validate(capsys, str(path))
+    assert status == 2
+    assert len(err.splitlines()) == 3, err
+
+
+# ---------------------------------------------------------------- file-level problems
+FILE_CASES: list[tuple[str, bytes, str]] = [
+    ("json-syntax", b'{"observationPoint": [\n  {"name": "x",}\n]}',
+     ": line 2, column 16: not valid JSON: Expecting property name"),
+    ("empty-file", b"", ": empty file; expected a JSON object"),
+    ("blank-file", b"  \n\t\n", ": empty file"),
+    ("top-level-array", b"[1, 2]", ": the top level is an array; expected a JSON object"),
+    ("top-level-string", b'"ipfix"', ": the top level is a string"),
+    ("not-utf8", b'{"observationPoint": "\xff"}', ": not UTF-8 text (byte 0xff at offset 22)"),
+    ("duplicate-json-member", b'{"cache": [], "cache": []}', "member 'cache' appears twice"),
+    ("nan", b'{"cache": NaN}', "NaN is not a JSON number"),
+    ("ipfix-not-object", b'{"ietf-ipfix-psamp:ipfix": []}',
+     ": /ipfix: expected a JSON object, got an array"),
+    ("rfc7951-extra-top-level", b'{"ietf-ipfix-psamp:ipfix": {}, "other:x": 1}',
+     ": /ipfix: unknown top-level member 'other:x'"),
+]
+
+
+@pytest.mark.parametrize(("content", "words"), [c[1:] for c in FILE_CASES],
+                         ids=[c[0] for c in FILE_CASES])
+def test_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes,
+                  words: str) -> None:
+    path = tmp_path / "cfg.json"
+    path.write_bytes(content)
+    status, out, err = validate(capsys, str(path))
+    assert (status, out) == (2, "")
+    assert err.startswith(str(path)), err
+    assert words in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = validate(capsys, str(tmp_path / "nope.json"))
+    assert (status, err) == (2, f"{tmp_path / 'nope.json'}: no such file\n")
+
+
+def test_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = validate(capsys, str(tmp_path))
+    assert (status, err) == (2, f"{tmp_path}: is a directory, not a config file\n")
+
+
+def test_unreadable(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests run as root, which reads any file: make the read itself fail as it would for a user.
+    path = write(tmp_path, "{}")
+
+    def denied(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    status, _, err = validate(capsys, str(path))
+    assert (status, err) == (2, f"{path}: cannot read: permission denied\n")

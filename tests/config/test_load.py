@@ -1,0 +1,194 @@
+"""What the runtime gets from a valid config: resolved references, RFC 6728 units, defaults."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pydantic
+import pytest
+
+from probe.config import load, load_data, load_text, normalised
+from probe.config.model import SampTimeBased, SampUniProb, SelectAll
+from probe.config.schema import data_model
+from tests.config.helpers import CONFIGS, SAMPLES, sample, write
+
+
+def test_every_sample_config_loads() -> None:
+    names = {p.name for p in SAMPLES}
+    assert {"goflowd-sample.json", "ipfix-udp.json", "ipfix-tcp.json", "netflow-v5.json",
+            "netflow-v9.json", "sampling-count.json", "sampling-time.json", "ipv4-ipv6.json",
+            "offline-replay.json", "rfc7951.json"} <= names
+    for path in SAMPLES:
+        config = load(path)
+        assert config.source == str(path)
+        assert config.observation_points and config.caches and config.exporting_processes
+
+
+def test_samples_export_only_to_loopback() -> None:
+    for path in SAMPLES:
+        for ep in load(path).exporting_processes:
+            for dest in ep.destinations:
+                assert dest.destination_address in ("127.0.0.1", "::1"), path
+
+
+def test_goflowd_sample_leafrefs_resolve_to_objects() -> None:
+    config = load(CONFIGS / "goflowd-sample.json")
+    (op,) = config.observation_points
+    (sp,) = config.selection_processes
+    (cache,) = config.caches
+    (ep,) = config.exporting_processes
+    assert op.selection_processes[0] is sp
+    assert sp.cache is cache
+    assert cache.exporting_processes[0] is ep
+    assert (op.name, op.observation_domain_id, op.if_names, op.direction) == (
+        "pcap", 1, ("enp0s3",), "ingress")
+    assert sp.selectors == (SelectAll(name="Select all"),)
+    assert cache.kind == "timeoutCache" and cache.max_flows == 4096
+    assert cache.layout.key_names == ("sourceIPv4Address", "destinationIPv4Address",
+                                      "protocolIdentifier", "sourceTransportPort",
+                                      "destinationTransportPort")
+    assert cache.layout.nonkey_names == ("flowStartMilliseconds", "flowEndMilliseconds",
+                                         "octetDeltaCount", "packetDeltaCount")
+    assert [f.ie_id for f in cache.layout.fields] == [8, 12, 4, 7, 11, 152, 153, 1, 2]
+    (dest,) = ep.destinations
+    assert (dest.transport, dest.ipfix_version, dest.destination_address,
+            dest.destination_port) == ("udp", 10, "127.0.0.1", 4739)
+
+
+def test_timeouts_are_rfc6728_seconds() -> None:
+    # The goflowd README sample writes activeTimeout 5000: RFC 6728 (and goflowd's own code)
+    # read that as 5000 seconds, not 5 s. flowprobe keeps the number as written, in seconds.
+    doc = sample("goflowd-sample.json")
+    doc["cache"][0]["timeoutCache"].update(activeTimeout=5000, idleTimeout=10000)
+    cache = load_data(doc).caches[0]
+    assert (cache.active_timeout, cache.idle_timeout) == (5000, 10000)
+    assert load(CONFIGS / "goflowd-sample.json").caches[0].active_timeout == 5
+
+
+def test_time_sampling_is_microseconds() -> None:
+    (sel,) = load(CONFIGS / "sampling-time.json").selection_processes[0].selectors
+    assert sel == SampTimeBased(name="10 ms every 100 ms", time_interval=10_000,
+                                time_space=90_000)
+
+
+def test_count_sampling() -> None:
+    (sel,) = load(CONFIGS / "sampling-count.json").selection_processes[0].selectors
+    assert (sel.method, sel.packet_interval, sel.packet_space) == ("sampCountBased", 1, 99)
+
+
+def test_rfc7951_decimal64_and_uint64_seed() -> None:
+    config = load(CONFIGS / "rfc7951.json")
+    (sel,) = config.selection_processes[0].selectors
+    assert sel == SampUniProb(name="Half", probability=0.5, seed=42)
+    op = config.observation_points[0]
+    assert (op.promiscuous, op.snap_length, op.bpf_filter) == (False, 256, "ip or ip6")
+    assert config.exporting_processes[0].options[0].options_type == "selectionSequence"
+
+
+def test_goflowd_numbers_become_rfc7951_strings(tmp_path: Path) -> None:
+    # RFC 7951 writes 64-bit integers and decimal64 as strings; goflowd writes numbers.
+    doc = sample("ipfix-udp.json")
+    doc["observationPoint"][0]["maxObservingPackets"] = 1000
+    doc["selectionProcess"][0]["selector"] = [
+        {"name": "p", "sampUniProb": {"probability": 0.25, "seed": 7}}]
+    out = normalised(write(tmp_path, doc))["ietf-ipfix-psamp:ipfix"]
+    assert out["observationPoint"][0]["flowprobe:maxObservingPackets"] == "1000"
+    assert out["selectionProcess"][0]["selector"][0]["sampUniProb"] == {
+        "probability": "0.25", "flowprobe:seed": "7"}
+    config = load_data(doc)
+    assert config.observation_points[0].max_observing_packets == 1000
+    assert config.selection_processes[0].selectors[0] == SampUniProb(name="p", probability=0.25,
+                                                                     seed=7)
+
+
+def test_offline_replay_augment_leaves() -> None:
+    op = load(CONFIGS / "offline-replay.json").observation_points[0]
+    assert (op.offline_file, op.if_names, op.snap_length, op.max_observing_packets,
+            op.promiscuous) == ("pcaps/demo.pcap", (), 65535, 0, True)
+
+
+def test_defaults_rfc6728_leaves_to_the_device(tmp_path: Path) -> None:
+    doc = sample("ipfix-udp.json")
+    for k in ("maxFlows", "activeTimeout", "idleTimeout"):
+        doc["cache"][0]["timeoutCache"].pop(k)
+    udp = doc["exportingProcess"][0]["destination"][0]["udpExporter"]
+    for k in ("destinationPort", "ipfixVersion", "templateRefreshTimeout",
+              "optionsTemplateRefreshTimeout"):
+        udp.pop(k)
+    config = load_data(doc)
+    cache = config.caches[0]
+    assert (cache.max_flows, cache.active_timeout, cache.idle_timeout) == (None, 1800, 300)
+    dest = config.exporting_processes[0].destinations[0]
+    assert (dest.destination_port, dest.ipfix_version, dest.template_refresh_timeout) == (
+        4739, 10, 600)
+    assert config.exporting_processes[0].export_mode == "parallel"
+
+
+def test_ie_by_id_and_reduced_length() -> None:
+    doc = sample("ipfix-udp.json")
+    fields = doc["cache"][0]["timeoutCache"]["cacheLayout"]["cacheField"]
+    fields[7] = {"name": "Field 8", "ieId": 1, "ieLength": 4}
+    field = load_data(doc).caches[0].layout.fields[7]
+    assert (field.ie_id, field.ie_name, field.ie_length) == (1, "octetDeltaCount", 4)
+
+
+def test_two_pipelines_share_one_exporting_process() -> None:
+    doc = sample("ipfix-udp.json")
+    cache2 = json.loads(json.dumps(doc["cache"][0]))
+    cache2["name"] = "Second cache"
+    doc["cache"].append(cache2)
+    doc["selectionProcess"].append({"name": "Sampled", "selector": [
+        {"name": "1 of 10", "sampCountBased": {"packetInterval": 1, "packetSpace": 9}}],
+        "cache": "Second cache"})
+    doc["observationPoint"][0]["selectionProcess"].append("Sampled")
+    config = load_data(doc)
+    op = config.observation_points[0]
+    assert [sp.name for sp in op.selection_processes] == ["All", "Sampled"]
+    c1, c2 = (sp.cache for sp in op.selection_processes)
+    assert c1 is not None and c2 is not None
+    assert c1.exporting_processes[0] is c2.exporting_processes[0]
+
+
+def test_collecting_process() -> None:
+    doc = sample("ipfix-udp.json")
+    doc["collectingProcess"] = [{"name": "Relay", "udpCollector": [
+        {"name": "in", "localIPAddress": ["127.0.0.1"]}], "tcpCollector": [
+        {"name": "tcp-in", "localPort": 4740}], "exportingProcess": ["Export"]}]
+    (cp,) = load_data(doc).collecting_processes
+    assert [(e.transport, e.local_addresses, e.local_port) for e in cp.endpoints] == [
+        ("udp", ("127.0.0.1",), 4739), ("tcp", (), 4740)]
+    assert cp.exporting_processes[0].name == "Export"
+
+
+def test_rfc7951_output_round_trips(tmp_path: Path) -> None:
+    for path in SAMPLES:
+        doc = normalised(path)
+        assert list(doc) == ["ietf-ipfix-psamp:ipfix"]
+        again = load(write(tmp_path, doc, path.name))
+        assert again.model_copy(update={"source": ""}) == load(path).model_copy(
+            update={"source": ""})
+
+
+def test_wrapped_goflowd_form_is_accepted() -> None:
+    doc = sample("ipfix-udp.json")
+    assert load_data({"ipfix": doc}) == load_data(doc)
+
+
+def test_model_is_frozen() -> None:
+    config = load(CONFIGS / "ipfix-udp.json")
+    with pytest.raises(pydantic.ValidationError):
+        config.caches[0].idle_timeout = 1  # type: ignore[misc]
+
+
+def test_load_text_names_its_origin() -> None:
+    from probe.errors import UserError
+    with pytest.raises(UserError) as info:
+        load_text("{}", "inline")
+    assert info.value.problems == (
+        "inline: /ipfix: declares nothing to run: needs an observationPoint (to meter packets) "
+        "or a collectingProcess",)
+
+
+def test_data_model_is_built_once() -> None:
+    assert data_model() is data_model()

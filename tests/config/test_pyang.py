@@ -1,0 +1,38 @@
+"""The project's YANG module must lint clean, as the vendored RFC 6728 modules do."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+YANG = Path(__file__).resolve().parents[2] / "yang"
+
+
+def _pyang() -> str:
+    beside = Path(sys.executable).parent / "pyang"
+    found = str(beside) if beside.exists() else shutil.which("pyang")
+    if found is None:
+        pytest.skip("pyang is not installed (make install adds it)")
+    return found
+
+
+def test_pyang_strict_reports_nothing() -> None:
+    modules = sorted(str(p) for p in YANG.glob("*.yang"))
+    assert any(m.endswith("flowprobe.yang") for m in modules)
+    res = subprocess.run([_pyang(), "--strict", "-p", str(YANG), *modules], text=True,
+                         capture_output=True, timeout=120, check=False)
+    assert (res.returncode, res.stdout, res.stderr) == (0, "", "")
+
+
+def test_yang_library_lists_every_module() -> None:
+    import json
+    lib = json.loads((YANG / "yang-library.json").read_text())
+    listed = {f"{m['name']}@{m['revision']}" for m in lib["ietf-yang-library:modules-state"]
+              ["module"]}
+    on_disk = {p.stem if "@" in p.stem else None for p in YANG.glob("*.yang")} - {None}
+    assert on_disk <= listed
+    assert "flowprobe@2026-11-23" in listed

@@ -1,0 +1,64 @@
+"""libyang's yanglint, an implementation independent of yangson, must agree: every sample's
+normalised RFC 7951 form is valid, and a dangling leafref is invalid to both."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from probe.config import normalised
+from probe.config.schema import FEATURES
+
+REPO = Path(__file__).resolve().parents[2]
+YANG = REPO / "yang"
+SAMPLES = sorted((REPO / "configs").glob("*.json"))
+
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.skipif(shutil.which("yanglint") is None, reason="yanglint not installed "
+                       "(apt-get install libyang-tools)"),
+]
+
+
+def _yanglint(data: Path) -> subprocess.CompletedProcess[str]:
+    # Same features as yang-library.json: a config using anything else must fail here too.
+    features = "ietf-ipfix-psamp:" + ",".join(FEATURES)
+    cmd = ["yanglint", "-t", "config", "-p", str(YANG), "-F", features,
+           str(YANG / "ietf-ipfix-psamp@2017-01-18.yang"), str(YANG / "flowprobe.yang"),
+           str(data)]
+    return subprocess.run(cmd, text=True, capture_output=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("config", SAMPLES, ids=[p.name for p in SAMPLES])
+def test_yanglint_accepts_normalised_sample(tmp_path: Path, config: Path) -> None:
+    out = tmp_path / "rfc7951.json"
+    out.write_text(json.dumps(normalised(config), indent=2))
+    res = _yanglint(out)
+    assert res.returncode == 0, res.stderr
+    assert "err" not in res.stderr
+
+
+def test_yanglint_rejects_dangling_leafref(tmp_path: Path) -> None:
+    doc = normalised(REPO / "configs" / "ipfix-udp.json")
+    doc["ietf-ipfix-psamp:ipfix"]["selectionProcess"][0]["cache"] = "Nope"
+    out = tmp_path / "bad.json"
+    out.write_text(json.dumps(doc))
+    res = _yanglint(out)
+    assert res.returncode != 0
+    assert "Nope" in res.stderr
+
+
+def test_yanglint_rejects_disabled_feature(tmp_path: Path) -> None:
+    doc = normalised(REPO / "configs" / "ipfix-udp.json")
+    dest = doc["ietf-ipfix-psamp:ipfix"]["exportingProcess"][0]["destination"][0]
+    dest.pop("udpExporter")
+    dest["fileWriter"] = {"file": "file:///tmp/flows.ipfix"}
+    out = tmp_path / "bad.json"
+    out.write_text(json.dumps(doc))
+    res = _yanglint(out)
+    assert res.returncode != 0
+    assert "fileWriter" in res.stderr
