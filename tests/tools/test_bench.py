@@ -1,0 +1,55 @@
+"""The benchmark harness against the real peers it drives: softflowd into nfcapd.
+
+What `make bench` reports is only worth something if its checks can fail, so this runs the
+same code path on a small trace and also feeds it a wrong expectation."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tools import bench, tracegen
+
+needs_peers = pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("softflowd", "nfcapd", "nfdump")),
+    reason="softflowd, nfcapd and nfdump are not installed")
+
+
+def test_sizes_parse_and_print() -> None:
+    assert [bench.parse_size(s) for s in ("100k", "1M", "5m", "2500")] == \
+        [100_000, 1_000_000, 5_000_000, 2500]
+    assert [bench.size_label(n) for n in (100_000, 1_000_000, 2500)] == ["100k", "1M", "2500"]
+
+
+def test_nfdump_rows_parse_icmp_type_code_into_the_port() -> None:
+    text = ("1    |   10.0.0.1|  172.16.0.2|     0|   8.0|       4|     336\n"
+            "6    | 2001:db8::1| 2001:db8::2|  1234|   443|      10|    1000\n"
+            "Summary: junk\n")
+    assert bench.parse_nfdump(text) == [
+        ((1, "10.0.0.1", "172.16.0.2", 0, 8 << 8), 4, 336),
+        ((6, "2001:db8::1", "2001:db8::2", 1234, 443), 10, 1000),
+    ]
+
+
+@pytest.mark.interop
+@needs_peers
+def test_softflowd_totals_match_the_generator_and_a_wrong_expectation_fails(
+        tmp_path: Path) -> None:
+    pcap = tmp_path / "t.pcap"
+    summary = tracegen.generate(pcap, 5000, seed=5, totals=True)
+    trace = bench.Trace(pcap, summary, summary["totals"], None)
+    want = bench.expected(trace.totals, "l2_octets")
+    run = bench.run_once("softflowd", trace, want, tmp_path, keep=False)
+    assert run.exit_code == 0
+    assert run.check["ok"], run.check
+    assert run.check["packets_got"] == 5000
+    assert not run.check["loss"]
+    assert run.wall_s > 0 and run.maxrss_kb > 0
+    # softflowd counts padding and the untruncated frame: IP total lengths are not what it sends.
+    wrong = bench.expected(trace.totals, "ip_octets")
+    assert wrong != want
+    run = bench.run_once("softflowd", trace, wrong, tmp_path, keep=False)
+    assert not run.check["ok"] and run.check["octet_mismatch"] > 0
+    assert run.check["packet_mismatch"] == 0

@@ -1,0 +1,537 @@
+"""`make bench`: flowprobe against softflowd, same traces, same collector, one table.
+
+    python -m tools.bench [--sizes 100k,1M,5M] [--runs 3] [--seed 1] [--keep]
+
+For each synthetic trace (``tools/tracegen.py``; generated once per seed, size and generator
+version, then reused from ``--trace-dir``) it runs, ``--runs`` times each,
+
+  (a) ``softflowd -r TRACE -v 10 -6 -d -c none -n 127.0.0.1:P``
+  (b) ``flowprobe replay TRACE --export udp://127.0.0.1:P --version 10``
+
+each into a fresh ``nfcapd`` on a free loopback port, and reports the median wall time, CPU time
+(user + sys of the exporter process, from ``wait4``), its peak RSS, packets per second and the
+ratio to softflowd. Every run is checked against what the generator wrote: per-5-tuple packet
+counts must be identical, and octets must be the IP total lengths for flowprobe (RFC 7012
+``octetDeltaCount``) and the frame lengths minus the Ethernet/802.1Q header for softflowd (it
+counts Ethernet padding). Loss is checked at the collector: the kernel's drop counter on
+nfcapd's socket, and for flowprobe nfdump's IPFIX sequence failures (softflowd's IPFIX sequence
+numbers are known to be wrong, so for it only the totals speak).
+
+Memory per cached flow is flowprobe's peak RSS minus its peak RSS on a one-packet trace, divided
+by the most flows its cache holds at once under the default timeouts (the generator computes
+that from the packets it wrote).
+
+The table goes to stdout; the same numbers, every run, go to ``bench/out/bench-<time>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import ipaddress
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tools import tracegen
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+FLOWPROBE = ROOT / ".venv" / "bin" / "flowprobe"
+NFCAPD_BUFFER = 67_108_864
+RUN_TIMEOUT_S = 900
+Key = tuple[int, str, str, int, int]  # proto, src, dst, sport, dport (ICMP: type*256+code)
+
+
+# -- traces -------------------------------------------------------------------------------------
+
+def parse_size(text: str) -> int:
+    t = text.strip().lower()
+    mult = {"k": 1_000, "m": 1_000_000}.get(t[-1:], 1)
+    try:
+        return int(float(t[:-1] if mult > 1 else t) * mult)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad trace size {text!r} (e.g. 100k, 1M)") from None
+
+
+def size_label(n: int) -> str:
+    if n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    return f"{n // 1000}k" if n % 1000 == 0 else str(n)
+
+
+def generator_version() -> str:
+    """Traces are cached under the generator's source hash, so a changed generator regenerates."""
+    return hashlib.sha256(Path(tracegen.__file__).read_bytes()).hexdigest()[:10]
+
+
+@dataclass
+class Trace:
+    path: Path
+    summary: dict[str, Any]
+    totals: np.ndarray
+    gen_seconds: float | None  # None when reused from the cache
+
+
+def get_trace(packets: int, seed: int, trace_dir: Path) -> Trace:
+    trace_dir.mkdir(parents=True, exist_ok=True)
+    stem = trace_dir / f"trace-{size_label(packets)}-s{seed}-{generator_version()}"
+    pcap, npz, meta = stem.with_suffix(".pcap"), stem.with_suffix(".npz"), stem.with_suffix(".json")
+    if pcap.exists() and npz.exists() and meta.exists():
+        summary = json.loads(meta.read_text())
+        return Trace(pcap, summary, np.load(npz)["totals"], None)
+    t0 = time.perf_counter()
+    summary = tracegen.generate(pcap, packets, seed, totals=True)
+    took = time.perf_counter() - t0
+    totals = summary.pop("totals")
+    summary["generate_seconds"] = round(took, 2)
+    np.savez(npz, totals=totals)
+    meta.write_text(json.dumps(summary, indent=1))
+    return Trace(pcap, summary, totals, took)
+
+
+def expected(totals: np.ndarray, octets: str) -> dict[Key, tuple[int, int]]:
+    """The generator's per-5-tuple (packets, octets) keyed like ``nfdump_totals``."""
+    out: dict[Key, tuple[int, int]] = {}
+    for r in totals:
+        n = 4 if r["ip_version"] == 4 else 16
+        src = str(ipaddress.ip_address(bytes(r["src"][:n])))
+        dst = str(ipaddress.ip_address(bytes(r["dst"][:n])))
+        key = (int(r["proto"]), src, dst, int(r["sport"]), int(r["dport"]))
+        out[key] = (int(r["packets"]), int(r[octets]))
+    return out
+
+
+# -- the collector ------------------------------------------------------------------------------
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def udp_socket_state(port: int) -> tuple[int, int] | None:
+    """(rx_queue bytes, drops) of the 127.0.0.1:port UDP socket, from /proc/net/udp."""
+    want = f"0100007F:{port:04X}"
+    try:
+        lines = Path("/proc/net/udp").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    for line in lines:
+        f = line.split()
+        if f[1] == want:
+            return int(f[4].split(":")[1], 16), int(f[-1])
+    return None
+
+
+class Collector:
+    """A fresh nfcapd on a free loopback port, writing into its own directory."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="nfcapd-", dir=workdir))
+        self.port = free_udp_port()
+        self.log = open(self.dir / "nfcapd.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            ["nfcapd", "-w", str(self.dir), "-b", "127.0.0.1", "-p", str(self.port),
+             "-B", str(NFCAPD_BUFFER), "-t", "3600"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while udp_socket_state(self.port) is None:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nfcapd did not start: {self._log_text()}")
+            time.sleep(0.02)
+        self.drops = 0
+
+    def _log_text(self) -> str:
+        return (self.dir / "nfcapd.log").read_text(errors="replace")[-2000:]
+
+    def stop(self) -> None:
+        """Wait until nfcapd has read everything queued, then let it flush its file."""
+        quiet, deadline = 0, time.monotonic() + 60
+        while quiet < 5 and time.monotonic() < deadline:
+            state = udp_socket_state(self.port)
+            if state is None:
+                break
+            self.drops = state[1]
+            quiet = quiet + 1 if state[0] == 0 else 0
+            time.sleep(0.05)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.dir.glob("nfcapd.*") if p.name[7:8].isdigit())
+
+    def totals(self) -> dict[Key, tuple[int, int]]:
+        out: dict[Key, tuple[int, int]] = {}
+        for f in self.files():
+            text = subprocess.run(
+                ["nfdump", "-r", str(f), "-N", "-6", "-q",
+                 "-o", "fmt:%pr|%sa|%da|%sp|%dp|%pkt|%byt"],
+                check=True, capture_output=True, text=True).stdout
+            for key, pkts, octs in parse_nfdump(text):
+                p0, o0 = out.get(key, (0, 0))
+                out[key] = (p0 + pkts, o0 + octs)
+        return out
+
+    def info(self) -> dict[str, int]:
+        """nfdump -I's summary over every file: flows, packets, sequence failures."""
+        sums: dict[str, int] = {}
+        for f in self.files():
+            text = subprocess.run(["nfdump", "-r", str(f), "-I"], check=True,
+                                  capture_output=True, text=True).stdout
+            for line in text.splitlines():
+                name, _, value = line.partition(":")
+                if name in ("Flows", "Packets", "Bytes", "Sequence failures"):
+                    sums[name] = sums.get(name, 0) + int(value.strip())
+        return sums
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _port(text: str) -> int:
+    """nfdump prints ICMP type and code as ``T.C`` in the destination port."""
+    t, _, c = text.strip().partition(".")
+    return int(t) * 256 + int(c) if c else int(t)
+
+
+def parse_nfdump(text: str) -> list[tuple[Key, int, int]]:
+    rows = []
+    for line in text.splitlines():
+        f = line.split("|")
+        if len(f) != 7:
+            continue
+        src = str(ipaddress.ip_address(f[1].strip()))
+        dst = str(ipaddress.ip_address(f[2].strip()))
+        key = (int(f[0]), src, dst, _port(f[3]), _port(f[4]))
+        rows.append((key, int(f[5]), int(f[6])))
+    return rows
+
+
+def compare(got: dict[Key, tuple[int, int]], want: dict[Key, tuple[int, int]]) -> dict[str, Any]:
+    """Per-5-tuple differences between what a collector got and what was generated."""
+    missing = [k for k in want if k not in got]
+    extra = [k for k in got if k not in want]
+    bad_pkts = [k for k in want if k in got and got[k][0] != want[k][0]]
+    bad_octs = [k for k in want if k in got and got[k][1] != want[k][1]]
+    return {
+        "ok": not (missing or extra or bad_pkts or bad_octs),
+        "flows_expected": len(want), "flows_got": len(got),
+        "missing": len(missing), "extra": len(extra),
+        "packet_mismatch": len(bad_pkts), "octet_mismatch": len(bad_octs),
+        "packets_got": sum(v[0] for v in got.values()),
+        "examples": [
+            {"key": list(k), "got": list(got.get(k, (0, 0))), "want": list(want.get(k, (0, 0)))}
+            for k in (missing + extra + bad_pkts + bad_octs)[:5]
+        ],
+    }
+
+
+# -- running an exporter ------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    wall_s: float
+    cpu_s: float
+    user_s: float
+    sys_s: float
+    maxrss_kb: int
+    exit_code: int
+    check: dict[str, Any] = field(default_factory=dict)
+    collector: dict[str, int] = field(default_factory=dict)
+
+
+# Linux carries a process's peak RSS across exec (and a vfork child shares its parent's memory),
+# so a child spawned straight from this process would report at least this process's RSS. A
+# minimal interpreter (-S -I) spawns and reaps the exporter instead and hands back wall time and
+# CPU (wait4: the exporter's own, microsecond resolution). Its own few MB would still be the
+# floor of the peak RSS, so when GNU time is installed it goes in between and reports the
+# exporter's peak RSS with a floor under 1 MB. Both floors are measured and reported.
+_SPAWNER = """
+import os, sys, time
+t0 = time.perf_counter()
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+_, status, ru = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+with open(sys.argv[1], "w") as f:
+    f.write("%r %r %r %d %d" % (wall, ru.ru_utime, ru.ru_stime, ru.ru_maxrss,
+                                os.waitstatus_to_exitcode(status)))
+"""
+GNU_TIME = "/usr/bin/time"
+
+
+def measure(cmd: list[str], log: Path) -> Run:
+    """Run ``cmd``; wall time, CPU and peak RSS are the exporter's own, not the tree's."""
+    stats, rss_file = log.with_suffix(".rusage"), log.with_suffix(".maxrss")
+    if Path(GNU_TIME).exists():
+        cmd = [GNU_TIME, "-o", str(rss_file), "-f", "%M", *cmd]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-S", "-I", "-c", _SPAWNER, str(stats), *cmd],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            proc.wait(timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return Run(wall_s=float(RUN_TIMEOUT_S), cpu_s=0.0, user_s=0.0, sys_s=0.0,
+                       maxrss_kb=0, exit_code=-9)
+    if proc.returncode != 0 or not stats.exists():
+        return Run(wall_s=0.0, cpu_s=0.0, user_s=0.0, sys_s=0.0, maxrss_kb=0,
+                   exit_code=proc.returncode or 127)
+    wall, user, sys_, rss, code = stats.read_text().split()
+    if rss_file.exists():  # GNU time: the exporter's own peak, not the spawner's floor
+        lines = rss_file.read_text().split()
+        rss = lines[-1] if lines and lines[-1].isdigit() else rss
+    return Run(wall_s=float(wall), cpu_s=float(user) + float(sys_), user_s=float(user),
+               sys_s=float(sys_), maxrss_kb=int(rss), exit_code=int(code))
+
+
+def rss_floor_kb(workdir: Path) -> int:
+    """The lowest peak RSS ``measure`` can report (what the spawner itself occupies)."""
+    return measure(["true"], workdir / "floor.log").maxrss_kb
+
+
+def softflowd_cmd(trace: Path, port: int) -> list[str]:
+    return ["softflowd", "-r", str(trace), "-v", "10", "-6", "-d", "-c", "none",
+            "-n", f"127.0.0.1:{port}"]
+
+
+def flowprobe_cmd(trace: Path, port: int) -> list[str]:
+    return [str(FLOWPROBE), "replay", str(trace), "--export", f"udp://127.0.0.1:{port}",
+            "--version", "10"]
+
+
+SYSTEMS = {
+    # name: (command, octets the collector should show, trust IPFIX sequence numbers)
+    "softflowd": (softflowd_cmd, "l2_octets", False),
+    "flowprobe": (flowprobe_cmd, "ip_octets", True),
+}
+
+
+def flowprobe_available() -> str | None:
+    """None if ``flowprobe replay --export`` exists, else why not."""
+    if not FLOWPROBE.exists():
+        return f"{FLOWPROBE} not installed"
+    r = subprocess.run([str(FLOWPROBE), "replay", "--help"], capture_output=True, text=True)
+    if r.returncode != 0 or "--export" not in r.stdout:
+        return "flowprobe replay --export not implemented yet"
+    return None
+
+
+def run_once(system: str, trace: Trace, want: dict[Key, tuple[int, int]], workdir: Path,
+             keep: bool) -> Run:
+    cmd_of, _, trust_seq = SYSTEMS[system]
+    col = Collector(workdir)
+    try:
+        run = measure(cmd_of(trace.path, col.port), col.dir / f"{system}.log")
+        col.stop()
+        run.collector = {**col.info(), "socket_drops": col.drops}
+        run.check = compare(col.totals(), want)
+        if run.exit_code != 0:
+            run.check["ok"] = False
+            run.check["error"] = (col.dir / f"{system}.log").read_text(errors="replace")[-500:]
+        lost = run.collector["socket_drops"] > 0
+        if trust_seq and run.collector.get("Sequence failures", 0) > 0:
+            lost = True
+        run.check["loss"] = lost
+    finally:
+        if col.proc.poll() is None:
+            col.stop()
+        if not keep:
+            col.remove()
+    return run
+
+
+def baseline_rss_kb(workdir: Path, keep: bool) -> int:
+    """flowprobe's peak RSS on a one-packet trace: interpreter, numpy, the pipeline, no flows."""
+    pcap = workdir / "one-packet.pcap"
+    tracegen.generate(pcap, 1, 1)
+    col = Collector(workdir)
+    try:
+        run = measure(flowprobe_cmd(pcap, col.port), col.dir / "baseline.log")
+    finally:
+        col.stop()
+        if not keep:
+            col.remove()
+    return run.maxrss_kb
+
+
+# -- report -------------------------------------------------------------------------------------
+
+def median_of(runs: list[Run]) -> dict[str, float]:
+    return {
+        "wall_s": statistics.median(r.wall_s for r in runs),
+        "cpu_s": statistics.median(r.cpu_s for r in runs),
+        "maxrss_mb": statistics.median(r.maxrss_kb for r in runs) / 1024,
+    }
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("trace", "system", "wall s", "CPU s", "peak RSS MB", "Mpkt/s", "vs softflowd",
+            "B/flow", "totals", "loss")
+    lines = [head]
+    for r in rows:
+        if r.get("unavailable"):
+            lines.append((r["trace"], r["system"], "not available", "", "", "", "", "", "", ""))
+            continue
+        m = r["median"]
+        lines.append((
+            r["trace"], r["system"], f"{m['wall_s']:.2f}", f"{m['cpu_s']:.2f}",
+            f"{m['maxrss_mb']:.0f}", f"{r['packets'] / m['wall_s'] / 1e6:.2f}",
+            f"{r['ratio']:.2f}x" if r.get("ratio") else "",
+            f"{r['bytes_per_flow']:.0f}" if r.get("bytes_per_flow") else "",
+            "identical" if r["totals_ok"] else "DIFFER", "lost" if r["loss"] else "none",
+        ))
+    widths = [max(len(str(row[i])) for row in lines) for i in range(len(head))]
+    out = []
+    for j, row in enumerate(lines):
+        out.append("  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w)
+                             for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        if j == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def environment() -> dict[str, Any]:
+    def version(cmd: list[str]) -> str:
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return "missing"
+        text = (r.stdout + r.stderr).strip().splitlines()
+        return text[0] if text else ""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "host_cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(),
+        "numpy": np.__version__, "nfcapd": version(["nfcapd", "-V"]),
+        "softflowd": "1.1.0" if "1.1.0" in version(["softflowd", "-h"]) else "unknown",
+        "git": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True).stdout.strip(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="100k,1M,5M",
+                    help="comma-separated trace sizes in packets (default 100k,1M,5M)")
+    ap.add_argument("--runs", type=int, default=3, help="runs per system and trace (median)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--systems", default="softflowd,flowprobe")
+    ap.add_argument("--trace-dir", type=Path, default=OUT / "traces",
+                    help="where generated traces are cached (default bench/out/traces)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the nfcapd directories and exporter logs of every run")
+    args = ap.parse_args(argv)
+    try:
+        sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    except argparse.ArgumentTypeError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown or args.runs < 1:
+        print(f"bench: unknown system {unknown} or --runs < 1", file=sys.stderr)
+        return 2
+    missing = [tool for tool in ("softflowd", "nfcapd", "nfdump") if not shutil.which(tool)]
+    if missing:
+        print(f"bench: {', '.join(missing)} not on PATH (apt-get install softflowd nfdump)",
+              file=sys.stderr)
+        return 2
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    workdir = OUT / f"run-{stamp}"
+    workdir.mkdir()
+    why_not = flowprobe_available() if "flowprobe" in systems else None
+    result: dict[str, Any] = {"started": stamp, "runs_per_system": args.runs,
+                              "environment": environment(), "traces": [], "rows": []}
+    base_kb = None
+    result["rss_floor_kb"] = rss_floor_kb(workdir)
+    if "flowprobe" in systems and why_not is None:
+        base_kb = baseline_rss_kb(workdir, args.keep)
+        result["flowprobe_baseline_rss_kb"] = base_kb
+
+    for packets in sizes:
+        label = size_label(packets)
+        print(f"[bench] trace {label}: ", end="", flush=True, file=sys.stderr)
+        trace = get_trace(packets, args.seed, args.trace_dir)
+        took = trace.gen_seconds
+        print(f"generated in {took:.1f} s" if took is not None else "cached", file=sys.stderr)
+        result["traces"].append({k: v for k, v in trace.summary.items() if k != "path"}
+                                | {"label": label, "file": trace.path.name})
+        soft_wall = None
+        for system in systems:
+            row: dict[str, Any] = {"trace": label, "system": system, "packets": packets}
+            if system == "flowprobe" and why_not is not None:
+                row.update(unavailable=why_not)
+                result["rows"].append(row)
+                continue
+            want = expected(trace.totals, SYSTEMS[system][1])
+            runs = []
+            for i in range(args.runs):
+                run = run_once(system, trace, want, workdir, args.keep)
+                runs.append(run)
+                print(f"[bench]   {system} run {i + 1}: {run.wall_s:.2f} s wall, "
+                      f"{run.cpu_s:.2f} s CPU, {run.maxrss_kb / 1024:.0f} MB, "
+                      f"totals {'ok' if run.check['ok'] else 'DIFFER'}, "
+                      f"{'LOSS' if run.check['loss'] else 'no loss'}", file=sys.stderr)
+            med = median_of(runs)
+            row.update(median=med, totals_ok=all(r.check["ok"] for r in runs),
+                       loss=any(r.check["loss"] for r in runs),
+                       runs=[r.__dict__ for r in runs])
+            if system == "softflowd":
+                soft_wall = med["wall_s"]
+            elif soft_wall:
+                row["ratio"] = med["wall_s"] / soft_wall
+            if system == "flowprobe" and base_kb is not None:
+                active = int(trace.summary.get("max_active_flows", 0))
+                row["max_active_flows"] = active
+                if active:
+                    row["bytes_per_flow"] = (med["maxrss_mb"] * 1024 - base_kb) * 1024 / active
+            result["rows"].append(row)
+
+    print()
+    print(table(result["rows"]))
+    notes = [f"flowprobe: {why_not}"] if why_not else []
+    for t in result["traces"]:
+        notes.append(f"{t['label']}: {t['packets']} packets, {t['flows']} flows "
+                     f"({t['packets_per_flow']} packets/flow), {t['duration_s'] / 60:.0f} min, "
+                     f"max {t.get('max_active_flows', '?')} flows in cache")
+    print("\n".join(notes))
+    path = OUT / f"bench-{stamp}.json"
+    path.write_text(json.dumps(result, indent=1, default=str))
+    print(f"results: {path.relative_to(ROOT)}")
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    bad = [r for r in result["rows"] if not r.get("unavailable")
+           and (not r["totals_ok"] or r["loss"])]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
