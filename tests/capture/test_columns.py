@@ -150,3 +150,14 @@ def test_all_columns_have_contract_dtypes(tmp_path):
         column = getattr(batch, name)
         assert column.dtype == np.dtype(dtype), name
         assert column.shape == (2, *shape), name
+
+
+def test_zero_length_fields_take_the_frame_length(tmp_path):
+    """TSO / BIG TCP captures write 0 in the length field; tshark and softflowd use the frame."""
+    v4 = bytearray(bytes(ether() / IP(src="192.0.2.1") / TCP(sport=1, dport=2) / Raw(b"d" * 960)))
+    v4[14 + 2 : 14 + 4] = b"\0\0"
+    v6 = bytearray(bytes(ether() / IPv6(src="2001:db8::1") / UDP(sport=3, dport=4) / (b"e" * 92)))
+    v6[14 + 4 : 14 + 6] = b"\0\0"
+    batch, _ = decode_frames(tmp_path, [bytes(v4), bytes(v6)])
+    assert batch.ip_len.tolist() == [1000, 140]
+    assert batch.src_port.tolist() == [1, 3]
