@@ -18,6 +18,7 @@ from yangson.datatype import (
     DataType,
     Decimal64Type,
     EnumerationType,
+    IdentityrefType,
     Int64Type,
     LeafrefType,
     Uint64Type,
@@ -35,7 +36,13 @@ from yangson.schemanode import (
 )
 
 from probe.config.paths import ROOT, entry_pred, leaf_list_pred, local
-from probe.config.schema import FLOWPROBE_MODULE, IPFIX_MODULE, ROOT_MEMBER, ipfix_node
+from probe.config.schema import (
+    FLOWPROBE_MODULE,
+    IPFIX_MODULE,
+    ROOT_MEMBER,
+    data_model,
+    ipfix_node,
+)
 
 # RFC 6728 parts flowprobe does not implement, and what to use instead. Some are features left
 # out of yang-library.json (so yangson would call them unknown), SCTP has no feature at all.
@@ -92,6 +99,8 @@ def describe(value: Any) -> str:
 def type_name(t: DataType) -> str:
     if isinstance(t, LeafrefType):
         return type_name(t.ref_type)
+    if isinstance(t, IdentityrefType) and t.bases:
+        return t.bases[0][0]
     if t.name:
         return t.name if isinstance(t.name, str) else t.name[0]
     return t.yang_type()
@@ -136,6 +145,9 @@ def check_value(t: DataType, value: Any) -> tuple[Any, str | None]:
         if "length" in msg:
             return value, f"{shown} has an invalid length for {type_name(t)}"
         if "pattern" in msg:
+            if type_name(t) == "nameType":
+                return value, (f"{shown} is not a valid name (not empty, no leading or "
+                               "trailing white space)")
             return value, f"{shown} is not a valid {type_name(t)} (pattern not matched)"
         return value, f"{shown} is {_a(type_name(t))}{_choices_of(t)}"
     return value, None
@@ -148,6 +160,9 @@ def _a(name: str) -> str:
 def _choices_of(t: DataType) -> str:
     if isinstance(t, EnumerationType):
         return f"; expected one of {', '.join(t.enum)}"
+    if isinstance(t, IdentityrefType):
+        names = sorted(q[0] for q in data_model().schema_data.derived_from_all(t.bases))
+        return f"; expected one of {', '.join(names)}"
     return ""
 
 

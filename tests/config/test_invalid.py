@@ -96,6 +96,11 @@ SCHEMA_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
     ("probability-above-1", lambda d: d["selectionProcess"][0]["selector"].__setitem__(
         0, {"name": "Select all", "sampUniProb": {"probability": 1.5}}),
      f"{SEL}/sampUniProb/probability", "1.5 is out of range (0.0..1.0)"),
+    ("bad-identityref", _set(lambda d: d["exportingProcess"][0], "exportMode", "roundRobin"),
+     f"{EP}/exportMode", '"roundRobin" is not an exportMode; expected one of fallback, '
+     "loadBalancing, parallel"),
+    ("name-with-spaces", _set(_sel, "name", " x"), f"{SP}/selector[name=' x']/name",
+     "not a valid name"),
     ("empty-as-true", _set(_sel, "selectAll", True), f"{SEL}/selectAll", "write [null]"),
     ("list-not-array", _set(lambda d: d, "cache", {"name": "Flow cache"}), "/ipfix/cache",
      "expected an array, got an object"),
@@ -198,6 +203,9 @@ SEMANTIC_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
      "nothing to observe"),
     ("interface-and-file", _set(lambda d: d["observationPoint"][0], "offlineFile", "x.pcap"),
      OP, "not both"),
+    ("collector-without-endpoint", lambda d: d.__setitem__(
+        "collectingProcess", [{"name": "Relay"}]), "/ipfix/collectingProcess[name='Relay']",
+     "needs a udpCollector or a tcpCollector"),
     ("v5-options", lambda d: (_udp(d).__setitem__("ipfixVersion", 5),
                               d["exportingProcess"][0].__setitem__(
                                   "options", [{"name": "o", "optionsType": "flowKeys"}])),
