@@ -70,15 +70,21 @@ class Protocol:
         raise NotImplementedError
 
 
-def _specs(t: Template, enterprise_ok: bool) -> bytes:
+# RFC 3954's ICMP_TYPE (32) is type * 256 + code for either IP version; v9 collectors (nfdump)
+# know no IPv6 variant, so IPFIX's icmpTypeCodeIPv6 (139) goes out as 32 in v9 templates.
+V9_FIELD_TYPE = {139: 32}
+
+
+def _specs(t: Template, v9: bool) -> bytes:
     out = bytearray()
     for s in t.specs:
         if s.enterprise:
-            if not enterprise_ok:
+            if v9:
                 raise ValueError("NetFlow v9 cannot carry enterprise-specific IEs")
             out += struct.pack(">HHI", s.ie_id | 0x8000, s.length, s.enterprise)
         else:
-            out += struct.pack(">HH", s.ie_id, s.length)
+            out += struct.pack(">HH", V9_FIELD_TYPE.get(s.ie_id, s.ie_id) if v9 else s.ie_id,
+                               s.length)
     return bytes(out)
 
 
@@ -91,7 +97,7 @@ class Ipfix(Protocol):
             head = struct.pack(">HHH", t.template_id, len(t.specs), t.scope_count)
         else:
             head = struct.pack(">HH", t.template_id, len(t.specs))
-        return head + _specs(t, True)
+        return head + _specs(t, False)
 
     def template_set_id(self, t: Template) -> int:
         return IPFIX_OPTIONS_TEMPLATE_SET if t.is_options else IPFIX_TEMPLATE_SET
@@ -115,8 +121,8 @@ class NetflowV9(Protocol):
         if t.is_options:
             scope, opts = t.specs[: t.scope_count], t.specs[t.scope_count:]
             return struct.pack(">HHH", t.template_id, 4 * len(scope), 4 * len(opts)) + \
-                _specs(t, False)
-        return struct.pack(">HH", t.template_id, len(t.specs)) + _specs(t, False)
+                _specs(t, True)
+        return struct.pack(">HH", t.template_id, len(t.specs)) + _specs(t, True)
 
     def template_set_id(self, t: Template) -> int:
         return V9_OPTIONS_TEMPLATE_FLOWSET if t.is_options else V9_TEMPLATE_FLOWSET

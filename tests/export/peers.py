@@ -84,7 +84,7 @@ def tshark_expert(cap: Path, decode_as: str) -> str:
 
 
 def tshark_json(cap: Path, decode_as: str) -> list[dict]:
-    return json.loads(tshark("-r", str(cap), "-d", decode_as, "-T", "json", "-x") or "[]")
+    return json.loads(tshark("-r", str(cap), "-d", decode_as, "-T", "json") or "[]")
 
 
 @contextlib.contextmanager
@@ -120,3 +120,47 @@ def nfdump_info(directory: Path) -> dict[str, int]:
         with contextlib.suppress(ValueError):
             out[k.strip()] = int(v.strip())
     return out
+
+
+def tshark_flows(cap: Path, decode_as: str) -> list[dict[str, str]]:
+    """Every flow record tshark decodes: its fields flattened, plus its message's header
+    fields under ``hdr.``. Options records are included (they have no cflow.srcaddr*)."""
+    flows: list[dict[str, str]] = []
+
+    def leaves(node: dict, out: dict[str, str]) -> None:
+        for k, v in node.items():
+            if isinstance(v, dict):
+                leaves(v, out)
+            elif isinstance(v, str):
+                out[k] = v
+
+    for pkt in tshark_json(cap, decode_as):
+        cflows = pkt["_source"]["layers"].get("cflow")
+        for cf in cflows if isinstance(cflows, list) else [cflows]:
+            hdr = {f"hdr.{k}": v for k, v in cf.items() if isinstance(v, str)}
+            hdr.update({f"hdr.{k}": v for k, v in cf.get("cflow.timestamp_tree", {}).items()})
+            for key, sub in cf.items():
+                if not isinstance(sub, dict):
+                    continue
+                containers = [sub] if key.startswith("pdu") else \
+                    [v for k, v in sub.items() if k.startswith("Flow") and isinstance(v, dict)]
+                for c in containers:
+                    rec = dict(hdr)
+                    leaves(c, rec)
+                    flows.append(rec)
+    return flows
+
+
+def nfdump_flows(directory: Path) -> list[dict]:
+    """Every flow nfdump stored, from its JSON output (objects separated by commas)."""
+    text = nfdump(directory, "-q", "-o", "json")
+    dec = json.JSONDecoder()
+    out = []
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,[]":
+            pos += 1
+        if pos >= len(text):
+            return out
+        obj, pos = dec.raw_decode(text, pos)
+        out.append(obj)
