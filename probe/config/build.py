@@ -33,6 +33,8 @@ from probe.config.model import (
 from probe.config.semantic import cache_kind, destination_kind, resolve_ie
 
 IPFIX_PORT = 4739
+# RFC 6728 leaves a permanentCache's export interval to the device when not configured.
+DEFAULT_EXPORT_INTERVAL = 60
 FP = "flowprobe:"
 
 
@@ -107,7 +109,8 @@ def _cache(cache: dict[str, Any], eps: dict[str, ExportingProcess]) -> Cache:
         max_flows=_opt_int(body, "maxFlows"),
         active_timeout=int(body.get("activeTimeout", DEFAULT_ACTIVE_TIMEOUT)) if timed else 0,
         idle_timeout=int(body.get("idleTimeout", DEFAULT_IDLE_TIMEOUT)) if timed else 0,
-        export_interval=_opt_int(body, "exportInterval"),
+        export_interval=(int(body.get("exportInterval", DEFAULT_EXPORT_INTERVAL))
+                         if kind == "permanentCache" else None),
         layout=CacheLayout(fields=tuple(_field(f) for f in body["cacheLayout"]["cacheField"])),
         exporting_processes=tuple(eps[n] for n in cache.get("exportingProcess", [])),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from probe.config import build, normalise, semantic, source, yang_check
+from probe.config import build, normalise, references, semantic, source, yang_check
 from probe.config.model import Config
 from probe.errors import UserError
 
@@ -22,6 +22,7 @@ def check_data(doc: dict[str, Any], origin: str) -> dict[str, Any]:
     """The validated RFC 7951 form of a parsed config (goflowd or RFC 7951 form)."""
     rfc7951, _form, problems = normalise.to_rfc7951(doc)
     _fail(origin, problems)
+    _fail(origin, references.check(rfc7951))
     _fail(origin, yang_check.validate(rfc7951))
     _fail(origin, semantic.check(rfc7951))
     return rfc7951

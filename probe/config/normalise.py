@@ -35,7 +35,7 @@ from yangson.schemanode import (
     ListNode,
 )
 
-from probe.config.paths import ROOT, entry_pred, leaf_list_pred, local
+from probe.config.paths import ROOT, entry_pred, leaf_list_pred, local, quote
 from probe.config.schema import (
     FLOWPROBE_MODULE,
     IPFIX_MODULE,
@@ -237,10 +237,15 @@ class _Walker:
 
     def value(self, value: Any, node: DataNode, path: str) -> Any:
         if isinstance(node, ListNode):
-            return self._sequence(value, path, lambda e, i: self._entry(e, i, node, path))
+            out = self._sequence(value, path, lambda e, i: self._entry(e, i, node, path))
+            self._unique(out, path, lambda e: tuple(
+                json.dumps(e.get(k[0])) for k in node.keys) if isinstance(e, dict) else None)
+            return out
         if isinstance(node, LeafListNode):
-            return self._sequence(value, path, lambda e, _i: self._leaf(
+            out = self._sequence(value, path, lambda e, _i: self._leaf(
                 e, node, f"{path}{leaf_list_pred(e)}"))
+            self._unique(out, path, json.dumps)
+            return out
         if isinstance(node, ContainerNode):
             if not isinstance(value, dict):
                 self.err(path, f"expected an object, got {describe(value)}")
@@ -249,6 +254,21 @@ class _Walker:
         if isinstance(node, LeafNode):
             return self._leaf(value, node, path)
         return value
+
+    def _unique(self, items: Any, path: str, key: Callable[[Any], Any]) -> None:
+        """List keys and config leaf-list values must be unique (RFC 7950 §7.7, §7.8.2)."""
+        if not isinstance(items, list):
+            return
+        seen: set[Any] = set()
+        for item in items:
+            k = key(item)
+            if k is None or k in seen:
+                if k is not None and isinstance(item, dict):
+                    self.err(path, f"two entries named {quote(item.get('name'))}")
+                elif k is not None:
+                    self.err(path, f"{quote(item)} appears twice")
+                continue
+            seen.add(k)
 
     def _sequence(self, value: Any, path: str, each: Callable[[Any, int], Any]) -> Any:
         if not isinstance(value, list):

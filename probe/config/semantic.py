@@ -153,7 +153,7 @@ def _cache(path: str, cache: dict[str, Any]) -> Problems:
             problems.append((fpath, f"flowprobe's meter cannot fill {ie.name} ({ie.id})"))
         elif is_key and ie.name not in METERED_KEYS:
             problems.append((fpath, f"{ie.name} cannot be a flow key (it is a measured value)"))
-        if "ieLength" in field:
+        elif "ieLength" in field:
             allowed = ie.allowed_lengths()
             if int(field["ieLength"]) not in allowed:
                 shown = ", ".join(map(str, allowed)) if len(allowed) < 4 else \

@@ -79,6 +79,8 @@ def _translate(doc: dict[str, Any], inst: InstanceNode, tag: str,
         return path, f"'{local(msg)}' is not allowed here" + (f" ({why})" if why else "")
     if tag == "non-unique-key":
         return path, f"two entries named {msg}"
+    if tag == "repeated-leaf-list-value":
+        return path, "a value appears twice"
     if tag == "too-few-elements":
         return path, "needs at least one entry"
     if tag == "too-many-elements":

@@ -136,6 +136,9 @@ SCHEMA_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
      f"{C}/cacheLayout/cacheField", "two entries named 'Field 1'"),
     ("duplicate-cache-name", lambda d: d["cache"].append(d["cache"][0]), "/ipfix/cache",
      "two entries named 'Flow cache'"),
+    ("repeated-leaf-list-value", _set(lambda d: d["observationPoint"][0], "selectionProcess",
+                                      ["All", "All"]),
+     f"{OP}/selectionProcess", "'All' appears twice"),
     ("unknown-member", _set(lambda d: d["cache"][0], "colour", "blue"),
      "/ipfix/cache[name='Flow cache']/colour", "unknown member 'colour'"),
     ("misspelt-member", lambda d: _cache(d).__setitem__("activeTimout",
@@ -251,6 +254,22 @@ def test_rfc7951_form_errors_use_the_same_paths(tmp_path: Path,
         f"{path}: /ipfix/observationPoint[name='eth0']/snapLength: 63 is out of range "
         "(64..262144)",
         f"{path}: /ipfix/cache[name='Flow cache']/timeoutCache/maxFlows: -5 is not a uint32",
+    ]
+
+
+def test_every_dangling_reference_is_reported(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # Renaming the cache breaks one link, renaming the exporting process another: both shown.
+    doc = sample("ipfix-udp.json")
+    doc["cache"][0]["name"] = "Renamed cache"
+    doc["exportingProcess"][0]["name"] = "Renamed export"
+    path = write(tmp_path, doc)
+    status, _, err = validate(capsys, str(path))
+    assert status == 2
+    assert err.splitlines() == [
+        f"{path}: {SP}/cache: no cache named 'Flow cache'",
+        f"{path}: /ipfix/cache[name='Renamed cache']/exportingProcess[.='Export']: "
+        "no exportingProcess named 'Export'",
     ]
 
 

@@ -192,3 +192,27 @@ def test_load_text_names_its_origin() -> None:
 
 def test_data_model_is_built_once() -> None:
     assert data_model() is data_model()
+
+
+def test_permanent_cache_export_interval() -> None:
+    doc = sample("ipfix-udp.json")
+    body = doc["cache"][0].pop("timeoutCache")
+    for k in ("activeTimeout", "idleTimeout"):
+        body.pop(k)
+    doc["cache"][0]["permanentCache"] = body
+    cache = load_data(doc).caches[0]
+    assert (cache.kind, cache.export_interval, cache.active_timeout, cache.idle_timeout) == (
+        "permanentCache", 60, 0, 0)
+    body["exportInterval"] = 300
+    assert load_data(doc).caches[0].export_interval == 300
+
+
+def test_builtin_default_config_passes_the_same_ie_checks() -> None:
+    from probe.config.defaults import default_config
+    from probe.ie import METERED, METERED_KEYS, V5_CARRIABLE
+    for version in (10, 9, 5):
+        (cache,) = default_config(export=("udp", "127.0.0.1", 4739), version=version).caches
+        assert set(cache.layout.key_names) <= METERED_KEYS
+        assert set(cache.layout.nonkey_names) <= METERED
+        if version == 5:
+            assert {f.ie_name for f in cache.layout.fields} <= V5_CARRIABLE
