@@ -55,8 +55,8 @@ class Protocol:
     def template_set_id(self, t: Template) -> int:
         raise NotImplementedError
 
-    def withdrawal_record(self, t: Template) -> bytes | None:
-        return None
+    def withdrawal_sets(self, templates: list[Template]) -> list[bytes]:
+        return []  # NetFlow v9 has no template withdrawal
 
     def pad(self, body_len: int) -> int:
         return 0
@@ -102,8 +102,18 @@ class Ipfix(Protocol):
     def template_set_id(self, t: Template) -> int:
         return IPFIX_OPTIONS_TEMPLATE_SET if t.is_options else IPFIX_TEMPLATE_SET
 
-    def withdrawal_record(self, t: Template) -> bytes | None:
-        return struct.pack(">HH", t.template_id, 0)  # RFC 7011 §8.1: field count 0
+    def withdrawal_sets(self, templates: list[Template]) -> list[bytes]:
+        """RFC 7011 §8.1 withdrawals (field count 0) of the data Templates.
+
+        Options Templates are left to the implicit withdrawal of closing the TCP connection:
+        Wireshark 4.0 misreads every form of options-template withdrawal (it expects a scope
+        count) and would flag the export as malformed.
+        """
+        data = [t for t in templates if not t.is_options]
+        if not data:
+            return []
+        return [self.set_bytes(IPFIX_TEMPLATE_SET, b"".join(
+            struct.pack(">HH", t.template_id, 0) for t in data))]
 
     def header(self, st: DomainState, domain: int, length: int, count: int, n_data: int,
                now_us: int, sys_init_us: int) -> bytes:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from probe.config.model import Destination
@@ -221,12 +220,24 @@ class DestinationRuntime:
             st.last_options_us = now_us
         return True
 
-    def _announce(self, domain: int, templates: list[Template], now_us: int,
-                  record: Callable[[Template], bytes | None] | None = None) -> bool:
-        """Template Sets (or withdrawals) for ``templates``, packed into as few messages as fit."""
-        record = record or self.protocol.template_record
-        recs = [(self.protocol.template_set_id(t), r) for t in templates
-                if (r := record(t)) is not None]
+    def _withdraw(self, domain: int, templates: list[Template], now_us: int) -> None:
+        """Withdrawal sets packed into as few messages as fit (TCP, clean close)."""
+        room = self.max_size - self.protocol.header_len
+        body = b""
+        count = 0
+        for s in self.protocol.withdrawal_sets(templates):
+            if body and len(body) + len(s) > room:
+                self._emit(domain, body, count, 0, now_us)
+                body, count = b"", 0
+            body += s
+            count += 1
+        if body:
+            self._emit(domain, body, count, 0, now_us)
+
+    def _announce(self, domain: int, templates: list[Template], now_us: int) -> bool:
+        """Template Sets for ``templates``, packed into as few messages as fit."""
+        recs = [(self.protocol.template_set_id(t), self.protocol.template_record(t))
+                for t in templates]
         recs.sort(key=lambda x: x[0])
         room = self.max_size - self.protocol.header_len
         msgs: list[list[tuple[int, bytes]]] = [[]]
@@ -272,7 +283,7 @@ class DestinationRuntime:
                     sent = [t for tid, t in self._known.get(domain, {}).items()
                             if tid in st.templates_sent]
                     if sent:
-                        self._announce(domain, sent, now_us, self.protocol.withdrawal_record)
+                        self._withdraw(domain, sent, now_us)
         self.transport.close()
 
     def stats(self) -> dict[str, int]:

@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,3 +165,63 @@ def nfdump_flows(directory: Path) -> list[dict]:
             return out
         obj, pos = dec.raw_decode(text, pos)
         out.append(obj)
+
+
+class TcpCollector:
+    """A minimal IPFIX-over-TCP collector that keeps each connection's byte stream.
+
+    ``stop`` drains what the exporter already sent before closing (a collector shutting down
+    cleanly), so the test can tell records lost by the exporter from records in flight.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self.port = port
+        self.streams: list[bytearray] = []
+        self._lsock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> TcpCollector:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(4)
+        s.settimeout(0.05)
+        self.port = s.getsockname()[1]
+        self._lsock = s
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        assert self._lsock is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._lsock.accept()
+            except TimeoutError:
+                continue
+            buf = bytearray()
+            self.streams.append(buf)
+            conn.settimeout(0.05)
+            idle = 0
+            while True:
+                try:
+                    data = conn.recv(1 << 16)
+                except TimeoutError:
+                    if self._stop.is_set():
+                        idle += 1
+                        if idle > 4:  # drained: nothing more for 0.2 s
+                            break
+                    continue
+                if not data:
+                    break
+                idle = 0
+                buf += data
+            conn.close()
+        self._lsock.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
