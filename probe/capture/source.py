@@ -9,6 +9,7 @@ missing interface) becomes a one-line ``UserError`` when the source is opened.
 from __future__ import annotations
 
 import logging
+import select
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SKIP_CHUNK = 65536
+# pcap_activate() failures (pcap/pcap.h) in the words a user needs.
+_ACTIVATE_ERRORS = {
+    -1: "generic libpcap error",
+    -5: "no such interface",
+    -6: "monitor mode not supported",
+    -8: "permission denied (needs root or CAP_NET_RAW)",
+    -9: "interface is not up",
+    -11: "permission denied for promiscuous mode",
+}
 
 
 def _check_link(where: str, datalink: int) -> None:
@@ -54,6 +64,7 @@ class PacketSource:
         live: bool,
         snap_length: int | None = None,
         bpf_filter: str | None = None,
+        timeout_ms: int = 100,
     ) -> None:
         self._reader = reader
         self.name = name
@@ -68,6 +79,14 @@ class PacketSource:
         self._closing = threading.Event()
         self._lock = threading.Lock()
         self._iterating = False
+        self._timeout_ms = timeout_ms
+        self._last_counters = {"received": 0, "dropped": 0, "ifdropped": 0}
+        self._poll = select.poll()
+        if live:
+            # libpcap's read timeout does not start until a packet arrives (pcap(3PCAP)), so a
+            # blocking read on a quiet link never returns; read non-blocking and poll instead.
+            reader.setnonblock(1)
+            self._poll.register(reader.getfd(), select.POLLIN)
 
     def __enter__(self) -> PacketSource:
         return self
@@ -104,10 +123,10 @@ class PacketSource:
                     return
                 if packed:
                     yield self._decode(data, packed)
-                elif self.live:
-                    yield PacketBatch.empty()
-                else:
+                elif not self.live:
                     return
+                elif not self._poll.poll(self._timeout_ms):
+                    yield PacketBatch.empty()  # a quiet link: let the caller run its timers
         finally:
             with self._lock:
                 self._iterating = False
@@ -147,14 +166,15 @@ class PacketSource:
 
     def capture_stats(self) -> dict[str, int]:
         """libpcap's kernel counters for a live capture (zeros for a file)."""
-        zero = {"received": 0, "dropped": 0, "ifdropped": 0}
-        if not self.live or self._reader is None:
-            return zero
-        try:
-            received, dropped, ifdropped = self._reader.stats()
-        except pcapy.PcapError:
-            return zero
-        return {"received": received, "dropped": dropped, "ifdropped": ifdropped}
+        if self.live and self._reader is not None:
+            try:
+                received, dropped, ifdropped = self._reader.stats()
+            except pcapy.PcapError:
+                return dict(self._last_counters)
+            self._last_counters = {
+                "received": received, "dropped": dropped, "ifdropped": ifdropped
+            }
+        return dict(self._last_counters)
 
     def close(self) -> None:
         """Stop iteration; safe from another thread (the reading thread releases the handle)."""
@@ -165,6 +185,7 @@ class PacketSource:
 
     def _release(self) -> None:
         if self._reader is not None:
+            self.capture_stats()  # keep the final counters readable after close
             self._reader.close()
             self._reader = None
 
@@ -202,9 +223,14 @@ def open_live(
         if buffer_size:
             reader.set_buffer_size(buffer_size)
         reader.set_timeout(timeout_ms)
-        reader.activate()
+        status = reader.activate()  # pcapy-ng returns libpcap's status instead of raising
     except pcapy.PcapError as exc:
         raise UserError(f"{if_name}: cannot capture on interface: {exc}") from None
+    if status is not None and status < 0:
+        why = _ACTIVATE_ERRORS.get(status, f"libpcap error {status}")
+        raise UserError(f"{if_name}: cannot capture on interface: {why}")
+    if status:
+        log.warning("%s: libpcap warning %s while activating the capture", if_name, status)
     _check_link(if_name, reader.datalink())
     _set_filter(reader, if_name, bpf_filter)
     if fanout is not None:
@@ -212,7 +238,7 @@ def open_live(
             reader.set_fanout(*fanout)
         except (pcapy.PcapError, OSError) as exc:
             raise UserError(f"{if_name}: cannot join fanout group {fanout[0]}: {exc}") from None
-    return PacketSource(reader, if_name, live=True, bpf_filter=bpf_filter)
+    return PacketSource(reader, if_name, live=True, bpf_filter=bpf_filter, timeout_ms=timeout_ms)
 
 
 def open_observation_point(op: ObservationPoint) -> PacketSource:
