@@ -32,6 +32,9 @@ FEATURES = (
 @cache
 def data_model() -> DataModel:
     """Parsing the modules takes most of a second: do it once per process."""
+    if not YANG_LIBRARY.is_file():
+        raise RuntimeError(f"the YANG modules are missing ({YANG_LIBRARY} not found): install "
+                           "flowprobe from its source tree with `make install`")
     return DataModel.from_file(str(YANG_LIBRARY), [str(YANG_DIR)])
 
 

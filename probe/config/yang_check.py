@@ -26,7 +26,8 @@ from probe.config.schema import data_model
 
 # Why a member may be present in general but not where it is (YANG "when" conditions).
 _NOT_HERE = {
-    "isFlowKey": "an immediateCache has no flow keys",
+    "isFlowKey": "an immediateCache has no flow keys, nor has a reverse IE "
+                 "(ieEnterpriseNumber 29305)",
     "activeTimeout": "only timeoutCache and naturalCache have it",
     "idleTimeout": "only timeoutCache and naturalCache have it",
     "exportInterval": "only permanentCache has it",

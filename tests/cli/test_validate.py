@@ -66,6 +66,19 @@ def test_installed_command_exit_status_and_no_traceback(tmp_path: Path) -> None:
     assert (broken.returncode, broken.stderr) == (2, f"{tmp_path / 'missing.json'}: no such file\n")
 
 
+def test_rfc7951_of_a_bad_config_prints_nothing(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text((CONFIGS / "ipfix-udp.json").read_text().replace('"ipfixVersion": 10',
+                                                                     '"ipfixVersion": 7'))
+    assert main(["validate", "--rfc7951", str(bad)]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err == (f"{bad}: /ipfix/exportingProcess[name='Export']/destination"
+                       "[name='Collector']/udpExporter/ipfixVersion: version 7 is not supported "
+                       "(5 = NetFlow v5, 9 = NetFlow v9, 10 = IPFIX)\n")
+
+
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["validate"])

@@ -163,7 +163,7 @@ SCHEMA_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
     ("flow-key-in-immediate-cache", _to_cache_kind(
         "immediateCache", ("maxFlows", "activeTimeout", "idleTimeout")),
      "/ipfix/cache[name='Flow cache']/immediateCache/cacheLayout/cacheField[name='Field 1']",
-     "'isFlowKey' is not allowed here (an immediateCache has no flow keys)"),
+     "'isFlowKey' is not allowed here (an immediateCache has no flow keys"),
 ]
 
 SEMANTIC_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
