@@ -1,0 +1,126 @@
+"""What every cache type shares: packet clock, expired-record hand-over to sinks, statistics."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from probe.cache.build import concat_chunks, record_batches
+from probe.cache.fields import key_matrix, packet_values
+from probe.cache.records import RecordBatch
+from probe.cache.table import Chunk, FlowTable, value_specs
+from probe.capture.batch import PacketBatch
+from probe.config import model
+from probe.ie import METERED_KEYS
+
+END_IDLE, END_ACTIVE, END_OF_FLOW, END_FORCED, END_RESOURCES = 1, 2, 3, 4, 5
+
+
+class Sink(Protocol):
+    """An exporting process as a cache sees it (the real ones live in ``probe.export``)."""
+
+    def export(self, records: RecordBatch, now_us: int) -> None: ...
+    def tick(self, now_us: int) -> None: ...
+    def close(self, now_us: int) -> None: ...
+
+
+@dataclass(slots=True)
+class CacheStats:
+    flows_created: int = 0
+    records: int = 0
+    expired: Counter[int] = field(default_factory=Counter)  # flowEndReason -> records
+    packets_dropped: int = 0  # packets no flow could take (permanent cache full)
+    active: int = 0
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A batch as a cache needs it: clamped times, IE values and key rows."""
+
+    batch: PacketBatch
+    t: np.ndarray
+    values: dict[str, np.ndarray]
+    kmat: np.ndarray
+    seq0: int
+
+
+class CacheBase:
+    """Packet time drives everything: ``clock`` is the latest packet time seen.
+
+    Packet times are clamped to the running maximum (a capture whose time steps backwards does
+    not move flows back in time), so every timeout is a deterministic function of the packet
+    stream and replays give the same records whatever the batch size.
+    """
+
+    def __init__(self, cfg: model.Cache, observation_domain_id: int) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.domain_id = observation_domain_id
+        self.sinks: list[Sink] = []
+        self.stats = CacheStats()
+        self.sys_init_us: int | None = None
+        self.clock: int | None = None
+        self.seq = 0  # packets seen so far: a global order for least-recently-used eviction
+        self.key_names = cfg.layout.key_names
+        nonkey_vals = tuple(n for n in cfg.layout.nonkey_names if n in METERED_KEYS)
+        self.value_names = tuple(dict.fromkeys(self.key_names + nonkey_vals))
+        self.table = FlowTable(value_specs(self.value_names))
+        self._pending: list[Chunk] = []
+
+    # ------------------------------------------------------------ input
+    def prepare(self, batch: PacketBatch) -> Prepared:
+        if self.sys_init_us is None:
+            self.sys_init_us = int(batch.ts_us[0])
+        start = batch.ts_us[0] if self.clock is None else max(self.clock, int(batch.ts_us[0]))
+        t = np.maximum.accumulate(np.maximum(batch.ts_us, start))
+        self.clock = int(t[-1])
+        values = packet_values(batch, self.value_names)
+        p = Prepared(batch, t, values, key_matrix(batch, values, self.key_names), self.seq)
+        self.seq += len(batch)
+        return p
+
+    def process(self, batch: PacketBatch) -> None:
+        raise NotImplementedError
+
+    def advance(self, now_us: int) -> None:
+        """Let time pass without packets (a live probe on a quiet link)."""
+
+    # ------------------------------------------------------------ output
+    def expire(self, chunk: Chunk, reason: np.ndarray | int) -> None:
+        n = int(chunk["start"].shape[0])
+        if n == 0:
+            return
+        r = np.broadcast_to(np.asarray(reason, dtype=np.uint8), (n,)).copy()
+        chunk = dict(chunk)
+        chunk["reason"] = r
+        self._pending.append(chunk)
+        self.stats.records += n
+        vals, counts = np.unique(r, return_counts=True)
+        for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
+            self.stats.expired[v] += c
+
+    def flush(self) -> None:
+        """End of input (EOF, SIGINT, SIGTERM): every cached flow ends as a forced end."""
+        slots = self.table.live_slots()
+        if slots.shape[0]:
+            self.expire(self.table.remove(slots), END_FORCED)
+
+    def take_records(self) -> list[RecordBatch]:
+        self.stats.active = self.table.live
+        if not self._pending:
+            return []
+        chunk = concat_chunks(self._pending)
+        self._pending = []
+        return record_batches(self.name, self.cfg.layout, self.domain_id,
+                              self.sys_init_us or 0, chunk)
+
+    def emit(self, now_us: int) -> list[RecordBatch]:
+        """Hand every expired record to the sinks; returns what was handed over."""
+        out = self.take_records()
+        for rb in out:
+            for sink in self.sinks:
+                sink.export(rb, now_us)
+        return out

@@ -1,0 +1,94 @@
+"""What each metered Information Element reads from a PacketBatch.
+
+One function per packet-derived IE, all vectorised over a batch. A cache groups packets on the
+values of its key IEs and keeps, for a non-key use of a key IE, the value of the flow's first
+packet. Values of the other IP family's IEs are zero, so IPv4 and IPv6 packets never share a
+flow (the IP version is part of every key anyway, see ``key_matrix``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from probe.capture.batch import PacketBatch
+
+_ICMP4, _ICMP6, _TCP, _UDP = 1, 58, 6, 17
+
+
+def _v4_addr(col: np.ndarray, b: PacketBatch) -> np.ndarray:
+    a = col[:, :4].astype(np.uint32)
+    v = (a[:, 0] << 24) | (a[:, 1] << 16) | (a[:, 2] << 8) | a[:, 3]
+    return np.where(b.ip_version == 4, v, np.uint32(0))
+
+
+def _v6_addr(col: np.ndarray, b: PacketBatch) -> np.ndarray:
+    return np.where((b.ip_version == 6)[:, None], col, np.uint8(0))
+
+
+def _only(cond: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return np.where(cond, v, np.zeros(1, dtype=v.dtype))
+
+
+def _icmp(b: PacketBatch, version: int, proto: int, v: np.ndarray) -> np.ndarray:
+    return _only((b.ip_version == version) & (b.proto == proto), v)
+
+
+def _type_code(b: PacketBatch) -> np.ndarray:
+    return (b.icmp_type.astype(np.uint16) << 8) | b.icmp_code
+
+
+EXTRACT: dict[str, Callable[[PacketBatch], np.ndarray]] = {
+    "sourceIPv4Address": lambda b: _v4_addr(b.src_addr, b),
+    "destinationIPv4Address": lambda b: _v4_addr(b.dst_addr, b),
+    "sourceIPv6Address": lambda b: _v6_addr(b.src_addr, b),
+    "destinationIPv6Address": lambda b: _v6_addr(b.dst_addr, b),
+    "protocolIdentifier": lambda b: b.proto,
+    "sourceTransportPort": lambda b: b.src_port,
+    "destinationTransportPort": lambda b: b.dst_port,
+    "tcpSourcePort": lambda b: _only(b.proto == _TCP, b.src_port),
+    "tcpDestinationPort": lambda b: _only(b.proto == _TCP, b.dst_port),
+    "udpSourcePort": lambda b: _only(b.proto == _UDP, b.src_port),
+    "udpDestinationPort": lambda b: _only(b.proto == _UDP, b.dst_port),
+    "icmpTypeCodeIPv4": lambda b: _icmp(b, 4, _ICMP4, _type_code(b)),
+    "icmpTypeIPv4": lambda b: _icmp(b, 4, _ICMP4, b.icmp_type),
+    "icmpCodeIPv4": lambda b: _icmp(b, 4, _ICMP4, b.icmp_code),
+    "icmpTypeCodeIPv6": lambda b: _icmp(b, 6, _ICMP6, _type_code(b)),
+    "icmpTypeIPv6": lambda b: _icmp(b, 6, _ICMP6, b.icmp_type),
+    "icmpCodeIPv6": lambda b: _icmp(b, 6, _ICMP6, b.icmp_code),
+    "ipClassOfService": lambda b: b.tos,
+    "ipDiffServCodePoint": lambda b: b.tos >> 2,
+    "ipPrecedence": lambda b: b.tos >> 5,
+    "ipVersion": lambda b: b.ip_version,
+    "flowLabelIPv6": lambda b: _only(b.ip_version == 6, b.flow_label),
+    "fragmentIdentification": lambda b: b.frag_id,
+    "vlanId": lambda b: b.vlan_id,
+    "sourceMacAddress": lambda b: b.src_mac,
+    "destinationMacAddress": lambda b: b.dst_mac,
+    "postDestinationMacAddress": lambda b: b.dst_mac,
+    "nextHeaderIPv6": lambda b: _only(b.ip_version == 6, b.next_header),
+}
+
+
+def packet_values(batch: PacketBatch, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    return {n: EXTRACT[n](batch) for n in names}
+
+
+def key_matrix(batch: PacketBatch, values: dict[str, np.ndarray],
+               key_names: tuple[str, ...]) -> np.ndarray:
+    """The flow key of every packet as a row of bytes, padded to a multiple of 8.
+
+    The IP version always leads the key: records are exported per IP version, so a flow never
+    mixes families even when the layout has no address key.
+    """
+    parts = [batch.ip_version.reshape(-1, 1)]
+    for n in key_names:
+        v = np.ascontiguousarray(values[n])
+        parts.append(v.reshape(len(batch), -1).view(np.uint8) if v.ndim == 2 else
+                     v.reshape(-1, 1).view(np.uint8))
+    width = sum(p.shape[1] for p in parts)
+    pad = -width % 8
+    if pad:
+        parts.append(np.zeros((len(batch), pad), dtype=np.uint8))
+    return np.ascontiguousarray(np.concatenate(parts, axis=1))

@@ -1,0 +1,65 @@
+"""Group a batch's packets by flow key, keeping capture order inside each group.
+
+Sorting the wide key rows directly is slow, so the rows are hashed to one uint64 and the hash
+is sorted (stable, so each group lists its packets in capture order). Hash collisions cannot
+merge two flows: the grouped rows are compared with their neighbours, and if any group holds
+two different keys the batch is regrouped by an exact lexicographic sort.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_MUL = np.uint64(0x9E3779B97F4A7C15)
+_MIX = np.uint64(0xBF58476D1CE4E5B9)
+
+
+@dataclass(slots=True)
+class Groups:
+    order: np.ndarray  # packet indices, grouped by key, capture order within a group
+    starts: np.ndarray  # offsets into ``order`` where each group begins
+    keys: np.ndarray  # (groups, width) uint8: each group's key row
+
+    @property
+    def count(self) -> int:
+        return int(self.starts.shape[0])
+
+    def key_bytes(self) -> list[bytes]:
+        """Each group's key as bytes, the flow table's dictionary key."""
+        width = self.keys.shape[1]
+        raw = self.keys.tobytes()
+        return [raw[i:i + width] for i in range(0, len(raw), width)]
+
+
+def _hash(words: np.ndarray) -> np.ndarray:
+    h = np.zeros(words.shape[0], dtype=np.uint64)
+    for j in range(words.shape[1]):
+        h ^= words[:, j]
+        h *= _MUL
+        h ^= h >> np.uint64(31)
+        h *= _MIX
+    return h
+
+
+def group(kmat: np.ndarray) -> Groups:
+    n = kmat.shape[0]
+    if n == 0:
+        return Groups(np.zeros(0, np.int64), np.zeros(0, np.int64), kmat[:0])
+    words = kmat.view(np.uint64)
+    with np.errstate(over="ignore"):
+        h = _hash(words)
+    order = np.argsort(h, kind="stable")
+    hs = h[order]
+    ws = words[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(hs[1:], hs[:-1], out=new[1:])
+    same_row = np.all(ws[1:] == ws[:-1], axis=1)
+    if not np.all(same_row | new[1:]):  # a hash collision: regroup exactly
+        order = np.lexsort(words.T[::-1])
+        ws = words[order]
+        new[1:] = ~np.all(ws[1:] == ws[:-1], axis=1)
+    starts = np.flatnonzero(new)
+    return Groups(order=order, starts=starts, keys=kmat[order[starts]])
