@@ -25,7 +25,6 @@ from yangson.datatype import (
     UnionType,
 )
 from yangson.schemanode import (
-    CaseNode,
     ChoiceNode,
     ContainerNode,
     DataNode,
@@ -33,6 +32,7 @@ from yangson.schemanode import (
     LeafListNode,
     LeafNode,
     ListNode,
+    SchemaNode,
 )
 
 from probe.config.paths import ROOT, entry_pred, leaf_list_pred, local, quote
@@ -170,6 +170,12 @@ def _all_data_children(node: InternalNode) -> list[DataNode]:
     return [c for c in node.data_children() if c.config]
 
 
+def _case_members(case: SchemaNode) -> list[DataNode]:
+    if isinstance(case, InternalNode) and not isinstance(case, DataNode):
+        return case.data_children()
+    return [case] if isinstance(case, DataNode) else []
+
+
 def _choices(node: InternalNode) -> list[ChoiceNode]:
     return [c for c in node.children if isinstance(c, ChoiceNode)]
 
@@ -184,23 +190,28 @@ class _Walker:
     def _find(self, node: InternalNode, member: str) -> DataNode | None:
         prefix, _, name = member.rpartition(":")
         if prefix:
-            child = node.get_data_child(name, prefix)
-        else:  # goflowd leaves augment members unprefixed
-            child = node.get_data_child(name, node.ns) or node.get_data_child(
-                name, FLOWPROBE_MODULE)
-        return child if child is not None and child.config else None
+            return node.get_data_child(name, prefix)
+        # goflowd leaves augment members unprefixed
+        return node.get_data_child(name, node.ns) or node.get_data_child(name, FLOWPROBE_MODULE)
 
     def container(self, obj: dict[str, Any], node: InternalNode, path: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for member, value in obj.items():
             name = local(member)
             mpath = f"{path}/{name}"
-            if name in UNSUPPORTED and member.rpartition(":")[0] in ("", IPFIX_MODULE):
+            standard = member.rpartition(":")[0] in ("", IPFIX_MODULE)
+            if standard and name in ("ifIndex", "ifName") and node.name.endswith("Exporter"):
+                self.err(mpath, "choosing the outgoing interface is not supported")
+                continue
+            if standard and name in UNSUPPORTED:
                 self.err(mpath, UNSUPPORTED[name])
                 continue
             child = self._find(node, member)
             if child is None:
                 self.err(mpath, self._unknown(node, member))
+                continue
+            if not child.config:
+                self.err(mpath, f"'{name}' is state data the probe reports, not configuration")
                 continue
             iname = child.iname()
             if iname in out:
@@ -217,22 +228,17 @@ class _Walker:
         return f"unknown member '{member}'{hint}"
 
     def _check_choices(self, out: dict[str, Any], node: InternalNode, path: str) -> None:
+        # yangson reports a second case as "member-not-allowed" and crashes on a missing
+        # mandatory choice in a list entry (1.7.9), so choices are checked here.
         for choice in _choices(node):
-            taken = []
-            for case in choice.children:
-                names = [c.iname() for c in (case.data_children()
-                                             if isinstance(case, CaseNode | InternalNode)
-                                             else [case])]
-                present = [local(n) for n in names if n in out]
-                if present:
-                    taken.append(present[0])
+            cases = [[local(c.iname()) for c in _case_members(case)] for case in choice.children]
+            given = {local(k) for k in out}
+            taken = [hits[0] for names in cases if (hits := [n for n in names if n in given])]
             if len(taken) > 1:
                 self.err(path, f"{' and '.join(taken)} are alternatives (choice "
                                f"{choice.name}); give only one")
             elif not taken and choice.mandatory:
-                options = [local(c.iname()) for case in choice.children
-                           for c in (case.data_children() if isinstance(case, InternalNode)
-                                     else [case])]
+                options = [n for names in cases for n in names]
                 self.err(path, f"missing {choice.name}: needs one of {', '.join(options)}")
 
     def value(self, value: Any, node: DataNode, path: str) -> Any:

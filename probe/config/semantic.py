@@ -183,9 +183,6 @@ def _exporting_process(path: str, ep: dict[str, Any]) -> Problems:
                              f"version {version} is not supported (5 = NetFlow v5, "
                              "9 = NetFlow v9, 10 = IPFIX)"))
         v5 |= version == 5
-        if "ifName" in body:
-            problems.append((f"{dpath}/{kind}/ifName",
-                             "choosing the outgoing interface is not supported"))
     if v5 and ep.get("options"):
         problems.append((f"{path}/options", "NetFlow v5 cannot carry options records; "
                                             "remove the options or use version 9 or 10"))
