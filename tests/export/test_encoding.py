@@ -1,0 +1,54 @@
+"""Field encodings: reduced size, MAC, NTP time stamps — each checked against the RFC's bytes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from probe.export.encoding import FieldSpec, encode_columns, record_dtype, us_to_ntp
+from probe.export.templates import TemplateRegistry
+from tests.export.flows import batch, layout
+
+
+def test_ntp_microseconds_round_trip_exactly() -> None:
+    us = np.array([0, 1, 999_999, 1_700_000_000_123_456], dtype=np.uint64)
+    ntp = us_to_ntp(us)
+    secs = ntp >> np.uint64(32)
+    frac = ntp & np.uint64(0xFFFFFFFF)
+    assert list(secs) == [2_208_988_800, 2_208_988_800, 2_208_988_800, 3_908_988_800]
+    back = (frac * np.uint64(1_000_000)) >> np.uint64(32)  # a collector truncates
+    assert list(back) == [0, 1, 999_999, 123_456]
+
+
+def test_reduced_size_integers_saturate_counters_and_keep_identifiers_low_bits() -> None:
+    specs = (FieldSpec(1, 3), FieldSpec(2, 4), FieldSpec(7, 1))  # octets, packets, src port
+    assert record_dtype(specs).itemsize == 8
+    raw = encode_columns(specs, [np.array([0x1234567, 5], dtype=np.uint64),
+                                 np.array([7, 1 << 40], dtype=np.uint64),
+                                 np.array([0x1FF, 3], dtype=np.uint16)], 2)
+    assert raw == bytes.fromhex("ffffff" "00000007" "ff" "000005" "ffffffff" "03")
+
+
+def test_mac_and_ipv6_and_milliseconds_bytes() -> None:
+    specs = (FieldSpec(56, 6), FieldSpec(27, 16), FieldSpec(152, 8), FieldSpec(150, 4))
+    v6 = np.arange(16, dtype=np.uint8).reshape(1, 16)
+    raw = encode_columns(specs, [np.array([0x0A0B0C0D0E0F], dtype=np.uint64), v6,
+                                 np.array([1_700_000_000_123], dtype=np.uint64),
+                                 np.array([1_700_000_000], dtype=np.uint32)], 1)
+    assert raw == bytes.fromhex("0a0b0c0d0e0f") + bytes(range(16)) + \
+        (1_700_000_000_123).to_bytes(8, "big") + (1_700_000_000).to_bytes(4, "big")
+
+
+def test_template_per_domain_and_layout_with_ie_length() -> None:
+    lay = layout(("sourceIPv4Address", "destinationIPv4Address", "octetDeltaCount",
+                  "packetDeltaCount"), keys=2, lengths={"octetDeltaCount": 4,
+                                                        "packetDeltaCount": 2})
+    reg = TemplateRegistry()
+    t1 = reg.for_batch(batch(3, 4, cache_layout=lay, domain=1))
+    t2 = reg.for_batch(batch(5, 4, cache_layout=lay, domain=1, seed=9))
+    t3 = reg.for_batch(batch(5, 4, cache_layout=lay, domain=2))
+    t4 = reg.for_batch(batch(5, 6, domain=1))
+    assert t1 is t2 and t1.template_id == 256
+    assert t3.template_id == 256 and t3.domain == 2  # ids are per observation domain
+    assert t4.template_id == 257
+    assert [(s.ie_id, s.length) for s in t1.specs] == [(8, 4), (12, 4), (1, 4), (2, 2)]
+    assert t1.record_len == 14

@@ -1,0 +1,154 @@
+"""Message framing as a collector sees it: sequence numbers, sizes, templates, headers."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import time
+
+import pytest
+
+import probe.export.session as session
+from tests.export.flows import SYS_INIT_US, batch
+from tests.export.harness import UdpSink, destination, run
+from tests.export.wire import Decoder
+
+
+@pytest.fixture
+def sink():
+    s = UdpSink()
+    yield s
+    s.close()
+
+
+def test_ipfix_sequence_counts_data_records_per_domain(sink: UdpSink) -> None:
+    batches = [batch(100, 4, domain=1), batch(40, 6, domain=2), batch(65, 4, domain=1, seed=3)]
+    run([destination(sink)], batches)
+    expected: dict[int, int] = {}
+    msgs = sink.messages()
+    for m in msgs:
+        dom = m.header["domain"]
+        assert m.header["seq"] == expected.get(dom, 0)
+        expected[dom] = expected.get(dom, 0) + len(m.data) + len(m.options)
+    assert sum(len(m.data) for m in msgs) == 205
+
+
+def test_templates_precede_data_and_messages_fit_the_mtu(sink: UdpSink) -> None:
+    run([destination(sink)], [batch(500, 4), batch(300, 6, seed=2)])
+    seen: set[int] = set()
+    msgs = []
+    dec = Decoder()
+    for raw in sink.datagrams():
+        assert len(raw) <= 1472
+        m = dec.decode(raw)
+        seen.update(t[0] for t in m.templates)
+        assert all(tid in seen for tid, _ in m.data + m.options)
+        msgs.append(m)
+    assert sum(len(m.data) for m in msgs) == 800
+
+
+def test_ipv6_destination_messages_fit_ipv6_mtu() -> None:
+    try:
+        s6 = UdpSink(socket.AF_INET6)
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    try:
+        run([destination(s6)], [batch(400, 6)])
+        sizes = [len(r) for r in s6.datagrams()]
+        assert max(sizes) <= 1452 and max(sizes) > 1400
+    finally:
+        s6.close()
+
+
+def test_udp_template_refresh_by_packets_and_by_time(sink: UdpSink) -> None:
+    run([destination(sink, template_refresh_packet=3)], [batch(28 * 9, 4)])
+    kinds = ["T" if m.templates else "D" for m in sink.messages()]
+    # after every 3 messages (data or options) the templates again
+    assert kinds[:1] == ["T"] and kinds.count("T") >= 3
+    gaps = [i for i, k in enumerate(kinds) if k == "T"]
+    assert all(b - a == 4 for a, b in itertools.pairwise(gaps))  # T D D D T D D D ...
+
+    run([destination(sink, template_refresh_timeout=2)],
+        [batch(10, 4, seed=i) for i in range(6)], step_us=1_100_000)
+    refreshes = [m for m in sink.messages() if any(not t[2] for t in m.templates)]
+    assert len(refreshes) == 3  # at 0 s, after 2.2 s and after 4.4 s of packet time
+
+
+def test_netflow_v9_header_clock_and_sequence(sink: UdpSink) -> None:
+    run([destination(sink, version=9)], [batch(100, 4), batch(20, 6, seed=4)])
+    msgs = sink.messages()
+    assert [m.header["seq"] for m in msgs] == list(range(len(msgs)))
+    for m in msgs:
+        assert m.header["count"] == len(m.templates) + len(m.data) + len(m.options)
+        # boot time = unix_secs * 1000 - sysUptime is exactly the probe's start millisecond
+        assert m.header["unix_secs"] * 1000 - m.header["uptime"] == SYS_INIT_US // 1000
+
+
+def test_netflow_v5_header_and_records(sink: UdpSink) -> None:
+    b = batch(75, 4)
+    rt = run([destination(sink, version=5)], [b, batch(10, 6)])
+    msgs = sink.messages()
+    assert [m.header["count"] for m in msgs] == [30, 30, 15]
+    assert [m.header["seq"] for m in msgs] == [0, 30, 60]
+    recs = [r for m in msgs for _, r in m.data]
+    first = {(r["srcaddr"], r["dstaddr"], r["srcport"]): r for r in recs}
+    c = b.columns
+    for i in range(len(b)):
+        r = first[(int(c["sourceIPv4Address"][i]), int(c["destinationIPv4Address"][i]),
+                   int(c["sourceTransportPort"][i]))]
+        assert r["First"] == int(c["_start_us"][i]) // 1000 - SYS_INIT_US // 1000
+        assert r["dPkts"] == int(c["_packets"][i]) and r["dOctets"] == int(c["_octets"][i])
+        if c["protocolIdentifier"][i] == 1:
+            assert r["dstport"] == int(c["icmpTypeCodeIPv4"][i])
+    for m in msgs:
+        h = m.header
+        boot = h["unix_secs"] * 1000 + h["unix_nsecs"] // 1_000_000 - h["uptime"]
+        assert boot == SYS_INIT_US // 1000 and h["engine_id"] == 1
+    assert rt.stats()[destination(sink).name]["not_exportable"] == 10
+
+
+def test_load_balancing_splits_whole_messages() -> None:
+    a, b = UdpSink(), UdpSink()
+    try:
+        run([destination(a), destination(b)], [batch(28 * 6, 4)], mode="loadBalancing")
+        na = sum(len(m.data) for m in a.messages())
+        nb = sum(len(m.data) for m in b.messages())
+        assert na + nb == 168 and na == nb == 84
+    finally:
+        a.close()
+        b.close()
+
+
+def test_fallback_skips_a_tcp_collector_that_is_down(sink: UdpSink) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # nobody listens here once the socket closes
+    rt = run([destination(version=10, transport="tcp", port=dead), destination(sink)],
+             [batch(50, 4)], mode="fallback")
+    assert sum(len(m.data) for m in sink.messages()) == 50
+    st = rt.stats()
+    assert st[f"tcp://127.0.0.1:{dead}"]["records"] == 0
+
+
+def test_tcp_queue_overflow_is_counted() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    old = session.CLOSE_TIMEOUT_S
+    session.CLOSE_TIMEOUT_S = 0.2
+    try:
+        b = batch(120, 4)
+        rt = run([destination(version=10, transport="tcp", port=dead)], [b], queue_limit=50)
+    finally:
+        session.CLOSE_TIMEOUT_S = old
+    st = rt.stats()[f"tcp://127.0.0.1:{dead}"]
+    assert st["records"] == 0 and st["dropped"] == 120
+    assert st["not_sent_packets"] == int(b.columns["_packets"].sum())
+
+
+def test_rate_limit_paces_sends(sink: UdpSink) -> None:
+    t0 = time.monotonic()
+    run([destination(sink, rate_limit=20_000)], [batch(28 * 20, 4)])
+    elapsed = time.monotonic() - t0
+    total = sum(len(r) for r in sink.datagrams())
+    assert total > 28_000 and elapsed >= (total - 1500) / 20_000 * 0.9
