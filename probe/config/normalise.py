@@ -60,6 +60,9 @@ UNSUPPORTED = {
     "entPhysicalIndex": "line cards are not supported; use ifName or flowprobe:offlineFile",
 }
 
+# Leaves of RFC 6728's flowCacheParameters, which every cache type but immediateCache has.
+_FLOW_CACHE_LEAVES = frozenset({"maxFlows", "activeTimeout", "idleTimeout", "exportInterval"})
+
 Problems = list[tuple[str, str]]  # (path, what is wrong)
 
 
@@ -222,6 +225,9 @@ class _Walker:
         return out
 
     def _unknown(self, node: InternalNode, member: str) -> str:
+        if node.name == "immediateCache" and local(member) in _FLOW_CACHE_LEAVES:
+            return (f"an immediateCache exports each packet at once and keeps no flows, so it "
+                    f"has no {local(member)}")
         known = sorted({c.name for c in _all_data_children(node)})
         close = difflib.get_close_matches(local(member), known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""

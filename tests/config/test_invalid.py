@@ -165,6 +165,11 @@ SCHEMA_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
     ("active-timeout-in-permanent-cache", _to_cache_kind("permanentCache"),
      "/ipfix/cache[name='Flow cache']/permanentCache",
      "'activeTimeout' is not allowed here (only timeoutCache and naturalCache have it)"),
+    ("timeout-in-immediate-cache", _to_cache_kind("immediateCache", ("maxFlows",
+                                                                      "idleTimeout")),
+     "/ipfix/cache[name='Flow cache']/immediateCache/activeTimeout",
+     "an immediateCache exports each packet at once and keeps no flows, so it has no "
+     "activeTimeout"),
     ("flow-key-in-immediate-cache", _to_cache_kind(
         "immediateCache", ("maxFlows", "activeTimeout", "idleTimeout")),
      "/ipfix/cache[name='Flow cache']/immediateCache/cacheLayout/cacheField[name='Field 1']",

@@ -216,3 +216,16 @@ def test_builtin_default_config_passes_the_same_ie_checks() -> None:
         assert set(cache.layout.nonkey_names) <= METERED
         if version == 5:
             assert {f.ie_name for f in cache.layout.fields} <= V5_CARRIABLE
+
+
+def test_immediate_cache_has_no_keys_and_no_timeouts() -> None:
+    doc = sample("ipfix-udp.json")
+    body = doc["cache"][0].pop("timeoutCache")
+    layout = body["cacheLayout"]
+    for f in layout["cacheField"]:
+        f.pop("isFlowKey", None)
+    doc["cache"][0]["immediateCache"] = {"cacheLayout": layout}
+    cache = load_data(doc).caches[0]
+    assert (cache.kind, cache.max_flows, cache.active_timeout, cache.idle_timeout,
+            cache.layout.key_names, len(cache.layout.fields)) == (
+        "immediateCache", None, 0, 0, (), 9)
