@@ -14,13 +14,7 @@ def _n(count: int, noun: str) -> str:
 
 
 def destination_url(dest: Destination) -> str:
-    host = dest.destination_address
-    try:
-        if ipaddress.ip_address(host).version == 6:
-            host = f"[{host}]"
-    except ValueError:
-        pass
-    return f"{dest.transport}://{host}:{dest.destination_port}"
+    return _url(dest.transport, dest.destination_address, dest.destination_port)
 
 
 def _cache(cache: Cache) -> str:
@@ -29,7 +23,17 @@ def _cache(cache: Cache) -> str:
     return f"{cache.kind}, {_n(len(fields), 'field')}, {_n(keys, 'key')}"
 
 
+def _url(transport: str, host: str, port: int) -> str:
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            host = f"[{host}]"
+    except ValueError:
+        pass
+    return f"{transport}://{host}:{port}"
+
+
 def describe(config: Config) -> str:
+    """Counts of each box and where records go; boxes a config does not use are left out."""
     parts = [_n(len(config.observation_points), "observation point")]
     sps = config.selection_processes
     methods = "; ".join(" + ".join(s.method for s in sp.selectors) for sp in sps)
@@ -41,6 +45,9 @@ def describe(config: Config) -> str:
     dests = [f"{destination_url(d)} {VERSION_LABEL[d.ipfix_version]}"
              for ep in eps for d in ep.destinations]
     parts.append(_n(len(eps), "exporting process") + (f" → {', '.join(dests)}" if dests else ""))
-    if config.collecting_processes:
-        parts.append(_n(len(config.collecting_processes), "collecting process"))
-    return ", ".join(parts)
+    cps = config.collecting_processes
+    if cps:
+        listens = [_url(e.transport, addr, e.local_port) for cp in cps for e in cp.endpoints
+                   for addr in (e.local_addresses or ("*",))]
+        parts.append(_n(len(cps), "collecting process") + f" ← {', '.join(listens)}")
+    return ", ".join(p for p in parts if not p.startswith("0 "))

@@ -41,6 +41,18 @@ def test_summary_names_what_matters(capsys: pytest.CaptureFixture[str], name: st
     assert words in capsys.readouterr().out
 
 
+def test_summary_of_a_collector_only_config(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "collector.json"
+    cfg.write_text(json.dumps({"collectingProcess": [{
+        "name": "c", "udpCollector": [{"name": "u", "localIPAddress": ["127.0.0.1", "::1"]}],
+        "tcpCollector": [{"name": "t", "localPort": 9995}]}]}))
+    assert main(["validate", str(cfg)]) == 0
+    assert capsys.readouterr().out == (
+        f"{cfg}: valid: 1 collecting process ← udp://127.0.0.1:4739, udp://[::1]:4739, "
+        "tcp://*:9995\n")
+
+
 def test_rfc7951_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "--rfc7951", str(CONFIGS / "offline-replay.json")]) == 0
     out = capsys.readouterr().out
