@@ -153,6 +153,8 @@ def check_value(t: DataType, value: Any) -> tuple[Any, str | None]:
                                "trailing white space)")
             return value, f"{shown} is not a valid {type_name(t)} (pattern not matched)"
         return value, f"{shown} is {_a(type_name(t))}{_choices_of(t)}"
+    if isinstance(t, Decimal64Type | Int64Type | Uint64Type):
+        value = t.to_raw(cooked)  # canonical: "1e-3" and 0.001 both become "0.001"
     return value, None
 
 

@@ -102,6 +102,18 @@ def test_goflowd_numbers_become_rfc7951_strings(tmp_path: Path) -> None:
                                                                      seed=7)
 
 
+def test_decimal64_is_written_canonically(tmp_path: Path) -> None:
+    # libyang (yanglint) accepts only plain decimal notation in RFC 7951 decimal64 strings.
+    doc = sample("ipfix-udp.json")
+    doc["selectionProcess"][0]["selector"] = [
+        {"name": "a", "sampUniProb": {"probability": 1e-05}},
+        {"name": "b", "sampUniProb": {"probability": "2.50E-1", "seed": "0012"}}]
+    out = normalised(write(tmp_path, doc))["ietf-ipfix-psamp:ipfix"]
+    a, b = (s["sampUniProb"] for s in out["selectionProcess"][0]["selector"])
+    assert a == {"probability": "0.00001"}
+    assert b == {"probability": "0.25", "flowprobe:seed": "12"}
+
+
 def test_offline_replay_augment_leaves() -> None:
     op = load(CONFIGS / "offline-replay.json").observation_points[0]
     assert (op.offline_file, op.if_names, op.snap_length, op.max_observing_packets,

@@ -62,3 +62,18 @@ def test_yanglint_rejects_disabled_feature(tmp_path: Path) -> None:
     res = _yanglint(out)
     assert res.returncode != 0
     assert "fileWriter" in res.stderr
+
+
+def test_yanglint_accepts_converted_goflowd_numbers(tmp_path: Path) -> None:
+    # goflowd writes uint64 and decimal64 as JSON numbers; our RFC 7951 output must not.
+    src = json.loads((REPO / "configs" / "ipfix-udp.json").read_text())
+    src["observationPoint"][0]["maxObservingPackets"] = 10**12
+    src["selectionProcess"][0]["selector"] = [
+        {"name": "tiny", "sampUniProb": {"probability": 1e-05, "seed": 7}},
+        {"name": "n of N", "sampRandOutOfN": {"size": 1, "population": 10, "seed": 2**63}}]
+    cfg = tmp_path / "goflowd.json"
+    cfg.write_text(json.dumps(src))
+    out = tmp_path / "rfc7951.json"
+    out.write_text(json.dumps(normalised(cfg)))
+    res = _yanglint(out)
+    assert res.returncode == 0, res.stderr
