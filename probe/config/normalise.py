@@ -145,12 +145,12 @@ def check_value(t: DataType, value: Any) -> tuple[Any, str | None]:
             bounds = " | ".join("..".join(str(t.canonical_string(b)) for b in r)
                                 for r in rng.intervals)
             return value, f"{shown} is out of range ({bounds})"
+        if type_name(t) == "nameType":
+            return value, (f"{shown} is not a valid name (not empty, no leading or trailing "
+                           "white space)")
         if "length" in msg:
             return value, f"{shown} has an invalid length for {type_name(t)}"
         if "pattern" in msg:
-            if type_name(t) == "nameType":
-                return value, (f"{shown} is not a valid name (not empty, no leading or "
-                               "trailing white space)")
             return value, f"{shown} is not a valid {type_name(t)} (pattern not matched)"
         return value, f"{shown} is {_a(type_name(t))}{_choices_of(t)}"
     if isinstance(t, Decimal64Type | Int64Type | Uint64Type):
