@@ -15,19 +15,21 @@ if TYPE_CHECKING:
 __all__ = ["load", "load_data", "load_text", "normalised"]
 
 
-def load(path: str | Path) -> Config:
+def load(path: str | Path, *, replay: bool = False) -> Config:
+    """Read, validate and build a config. ``replay=True`` for ``flowprobe replay -c``: the
+    pcap named on the command line is the source, so observation points need none."""
     from probe.config.loader import load as _load
-    return _load(path)
+    return _load(path, replay=replay)
 
 
-def load_text(text: str, origin: str = "<config>") -> Config:
+def load_text(text: str, origin: str = "<config>", *, replay: bool = False) -> Config:
     from probe.config.loader import load_text as _load_text
-    return _load_text(text, origin)
+    return _load_text(text, origin, replay=replay)
 
 
-def load_data(doc: dict[str, Any], origin: str = "<config>") -> Config:
+def load_data(doc: dict[str, Any], origin: str = "<config>", *, replay: bool = False) -> Config:
     from probe.config.loader import load_data as _load_data
-    return _load_data(doc, origin)
+    return _load_data(doc, origin, replay=replay)
 
 
 def normalised(path: str | Path) -> dict[str, Any]:

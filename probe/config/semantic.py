@@ -70,14 +70,16 @@ def _items(ipfix: dict[str, Any], member: str) -> Iterator[tuple[str, dict[str, 
         yield p_entry(ROOT, member, entry), entry
 
 
-def check(doc: dict[str, Any]) -> Problems:
+def check(doc: dict[str, Any], *, replay: bool = False) -> Problems:
+    """``replay``: packets come from ``flowprobe replay``'s command line, so an observation
+    point needs no capture source of its own."""
     ipfix = next(iter(doc.values()))
     problems: Problems = []
     if not ipfix.get("observationPoint") and not ipfix.get("collectingProcess"):
         problems.append((ROOT, "declares nothing to run: needs an observationPoint (to meter "
                                "packets) or a collectingProcess"))
     for path, op in _items(ipfix, "observationPoint"):
-        problems += _observation_point(path, op)
+        problems += _observation_point(path, op, replay)
     for path, sp in _items(ipfix, "selectionProcess"):
         problems += _selection_process(path, sp)
     for path, cache in _items(ipfix, "cache"):
@@ -91,13 +93,13 @@ def check(doc: dict[str, Any]) -> Problems:
     return problems
 
 
-def _observation_point(path: str, op: dict[str, Any]) -> Problems:
+def _observation_point(path: str, op: dict[str, Any], replay: bool) -> Problems:
     problems: Problems = []
     has_if = bool(op.get("ifName"))
     has_file = "flowprobe:offlineFile" in op
     if has_if and has_file:
         problems.append((path, "give ifName (live capture) or offlineFile (pcap file), not both"))
-    elif not has_if and not has_file:
+    elif not has_if and not has_file and not replay:
         problems.append((path, "nothing to observe: needs ifName (live capture) or offlineFile "
                                "(pcap file)"))
     if not op.get("selectionProcess"):

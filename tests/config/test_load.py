@@ -241,3 +241,13 @@ def test_immediate_cache_has_no_keys_and_no_timeouts() -> None:
     assert (cache.kind, cache.max_flows, cache.active_timeout, cache.idle_timeout,
             cache.layout.key_names, len(cache.layout.fields)) == (
         "immediateCache", None, 0, 0, (), 9)
+
+
+def test_replay_config_needs_no_capture_source() -> None:
+    from probe.errors import UserError
+    doc = sample("ipfix-udp.json")
+    doc["observationPoint"][0].pop("ifName")
+    op = load_data(doc, replay=True).observation_points[0]
+    assert (op.if_names, op.offline_file) == ((), None)
+    with pytest.raises(UserError, match="nothing to observe"):
+        load_data(doc)
