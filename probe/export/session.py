@@ -212,27 +212,32 @@ class DestinationRuntime:
             if refresh or st.last_refresh_us is None:
                 st.last_refresh_us = now_us
                 st.messages_since_refresh = 0
-        for t, payload, n in options:
-            body = self.protocol.set_bytes(t.template_id, payload)
-            if not self._emit(domain, body, n, n, now_us):
-                return False
+        if options and not self._emit_sets(
+                domain, [(self.protocol.set_bytes(t.template_id, payload), n, n)
+                         for t, payload, n in options], now_us):
+            return False
         if options or st.last_options_us is None:
             st.last_options_us = now_us
         return True
 
-    def _withdraw(self, domain: int, templates: list[Template], now_us: int) -> None:
-        """Withdrawal sets packed into as few messages as fit (TCP, clean close)."""
+    def _emit_sets(self, domain: int, sets: list[tuple[bytes, int, int]], now_us: int) -> bool:
+        """Sets (bytes, records for the count field, data records) in as few messages as fit."""
         room = self.max_size - self.protocol.header_len
-        body = b""
-        count = 0
-        for s in self.protocol.withdrawal_sets(templates):
-            if body and len(body) + len(s) > room:
-                self._emit(domain, body, count, 0, now_us)
-                body, count = b"", 0
-            body += s
-            count += 1
-        if body:
-            self._emit(domain, body, count, 0, now_us)
+        body, count, n_data = b"", 0, 0
+        for set_bytes, c, n in sets:
+            if body and len(body) + len(set_bytes) > room:
+                if not self._emit(domain, body, count, n_data, now_us):
+                    return False
+                body, count, n_data = b"", 0, 0
+            body += set_bytes
+            count += c
+            n_data += n
+        return not body or self._emit(domain, body, count, n_data, now_us)
+
+    def _withdraw(self, domain: int, templates: list[Template], now_us: int) -> None:
+        """Withdrawal sets (TCP, clean close)."""
+        self._emit_sets(domain, [(s, 1, 0) for s in self.protocol.withdrawal_sets(templates)],
+                        now_us)
 
     def _announce(self, domain: int, templates: list[Template], now_us: int) -> bool:
         """Template Sets for ``templates``, packed into as few messages as fit."""

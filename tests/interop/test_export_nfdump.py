@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from probe.config.defaults import DEFAULT_KEYS, default_config
-from probe.config.model import CacheLayout
+from probe.config.model import CacheLayout, SampCountBased
 from probe.export import open_exporting_process
 from tests.export.expect import batch_rows, nfdump_row, with_8bit_flags
 from tests.export.flows import SYS_INIT_US, batch, layout
+from tests.export.harness import destination, run
 from tests.export.peers import free_port, have, nfcapd, nfdump_flows, nfdump_info, udp_sink
+from tests.export.test_options import sampled_config
 
 pytestmark = [pytest.mark.interop,
               pytest.mark.skipif(not have("nfcapd", "nfdump"), reason="needs nfcapd and nfdump")]
@@ -104,3 +106,21 @@ def test_collector_started_late_decodes_within_one_refresh(tmp_path: Path) -> No
     assert first_ok <= refresh
     assert all(decoded[first_ok:])
     assert cfg_stats["records"] == 300 + 28 * 12
+
+
+# NetFlow v9 is not here: nfcapd 1.7.1 does not apply the System-scoped options record with
+# IEs 34/35 that tshark decodes cleanly as "Sampling interval: 10, Deterministic sampling".
+@pytest.mark.parametrize("version", [5])
+def test_nfdump_scales_counts_by_the_announced_sampling(tmp_path: Path, version: int) -> None:
+    """With 1-in-10 count sampling the exporter announces the interval (the v5 header's
+    sampling mode and interval), and nfdump scales packets and bytes by it."""
+    port = free_port()
+    dest = destination(port=port, version=version)
+    cfg = sampled_config(dest, (SampCountBased(name="cnt", packet_interval=1, packet_space=9),))
+    b = batch(200, 4, seed=77)
+    with nfcapd(tmp_path / "nf", port) as nfdir:
+        run([dest], [b], config=cfg)
+    info = nfdump_info(nfdir)
+    assert info["Sequence failures"] == 0 and info["Flows"] == 200
+    assert info["Packets"] == 10 * int(b.columns["_packets"].sum())
+    assert info["Bytes"] == 10 * int(b.columns["_octets"].sum())
