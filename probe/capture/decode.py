@@ -26,16 +26,18 @@ import numpy as np
 
 from probe.capture import reasons as r
 from probe.capture.batch import DecodeStats, PacketBatch
-from probe.capture.gather import octets16, u8, u16
+from probe.capture.gather import Buffer, be16
 from probe.capture.ipv6ext import EXTENSION_HEADERS, walk
 from probe.capture.link import decode_link
 
 TCP, UDP, ICMP, ICMPV6, SCTP, UDPLITE = 6, 17, 1, 58, 132, 136
 
 # Octets of upper-layer header needed before its ports are trusted; 0 = protocol has no ports.
-_PORT_HEADER = np.zeros(256, dtype=np.int64)
+_PORT_HEADER = np.zeros(256, dtype=np.int32)
 _PORT_HEADER[[TCP, UDP, SCTP, UDPLITE]] = [20, 8, 12, 8]
 _ICMP_HEADER = 2
+_IS_EXTENSION = np.zeros(256, dtype=bool)
+_IS_EXTENSION[list(EXTENSION_HEADERS)] = True
 
 
 def _flag(reason: np.ndarray, where: np.ndarray, code: int) -> None:
@@ -52,46 +54,49 @@ def decode_batch(
     stats.packets_read += n
     if n == 0:
         return PacketBatch.empty()
-    b = np.frombuffer(buf, dtype=np.uint8) if len(buf) else np.zeros(1, dtype=np.uint8)
-    off = meta[:, 2].astype(np.int64)
-    end = off + meta[:, 3]
+    mem = Buffer(buf)
+    # Offsets in 32 bits when the buffer allows: half the memory traffic of int64 columns.
+    index = np.int32 if mem.data.size < 2**31 - 2**18 else np.int64
+    off = meta[:, 2].astype(index)
+    end = off + meta[:, 3].astype(index)
 
-    link = decode_link(b, off, end, linktype)
+    link = decode_link(mem, off, end, linktype)
     reason = link.reason
     p = link.l3
 
-    # --- IP header, both families at once; each row picks its family's field.
+    # --- IP header: one 40-octet window per packet; each row picks its family's fields.
+    ip = mem.window(p, 40)
     _flag(reason, p + 1 > end, r.TOO_SHORT)
-    first = u8(b, p)
+    first = ip[:, 0]
     version = first >> 4
-    family = np.where(link.family == 0, version, link.family)
+    family = np.where(link.family == 0, version, link.family).astype(np.uint8)
     _flag(reason, (version != family) | ((family != 4) & (family != 6)), r.BAD_VERSION)
     is6 = family == 6
-    ihl = (first & 0x0F).astype(np.int64) * 4
-    total = u16(b, p + 2)
+    v4 = ~is6
+    ihl = (first & 0x0F).astype(index) * 4
+    total = be16(ip, 2)
     total = np.where(total == 0, end - p, total)  # TSO / BIG TCP: the frame says how long
-    _flag(reason, ~is6 & (p + 20 > end), r.TOO_SHORT)
-    _flag(reason, ~is6 & (ihl < 20), r.BAD_HEADER_LENGTH)
-    _flag(reason, ~is6 & (p + ihl > end), r.TOO_SHORT)
-    _flag(reason, ~is6 & (total < ihl), r.BAD_HEADER_LENGTH)
+    _flag(reason, v4 & (p + 20 > end), r.TOO_SHORT)
+    _flag(reason, v4 & (ihl < 20), r.BAD_HEADER_LENGTH)
+    _flag(reason, v4 & (p + ihl > end), r.TOO_SHORT)
+    _flag(reason, v4 & (total < ihl), r.BAD_HEADER_LENGTH)
     _flag(reason, is6 & (p + 40 > end), r.TOO_SHORT)
 
-    b1 = u8(b, p + 1)
-    payload_len = u16(b, p + 4)
-    frag_field = u16(b, p + 6)
-    proto = np.where(is6, u8(b, p + 6), u8(b, p + 9))
+    b1 = ip[:, 1]
+    payload_len = be16(ip, 4)  # IPv4: identification
+    frag_field = be16(ip, 6)
+    proto = np.where(is6, ip[:, 6], ip[:, 9])
     l4 = np.where(is6, p + 40, p + ihl)
     # A zero IPv6 payload length is a jumbogram or Linux BIG TCP (which may omit the jumbo
     # hop-by-hop option on tunnels): the frame says how long.
-    jumbo = is6 & (payload_len == 0)
-    ip_end = np.where(is6, np.where(jumbo, end, p + 40 + payload_len), p + total)
+    ip_end = np.where(is6, np.where(payload_len == 0, end, p + 40 + payload_len), p + total)
     fragment = np.where(
         is6, 0, np.where(frag_field & 0x1FFF, 2, np.where(frag_field & 0x2000, 1, 0))
     ).astype(np.uint8)
     frag_id = np.where(is6, 0, payload_len).astype(np.uint32)
 
     # --- slow path: IPv6 extension-header chains, walked per packet, written back in place.
-    chain = np.flatnonzero((reason == r.OK) & is6 & np.isin(proto, EXTENSION_HEADERS))
+    chain = np.flatnonzero((reason == r.OK) & is6 & _IS_EXTENSION[proto])
     if chain.size:
         view = memoryview(buf)
         for i in chain.tolist():
@@ -101,7 +106,7 @@ def decode_batch(
                 continue
             proto[i], l4[i], fragment[i], frag_id[i] = up.proto, up.l4, up.fragment, up.frag_id
 
-    # --- upper layer
+    # --- upper layer: one 14-octet window covers ports, ICMP type/code and TCP flags.
     ok = reason == r.OK
     l4_end = np.minimum(end, ip_end)
     has_l4 = ok & (fragment != 2)
@@ -112,14 +117,15 @@ def decode_batch(
         & np.where(is6, proto == ICMPV6, proto == ICMP)
         & (l4 + _ICMP_HEADER <= l4_end)
     )
-    icmp_type = u8(b, l4)
-    icmp_code = u8(b, l4 + 1)
-    tcp_flags = ((u8(b, l4 + 12).astype(np.uint16) & 1) << 8) | u8(b, l4 + 13)
+    upper = mem.window(l4, 14)
+    tcp_flags = ((upper[:, 12].astype(np.uint16) & 1) << 8) | upper[:, 13]
 
-    src = octets16(b, np.where(is6, p + 8, p + 12))
-    dst = octets16(b, np.where(is6, p + 24, p + 16))
-    src[~is6, 4:] = 0
-    dst[~is6, 4:] = 0
+    # Addresses: 16 octets from where each family's address starts; IPv4 rows keep 4.
+    v6_mask = np.where(is6, np.uint8(0xFF), np.uint8(0))[:, None]
+    src = mem.window(np.where(is6, p + 8, p + 12), 16)
+    dst = mem.window(np.where(is6, p + 24, p + 16), 16)
+    src[:, 4:] &= v6_mask
+    dst[:, 4:] &= v6_mask
 
     counts = np.bincount(reason, minlength=len(r.NAMES) + 1)
     for code, name in r.NAMES.items():
@@ -132,24 +138,24 @@ def decode_batch(
     zero8 = np.uint8(0)
     columns = {
         "ts_us": meta[:, 0].astype(np.int64) * 1_000_000 + meta[:, 1],
-        "ip_version": family.astype(np.uint8),
+        "ip_version": family,
         "src_addr": src,
         "dst_addr": dst,
-        "proto": proto.astype(np.uint8),
-        "src_port": np.where(ported, u16(b, l4), 0).astype(np.uint16),
-        "dst_port": np.where(ported, u16(b, l4 + 2), 0).astype(np.uint16),
-        "icmp_type": np.where(is_icmp, icmp_type, zero8),
-        "icmp_code": np.where(is_icmp, icmp_code, zero8),
+        "proto": proto,
+        "src_port": np.where(ported, be16(upper, 0), 0).astype(np.uint16),
+        "dst_port": np.where(ported, be16(upper, 2), 0).astype(np.uint16),
+        "icmp_type": np.where(is_icmp, upper[:, 0], zero8),
+        "icmp_code": np.where(is_icmp, upper[:, 1], zero8),
         "tos": np.where(is6, ((first & 0x0F) << 4) | (b1 >> 4), b1).astype(np.uint8),
-        "ttl": np.where(is6, u8(b, p + 7), u8(b, p + 8)),
+        "ttl": np.where(is6, ip[:, 7], ip[:, 8]),
         "ip_len": (ip_end - p).astype(np.uint32),
         "tcp_flags": np.where(is_tcp, tcp_flags, zero16).astype(np.uint16),
         "flow_label": np.where(
-            is6, ((b1.astype(np.uint32) & 0x0F) << 16) | u16(b, p + 2).astype(np.uint32), 0
+            is6, ((b1.astype(np.uint32) & 0x0F) << 16) | be16(ip, 2).astype(np.uint32), 0
         ).astype(np.uint32),
         "frag_id": frag_id,
         "fragment": fragment,
-        "next_header": np.where(is6, u8(b, p + 6), zero8),
+        "next_header": np.where(is6, ip[:, 6], zero8),
         "vlan_id": link.vlan_id,
         "src_mac": link.src_mac,
         "dst_mac": link.dst_mac,
