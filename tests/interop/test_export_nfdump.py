@@ -34,22 +34,6 @@ LAYOUTS = {
 }
 
 
-def _export(port: int, version: int, batches: list, refresh_packets: int | None = None) -> dict:
-    cfg = default_config(export=("udp", "127.0.0.1", port), version=version)
-    ep = cfg.exporting_processes[0]
-    if refresh_packets:
-        dest = ep.destinations[0].model_copy(update={"template_refresh_packet": refresh_packets})
-        ep = ep.model_copy(update={"destinations": (dest,)})
-    rt = open_exporting_process(ep, cfg, SYS_INIT_US)
-    now = SYS_INIT_US + 120_000_000
-    for b in batches:
-        rt.export(b, now)
-        now += 400_000
-        rt.tick(now)
-    rt.close(now)
-    return rt.stats()[ep.destinations[0].name]
-
-
 # Not here: IPFIX with flowStart/EndMicroseconds (nfdump 1.7.1 ignores IEs 154/155) and IPFIX
 # with sysUpTime fields (nfdump 1.7.1 swaps first and last for IEs 21/22 in IPFIX and takes
 # systemInitTimeMilliseconds only from a dedicated options record whose records it leaves out
@@ -66,7 +50,8 @@ def test_nfdump_totals_sequence_and_times(tmp_path: Path, version: int, times: s
         batches = [b for b in batches if b.ip_version == 4]
     port = free_port()
     with nfcapd(tmp_path / "nf", port) as nfdir:
-        stats = _export(port, version, batches)
+        dest = destination(port=port, version=version)
+        stats = run([dest], batches, step_us=400_000).stats()[dest.name]
     info = nfdump_info(nfdir)
     expected = with_8bit_flags(sorted(r for b in batches for r in batch_rows(b)))
     assert info["Sequence failures"] == 0

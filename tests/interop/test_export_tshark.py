@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from probe.config.defaults import default_config
-from probe.export import open_exporting_process
 from tests.export.expect import batch_rows, tshark_row
-from tests.export.flows import SYS_INIT_US, batch
+from tests.export.flows import batch
+from tests.export.harness import destination, run
 from tests.export.peers import dumpcap, have, tshark_expert, tshark_flows, udp_sink
 
 pytestmark = [pytest.mark.interop,
@@ -34,16 +33,10 @@ def test_tshark_decodes_every_record_without_warnings(tmp_path: Path, version: i
     with udp_sink() as sink:
         port = sink.getsockname()[1]
         cap = tmp_path / "export.pcap"
+        dest = destination(port=port, version=version)
         with dumpcap(cap, f"udp port {port}"):
-            cfg = default_config(export=("udp", "127.0.0.1", port), version=version)
-            rt = open_exporting_process(cfg.exporting_processes[0], cfg, SYS_INIT_US)
-            now = SYS_INIT_US + 120_000_000
-            for b in batches:
-                rt.export(b, now)
-                now += 700_000
-                rt.tick(now)
-            rt.close(now)
-    stats = rt.stats()[cfg.exporting_processes[0].destinations[0].name]
+            rt = run([dest], batches, step_us=700_000)
+    stats = rt.stats()[dest.name]
     decode_as = f"udp.port=={port},cflow"
 
     expert = tshark_expert(cap, decode_as)
