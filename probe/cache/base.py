@@ -124,3 +124,42 @@ class CacheBase:
             for sink in self.sinks:
                 sink.export(rb, now_us)
         return out
+
+
+def reduce_runs(p: Prepared, idx: np.ndarray, seg: np.ndarray, t: np.ndarray) -> Chunk:
+    """One flow per run of packets: ``idx`` lists batch rows, runs begin at offsets ``seg``.
+
+    ``t`` is the packet clock of the rows in ``idx`` order; the start time is the run's first.
+    """
+    bt = p.batch
+    seg_end = np.append(seg[1:], idx.shape[0])
+    c: Chunk = {
+        "start": t[seg],
+        "end": t[seg_end - 1],
+        "seq": p.seq0 + idx[seg_end - 1],
+        "packets": (seg_end - seg).astype(np.uint64),
+        "octets": np.add.reduceat(bt.ip_len[idx].astype(np.uint64), seg),
+        "flags": np.bitwise_or.reduceat(bt.tcp_flags[idx], seg),
+        "min_ttl": np.minimum.reduceat(bt.ttl[idx], seg),
+        "max_ttl": np.maximum.reduceat(bt.ttl[idx], seg),
+        "min_len": np.minimum.reduceat(bt.ip_len[idx], seg),
+        "max_len": np.maximum.reduceat(bt.ip_len[idx], seg),
+        "version": bt.ip_version[idx[seg]],
+    }
+    for name, v in p.values.items():
+        c[name] = v[idx[seg]]
+    return c
+
+
+def fold_cached(c: Chunk, rows: np.ndarray, table: FlowTable, slots: np.ndarray) -> None:
+    """Make runs ``rows`` of ``c`` continue the cached flows ``slots`` (in place)."""
+    st, vals = table.state, table.values
+    c["start"][rows] = st["start"][slots]
+    for k in ("packets", "octets"):
+        c[k][rows] += st[k][slots]
+    c["flags"][rows] |= st["flags"][slots]
+    for k, f in (("min_ttl", np.minimum), ("max_ttl", np.maximum),
+                 ("min_len", np.minimum), ("max_len", np.maximum)):
+        c[k][rows] = f(c[k][rows], st[k][slots])
+    for name in vals:
+        c[name][rows] = vals[name][slots]

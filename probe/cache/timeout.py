@@ -30,9 +30,10 @@ from probe.cache.base import (
     END_RESOURCES,
     CacheBase,
     Prepared,
+    fold_cached,
+    reduce_runs,
 )
 from probe.cache.grouping import Groups, group
-from probe.cache.table import Chunk
 from probe.capture.batch import PacketBatch
 from probe.config import model
 
@@ -235,38 +236,14 @@ class TimeoutCache(CacheBase):
                   fin_cause: np.ndarray, fin_o: np.ndarray | None, cont: np.ndarray,
                   gid: np.ndarray, gslot: np.ndarray) -> None:
         """Reduce each run of packets to one flow; end, continue or store it."""
-        bt = p.batch
         m = order.shape[0]
         seg_end = np.append(seg[1:], m)
-        idx = order + a
-        c: Chunk = {
-            "start": start_t,
-            "end": ts[seg_end - 1],
-            "seq": p.seq0 + idx[seg_end - 1],
-            "packets": (seg_end - seg).astype(np.uint64),
-            "octets": np.add.reduceat(bt.ip_len[idx].astype(np.uint64), seg),
-            "flags": np.bitwise_or.reduceat(bt.tcp_flags[idx], seg),
-            "min_ttl": np.minimum.reduceat(bt.ttl[idx], seg),
-            "max_ttl": np.maximum.reduceat(bt.ttl[idx], seg),
-            "min_len": np.minimum.reduceat(bt.ip_len[idx], seg),
-            "max_len": np.maximum.reduceat(bt.ip_len[idx], seg),
-            "version": bt.ip_version[idx[seg]],
-        }
-        for name, v in p.values.items():
-            c[name] = v[idx[seg]]
+        c = reduce_runs(p, order + a, seg, ts)
+        c["start"] = start_t
         is_cont = cont[seg]
         slot = np.where(is_cont, gslot[gid[seg]], -1)
         if is_cont.any():  # fold in what the cached flow already counted
-            s = slot[is_cont]
-            st, vals = self.table.state, self.table.values
-            for k in ("packets", "octets"):
-                c[k][is_cont] += st[k][s]
-            c["flags"][is_cont] |= st["flags"][s]
-            for k, f in (("min_ttl", np.minimum), ("max_ttl", np.maximum),
-                         ("min_len", np.minimum), ("max_len", np.maximum)):
-                c[k][is_cont] = f(c[k][is_cont], st[k][s])
-            for name in p.values:
-                c[name][is_cont] = vals[name][s]
+            fold_cached(c, np.flatnonzero(is_cont), self.table, slot[is_cont])
 
         last_of_group = np.append(first[seg[1:]], True)
         reason = np.zeros(seg.shape[0], np.uint8)
@@ -294,7 +271,7 @@ class TimeoutCache(CacheBase):
             self.table.write(slot[upd], {k: v[upd] for k, v in c.items()})
         new = np.flatnonzero(keep & ~is_cont)
         if new.shape[0]:
-            keys = self._keys(p, idx[seg[new]])
+            keys = self._keys(p, order[seg[new]] + a)
             self.table.insert(keys, {k: v[new] for k, v in c.items()})
 
     @staticmethod

@@ -1,0 +1,103 @@
+"""permanentCache and immediateCache (RFC 6728 §4.3).
+
+permanentCache: flows are never removed. Every ``exportInterval`` seconds of packet time
+(counted from ``sys_init_us``) each cached flow is exported with its counters so far
+(cumulative, not deltas) and stays cached; the export at boundary ``k`` holds exactly the
+packets whose time is at or before the boundary, as a packet-at-a-time meter would send it
+when the first later packet arrives. Such a periodic record carries flowEndReason 2 (active
+timeout, the nearest RFC 7012 reason: the flow is still alive). At end of input every flow is
+exported once more with reason 4. When ``maxFlows`` flows are cached, RFC 6728's maxFlows text
+applies ("an additional Flow can be measured only if an existing entry is removed") and a
+permanent cache never removes one: packets of new flows are not metered and are counted in
+``stats.packets_dropped``.
+
+immediateCache: every selected packet is one record, ended as soon as it is metered
+(flowEndReason 3, end of flow detected: the flow is the packet).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from probe.cache.base import END_ACTIVE, END_OF_FLOW, CacheBase, Prepared, fold_cached, reduce_runs
+from probe.cache.grouping import group
+from probe.capture.batch import PacketBatch
+from probe.config import model
+
+
+class ImmediateCache(CacheBase):
+    def process(self, batch: PacketBatch) -> None:
+        if len(batch) == 0:
+            return
+        p = self.prepare(batch)
+        self.stats.flows_created += len(batch)
+        every = np.arange(len(batch))
+        self.expire(reduce_runs(p, every, every, p.t), END_OF_FLOW)
+
+
+class PermanentCache(CacheBase):
+    def __init__(self, cfg: model.Cache, observation_domain_id: int) -> None:
+        super().__init__(cfg, observation_domain_id)
+        self.interval_us = (cfg.export_interval or 0) * 1_000_000
+        self.max_flows = cfg.max_flows or None
+        self.next_export: int | None = None
+
+    def _export_due(self, clock: int) -> None:
+        """Periodic exports for every boundary the clock has passed."""
+        if not self.interval_us or self.next_export is None:
+            return
+        if clock > self.next_export:
+            slots = self.table.live_slots()
+            if slots.shape[0]:
+                self.expire(self.table.read(slots), END_ACTIVE)
+            passed = (clock - self.next_export - 1) // self.interval_us + 1
+            self.next_export += passed * self.interval_us
+
+    def advance(self, now_us: int) -> None:
+        if self.clock is None or now_us > self.clock:
+            self.clock = now_us
+        self._export_due(self.clock)
+
+    def process(self, batch: PacketBatch) -> None:
+        n = len(batch)
+        if n == 0:
+            return
+        p = self.prepare(batch)
+        if self.next_export is None and self.interval_us:
+            assert self.sys_init_us is not None
+            self.next_export = self.sys_init_us + self.interval_us
+        pos = 0
+        while pos < n:
+            self._export_due(int(p.t[pos]))
+            end = n
+            if self.next_export is not None:
+                end = int(np.searchsorted(p.t, self.next_export, side="right"))
+                end = max(end, pos + 1)
+            self._ingest(p, pos, end)
+            pos = end
+
+    def _ingest(self, p: Prepared, a: int, b: int) -> None:
+        g = group(p.kmat[a:b])
+        gslot = self.table.lookup(g.key_bytes())
+        idx = g.order + a
+        sizes = np.diff(np.append(g.starts, g.order.shape[0]))
+        new = np.flatnonzero(gslot < 0)
+        if self.max_flows is not None:
+            room = max(0, self.max_flows - self.table.live)
+            if new.shape[0] > room:  # the first `room` new keys (in capture order) get a flow
+                firsts = g.order[g.starts[new]]
+                admitted = new[np.sort(np.argsort(firsts, kind="stable")[:room])]
+                refused = np.setdiff1d(new, admitted)
+                self.stats.packets_dropped += int(sizes[refused].sum())
+                gslot[refused] = -2
+                new = admitted
+        c = reduce_runs(p, idx, g.starts, p.t[idx])
+        old = np.flatnonzero(gslot >= 0)
+        if old.shape[0]:
+            s = gslot[old]
+            fold_cached(c, old, self.table, s)
+            self.table.write(s, {k: v[old] for k, v in c.items()})
+        if new.shape[0]:
+            self.stats.flows_created += int(new.shape[0])
+            keys = g.key_bytes()
+            self.table.insert([keys[i] for i in new.tolist()], {k: v[new] for k, v in c.items()})

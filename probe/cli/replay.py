@@ -1,0 +1,123 @@
+"""``flowprobe replay PCAP``: meter a capture file with the built-in or a given config."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TextIO
+
+from probe.config import model
+from probe.errors import UserError
+from probe.pipeline import DEFAULT_BATCH_SIZE, Pipeline, PipelineStats
+
+_REASONS = {1: "idle timeout", 2: "active timeout", 3: "end of flow", 4: "forced end",
+            5: "lack of resources"}
+
+
+def parse_export_url(url: str) -> tuple[str, str, int]:
+    """``udp://H:P`` / ``tcp://H:P`` (IPv6 host in brackets) -> (transport, host, port)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("udp", "tcp"):
+        raise UserError(f"--export {url}: scheme must be udp:// or tcp://")
+    if rest.startswith("["):
+        host, close, tail = rest[1:].partition("]")
+        if not close or not tail.startswith(":"):
+            raise UserError(f"--export {url}: expected [IPv6]:PORT after {scheme}://")
+        port_text = tail[1:]
+    else:
+        host, colon, port_text = rest.rpartition(":")
+        if not colon:
+            raise UserError(f"--export {url}: missing :PORT")
+    if not host:
+        raise UserError(f"--export {url}: missing host")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise UserError(f"--export {url}: port must be 1..65535")
+    return scheme, host, int(port_text)
+
+
+def _with_exporter(cfg: model.Cache, eps: tuple[model.ExportingProcess, ...] | None
+                   ) -> model.Cache:
+    return cfg if eps is None else cfg.model_copy(update={"exporting_processes": eps})
+
+
+def rewire(config: model.Config, pcap: str,
+           eps: tuple[model.ExportingProcess, ...] | None) -> model.Config:
+    """The config with every observation point reading ``pcap`` and, when ``eps`` is given,
+    every cache exporting there instead of to its configured exporting processes."""
+    caches = {c.name: _with_exporter(c, eps) for c in config.caches}
+    sps = {sp.name: sp.model_copy(update={"cache": caches.get(sp.cache.name) if sp.cache else None})
+           for sp in config.selection_processes}
+    ops = tuple(op.model_copy(update={
+        "offline_file": pcap, "if_names": (),
+        "selection_processes": tuple(sps.get(sp.name, sp) for sp in op.selection_processes)})
+        for op in config.observation_points)
+    return config.model_copy(update={
+        "observation_points": ops, "selection_processes": tuple(sps.values()),
+        "caches": tuple(caches.values()),
+        "exporting_processes": (*config.exporting_processes, *(eps or ()))})
+
+
+def build_config(args: argparse.Namespace) -> model.Config:
+    export = parse_export_url(args.export) if args.export else None
+    if not os.path.isfile(args.pcap):
+        raise UserError(f"{args.pcap}: no such capture file")
+    if args.config is None:
+        from probe.config.defaults import default_config
+
+        return default_config(args.pcap, export=export, version=args.version)
+    from probe.config import load
+
+    config = load(args.config, replay=True)
+    eps = None
+    if export is not None:
+        from probe.config.defaults import default_config
+
+        eps = default_config(args.pcap, export=export, version=args.version).exporting_processes
+    return rewire(config, args.pcap, eps)
+
+
+def print_summary(stats: PipelineStats, out: TextIO) -> None:
+    """What a replay without an exporter shows: what was read, skipped and metered."""
+    for p in stats.points:
+        print(f"observation point {p.name}", file=out)
+        print(f"  packets read        {p.packets_read}", file=out)
+        print(f"  packets decoded     {p.packets_decoded}", file=out)
+        for reason, n in sorted(p.ignored.items()):
+            print(f"  ignored: {reason:<10} {n}", file=out)
+    for s in stats.selectors:
+        print(f"selector {s.selection_process}/{s.name}: observed {s.packets_observed}, "
+              f"dropped {s.packets_dropped}", file=out)
+    for name, c in stats.caches.items():
+        print(f"cache {name}", file=out)
+        print(f"  flows created       {c.flows_created}", file=out)
+        for reason, n in sorted(c.expired.items()):
+            print(f"  expired: {_REASONS.get(reason, reason):<18} {n}", file=out)
+        print(f"  records             {c.records}", file=out)
+        if c.packets_dropped:
+            print(f"  packets not metered (cache full) {c.packets_dropped}", file=out)
+
+
+def replay(args: argparse.Namespace) -> int:
+    config = build_config(args)
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
+    pipeline = Pipeline(config, batch_size=args.batch_size)
+    stats = pipeline.run()
+    print_summary(stats, sys.stdout)
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help="meter a pcap/pcapng file",
+                       description="Meter a capture file and print what was metered; "
+                                   "with --export, send the flow records there.")
+    p.add_argument("pcap", metavar="PCAP")
+    p.add_argument("-c", "--config", metavar="CONFIG",
+                   help="RFC 6728 config (its observation points read PCAP)")
+    p.add_argument("--export", metavar="URL", help="udp://HOST:PORT or tcp://HOST:PORT")
+    p.add_argument("--version", type=int, choices=(10, 9, 5), default=10,
+                   help="export protocol: 10 IPFIX (default), 9 NetFlow v9, 5 NetFlow v5")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                   help="packets read and metered per batch (records do not depend on it)")
+    p.set_defaults(func=replay)
