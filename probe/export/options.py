@@ -2,7 +2,8 @@
 
 IPFIX (RFC 7011 §4.3, RFC 5476 §6.5): one record scoped by exportingProcessId with the
 exported/not-sent totals of the transport session (plus systemInitTimeMilliseconds, which lets
-a collector turn sysUpTime fields into absolute times), and one record per selector of the
+a collector turn sysUpTime fields into absolute times, and ignoredPacketTotalCount, the packets
+the metering could not decode, from the pipeline's statistics), and one record per selector of the
 Selection Processes feeding this Exporting Process, scoped by selectorId, carrying
 selectorAlgorithm (IANA psamp-parameters: 1 systematic count-based, 2 systematic time-based,
 3 random n-out-of-N, 4 uniform probabilistic) and its parameters. selectAll has no IANA
@@ -33,7 +34,8 @@ from probe.export.templates import Template, TemplateRegistry
 EXPORTING_PROCESS_ID = 144
 V9_SCOPE_SYSTEM = 1  # RFC 3954 §6.1 scope field type 1 = System
 
-_RELIABILITY_FIELDS = (41, 42, 40, 166, 167, 168, 160)  # exported msgs/flows/octets, not sent, init
+# exported messages/flows/octets, not sent flows/packets/octets, system init, ignored packets
+_RELIABILITY_FIELDS = (41, 42, 40, 166, 167, 168, 160, 164)
 _ALGO_PARAMS: dict[type, tuple[int, tuple[tuple[int, str], ...]]] = {
     SampCountBased: (1, ((305, "packet_interval"), (306, "packet_space"))),
     SampTimeBased: (2, ((307, "time_interval"), (308, "time_space"))),
@@ -114,7 +116,7 @@ class OptionsPlan:
             row = {EXPORTING_PROCESS_ID: self.ep_id, 41: stats["messages"], 42: stats["records"],
                    40: stats["bytes"], 166: stats["not_sent_records"],
                    167: stats["not_sent_packets"], 168: stats["not_sent_octets"],
-                   160: sys_init_us // 1000}
+                   160: sys_init_us // 1000, 164: stats.get("ignored_packets", 0)}
             out.append((t, encode_rows(t.specs, [row]), 1))
             for ns in self.selectors:
                 if type(ns.selector) not in _ALGO_PARAMS:

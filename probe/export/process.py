@@ -46,7 +46,7 @@ class ExportingProcessRuntime:
                 d.options_template_refresh_timeout * 1_000_000
             plan = OptionsPlan(d.ipfix_version, ep_id, selectors, self.registry)
             self.destinations.append(DestinationRuntime(d, proto, plan, sys_init_us, period_us,
-                                                        queue_limit))
+                                                        queue_limit, self._ignored_packets))
         self._rr = 0
         self._warned_v6 = False
 
@@ -93,11 +93,20 @@ class ExportingProcessRuntime:
         for d in self.destinations:
             d.close(now_us)
 
-    def stats(self) -> dict:
-        out: dict = {d.name: d.stats() for d in self.destinations}
-        if self.stats_provider is not None:
-            out["_metering"] = dict(self.stats_provider())
-        return out
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Counters per destination name."""
+        return {d.name: d.stats() for d in self.destinations}
+
+    def _ignored_packets(self) -> int:
+        """Packets the observation points could not meter (pipeline statistics), for the
+        ignoredPacketTotalCount of the reliability options record."""
+        if self.stats_provider is None:
+            return 0
+        try:
+            points = self.stats_provider().get("observation_points", [])
+            return int(sum(sum(p.get("ignored", {}).values()) for p in points))
+        except (AttributeError, TypeError, ValueError):
+            return 0
 
     # ------------------------------------------------------------------ helpers
     def _encode(self, records: RecordBatch, v5: bool) -> Chunk | None:

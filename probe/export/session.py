@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from probe.config.model import Destination
+from probe.errors import UserError
 from probe.export.options import OptionsPlan
 from probe.export.protocol import DomainState, Protocol
 from probe.export.templates import Chunk, Template, concat_chunks
@@ -41,7 +43,8 @@ class Counters:
 class DestinationRuntime:
     def __init__(self, dest: Destination, protocol: Protocol, options: OptionsPlan,
                  sys_init_us: int, options_period_us: int,
-                 queue_limit: int = DEFAULT_QUEUE_LIMIT) -> None:
+                 queue_limit: int = DEFAULT_QUEUE_LIMIT,
+                 ignored_packets: Callable[[], int] = lambda: 0) -> None:
         self.dest = dest
         self.name = dest.name
         self.protocol = protocol
@@ -49,8 +52,13 @@ class DestinationRuntime:
         self.sys_init_us = sys_init_us
         self.options_period_us = options_period_us
         self.queue_limit = queue_limit
-        self.transport: UdpTransport | TcpTransport = (
-            TcpTransport(dest) if dest.transport == "tcp" else UdpTransport(dest))
+        self.ignored_packets = ignored_packets
+        try:
+            self.transport: UdpTransport | TcpTransport = (
+                TcpTransport(dest) if dest.transport == "tcp" else UdpTransport(dest))
+        except OSError as exc:  # unresolvable name, address of the wrong family, bad source
+            raise UserError(f"export destination {dest.name}: {dest.destination_address} port "
+                            f"{dest.destination_port}: {exc.strerror or exc}") from None
         self.max_size = self.transport.max_size
         self.counters = Counters()
         self._states: dict[int, DomainState] = {}
@@ -200,7 +208,9 @@ class DestinationRuntime:
         known = self._known.setdefault(domain, {})
         options = []
         if self._options_due(st, now_us):
-            options = self.options.records(domain, self.stats(), self.sys_init_us)
+            options = self.options.records(
+                domain, {**self.stats(), "ignored_packets": self.ignored_packets()},
+                self.sys_init_us)
             for t, _, _ in options:
                 known[t.template_id] = t
         refresh = self._refresh_due(st, now_us)

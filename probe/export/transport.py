@@ -100,6 +100,7 @@ class TcpTransport:
 
     def __init__(self, dest: Destination) -> None:
         self.dest = dest
+        _resolve(dest, socket.SOCK_STREAM)  # a name that never resolves is the user's error
         self.max_size = min(dest.max_packet_size or TCP_MAX, TCP_MAX)
         self.sock: socket.socket | None = None
         self._pace = _Paced(dest.rate_limit)

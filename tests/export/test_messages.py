@@ -9,6 +9,8 @@ import time
 import pytest
 
 import probe.export.session as session
+from probe.config.model import Destination
+from probe.errors import UserError
 from tests.export.flows import SYS_INIT_US, batch
 from tests.export.harness import UdpSink, destination, run
 from tests.export.wire import Decoder
@@ -152,3 +154,11 @@ def test_rate_limit_paces_sends(sink: UdpSink) -> None:
     elapsed = time.monotonic() - t0
     total = sum(len(r) for r in sink.datagrams())
     assert total > 28_000 and elapsed >= (total - 1500) / 20_000 * 0.9
+
+
+def test_unusable_destination_is_a_user_error() -> None:
+    """A source address this host does not have (no DNS involved: tests stay on loopback)."""
+    dest = Destination(name="bad", transport="udp", destination_address="127.0.0.1",
+                       destination_port=4739, source_address="192.0.2.1")
+    with pytest.raises(UserError, match=r"^export destination bad: 127\.0\.0\.1 port 4739: "):
+        run([dest], [])
