@@ -65,6 +65,21 @@ def test_pcap_flow_times_in_nfdump_are_packet_times(tmp_path: Path, version: int
     _check(nfdir, version)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("probe.pipeline") is None,
+                    reason="the metering pipeline is not built yet (metering engineer)")
+@pytest.mark.parametrize("version", [10, 9, 5])
+def test_metering_pipeline_to_nfcapd(tmp_path: Path, version: int) -> None:
+    """The real pipeline (capture, selection, cache) feeding the exporter, offline."""
+    from probe.config.defaults import default_config as replay_config
+    from probe.pipeline import Pipeline
+
+    port = free_port()
+    with nfcapd(tmp_path / "nf", port) as nfdir:
+        cfg = replay_config(str(PCAP), export=("udp", "127.0.0.1", port), version=version)
+        Pipeline(cfg).run(handle_signals=False)
+    _check(nfdir, version)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("probe.cli.replay") is None,
                     reason="flowprobe replay is not built yet (metering engineer)")
 @pytest.mark.parametrize("version", [10, 9, 5])
