@@ -1,0 +1,141 @@
+"""IPFIX (RFC 7011) messages: header, Template / Options Template / Data Sets, withdrawals.
+
+Every length is checked before it is used; a bad set stops the message (what follows cannot be
+located), a bad template record stops its set. Problems are counted by reason.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from probe.collect.datasets import data_set, release_held
+from probe.collect.records import Record
+from probe.collect.session import (
+    MessageContext,
+    Session,
+    SessionTable,
+    sequence_gap,
+    unpack_header,
+)
+from probe.collect.templates import make_template
+from probe.collect.values import FieldSpec, field_spec
+
+VERSION = 10
+HEADER = struct.Struct(">HHIII")  # version, length, export time, sequence, observation domain
+HEADER_LEN = 16
+TEMPLATE_SET, OPTIONS_TEMPLATE_SET = 2, 3
+_U16 = struct.Struct(">H")
+_U16x2 = struct.Struct(">HH")
+_U32 = struct.Struct(">I")
+
+
+def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
+           received_ns: int, now: float) -> list[Record]:
+    stats = table.stats
+    header = unpack_header(data, HEADER, VERSION, stats)
+    if header is None:
+        return []
+    _, length, export_secs, seq, domain = header
+    if length != len(data):
+        stats.bad("length_mismatch")
+        return []
+    stats.messages["IPFIX"] += 1
+    ctx = MessageContext("IPFIX", received_ns, seq, domain, exporter, export_secs)
+    out: list[Record] = []
+    counted: int | None = 0
+    pos = HEADER_LEN
+    while pos < length:
+        if length - pos < 4:
+            stats.bad("set_too_short")
+            counted = None
+            break
+        set_id, set_len = _U16x2.unpack_from(data, pos)
+        if set_len < 4:
+            stats.bad("set_too_short")
+            counted = None
+            break
+        if pos + set_len > length:
+            stats.bad("set_overrun")
+            counted = None
+            break
+        body = data[pos + 4:pos + set_len]
+        pos += set_len
+        if set_id in (TEMPLATE_SET, OPTIONS_TEMPLATE_SET):
+            _template_set(body, set_id == OPTIONS_TEMPLATE_SET, table, session, domain, out)
+        elif set_id >= 256:
+            n = data_set(table, session, ctx, set_id, body, now, out)
+            counted = None if n is None or counted is None else counted + n
+        else:
+            stats.bad("bad_set_id")
+    _sequence(table, session, domain, seq, counted)
+    return out
+
+
+def _sequence(table: SessionTable, session: Session, domain: int, seq: int,
+              counted: int | None) -> None:
+    """RFC 7011 §3.1: the sequence number counts data records sent before this message."""
+    ds = table.domain(session, domain)
+    gap = sequence_gap(ds, seq, table.stats)
+    if gap is None:
+        return
+    table.stats.lost_records += gap
+    # A held (not yet decodable) data set has an unknown record count: resynchronise next time.
+    ds.expected_seq = None if counted is None else (seq + counted) & 0xFFFFFFFF
+
+
+def _template_set(body: bytes, options: bool, table: SessionTable, session: Session,
+                  domain: int, out: list[Record]) -> None:
+    stats = table.stats
+    pos, end = 0, len(body)
+    while end - pos >= 4:
+        tid, count = _U16x2.unpack_from(body, pos)
+        pos += 4
+        if count == 0:  # withdrawal (RFC 7011 §8.1) or padding
+            if tid == (OPTIONS_TEMPLATE_SET if options else TEMPLATE_SET):
+                table.withdraw(session, domain, None, options)
+            elif tid >= 256:
+                table.withdraw(session, domain, tid, options)
+            elif tid == 0 and not any(body[pos - 4:]):
+                return  # zero padding
+            else:
+                stats.bad("bad_template_id")
+                return
+            continue
+        if tid < 256:
+            stats.bad("bad_template_id")
+            return
+        scope = 0
+        if options:
+            if end - pos < 2:
+                stats.bad("template_overrun")
+                return
+            (scope,) = _U16.unpack_from(body, pos)
+            pos += 2
+            if scope == 0 or scope > count:
+                stats.bad("template_bad_scope_count")
+                return
+        if count > table.limits.max_fields_per_template:
+            stats.bad("template_too_many_fields")
+            return
+        fields: list[FieldSpec] = []
+        for _ in range(count):
+            if end - pos < 4:
+                stats.bad("template_overrun")
+                return
+            ie, flen = _U16x2.unpack_from(body, pos)
+            pos += 4
+            pen = 0
+            if ie & 0x8000:  # enterprise bit: a Private Enterprise Number follows
+                if end - pos < 4:
+                    stats.bad("template_overrun")
+                    return
+                (pen,) = _U32.unpack_from(body, pos)
+                pos += 4
+                ie &= 0x7FFF
+            fields.append(field_spec(ie, pen, flen))
+        t = make_template(tid, tuple(fields), scope, options)
+        if t.min_length == 0:
+            stats.bad("template_zero_length")
+            continue
+        if table.add_template(session, domain, t):
+            release_held(table, session, domain, t, out)

@@ -1,0 +1,146 @@
+"""NetFlow v9 (RFC 3954) packets: header, Template / Options Template / Data FlowSets.
+
+v9 differs from IPFIX in framing (no message length; sysUptime and unix seconds in the header;
+the sequence counts packets, not records), in Options Templates (scope and option lengths in
+bytes; scope types are v9's own, not IE ids) and in having no enterprise bit or withdrawal.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from probe.collect.datasets import data_set, release_held
+from probe.collect.records import Record
+from probe.collect.session import (
+    MessageContext,
+    Session,
+    SessionTable,
+    sequence_gap,
+    unpack_header,
+)
+from probe.collect.templates import make_template
+from probe.collect.values import FieldSpec, field_spec
+
+VERSION = 9
+HEADER = struct.Struct(">HHIIII")  # version, count, sysUptime, unix secs, sequence, source id
+HEADER_LEN = 20
+TEMPLATE_FLOWSET, OPTIONS_TEMPLATE_FLOWSET = 0, 1
+_U16x2 = struct.Struct(">HH")
+_U16x3 = struct.Struct(">HHH")
+
+
+def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
+           received_ns: int, now: float) -> list[Record]:
+    stats = table.stats
+    header = unpack_header(data, HEADER, VERSION, stats)
+    if header is None:
+        return []
+    _, _count, uptime, unix_secs, seq, source_id = header
+    stats.messages["NETFLOW_V9"] += 1
+    ctx = MessageContext("NETFLOW_V9", received_ns, seq, source_id, exporter, unix_secs,
+                         sys_uptime_ms=uptime)
+    out: list[Record] = []
+    pos, end = HEADER_LEN, len(data)
+    while pos < end:
+        if end - pos < 4:
+            if any(data[pos:]):
+                stats.bad("set_too_short")
+            break  # else: padding to a 4-byte boundary
+        fs_id, fs_len = _U16x2.unpack_from(data, pos)
+        if fs_len < 4:
+            stats.bad("set_too_short")
+            break
+        if pos + fs_len > end:
+            stats.bad("set_overrun")
+            break
+        body = data[pos + 4:pos + fs_len]
+        pos += fs_len
+        if fs_id == TEMPLATE_FLOWSET:
+            _templates(body, table, session, source_id, out)
+        elif fs_id == OPTIONS_TEMPLATE_FLOWSET:
+            _options_templates(body, table, session, source_id, out)
+        elif fs_id >= 256:
+            data_set(table, session, ctx, fs_id, body, now, out)
+        else:
+            stats.bad("bad_set_id")
+    _sequence(table, session, source_id, seq)
+    return out
+
+
+def _sequence(table: SessionTable, session: Session, source_id: int, seq: int) -> None:
+    """RFC 3954 §5.1: the sequence number counts export packets per source id."""
+    ds = table.domain(session, source_id)
+    gap = sequence_gap(ds, seq, table.stats)
+    if gap is None:
+        return
+    table.stats.lost_packets += gap
+    ds.expected_seq = (seq + 1) & 0xFFFFFFFF
+
+
+def _add(table: SessionTable, session: Session, source_id: int, tid: int,
+         fields: list[FieldSpec], scope: int, options: bool, out: list[Record]) -> None:
+    t = make_template(tid, tuple(fields), scope, options)
+    if t.min_length == 0:
+        table.stats.bad("template_zero_length")
+        return
+    if table.add_template(session, source_id, t):
+        release_held(table, session, source_id, t, out)
+
+
+def _templates(body: bytes, table: SessionTable, session: Session, source_id: int,
+               out: list[Record]) -> None:
+    stats = table.stats
+    pos, end = 0, len(body)
+    while end - pos >= 4:
+        tid, count = _U16x2.unpack_from(body, pos)
+        if tid == 0 and count == 0 and not any(body[pos:]):
+            return  # zero padding
+        pos += 4
+        if tid < 256:
+            stats.bad("bad_template_id")
+            return
+        if count == 0:
+            stats.bad("template_bad_field_count")
+            return
+        if count > table.limits.max_fields_per_template:
+            stats.bad("template_too_many_fields")
+            return
+        if end - pos < 4 * count:
+            stats.bad("template_overrun")
+            return
+        fields = [_spec(body, pos + 4 * i) for i in range(count)]
+        pos += 4 * count
+        _add(table, session, source_id, tid, fields, 0, False, out)
+
+
+def _spec(body: bytes, pos: int, scope: bool = False) -> FieldSpec:
+    ftype, flen = _U16x2.unpack_from(body, pos)
+    return field_spec(ftype, 0, flen, scope)
+
+
+def _options_templates(body: bytes, table: SessionTable, session: Session, source_id: int,
+                       out: list[Record]) -> None:
+    stats = table.stats
+    pos, end = 0, len(body)
+    while end - pos >= 6:
+        tid, scope_len, opt_len = _U16x3.unpack_from(body, pos)
+        if tid == 0 and not any(body[pos:]):
+            return  # zero padding
+        pos += 6
+        if tid < 256:
+            stats.bad("bad_template_id")
+            return
+        if scope_len % 4 or opt_len % 4 or scope_len + opt_len == 0:
+            stats.bad("template_bad_field_count")
+            return
+        if (scope_len + opt_len) // 4 > table.limits.max_fields_per_template:
+            stats.bad("template_too_many_fields")
+            return
+        if end - pos < scope_len + opt_len:
+            stats.bad("template_overrun")
+            return
+        n_scope = scope_len // 4
+        fields = [_spec(body, pos + 4 * i, True) for i in range(n_scope)]
+        fields += [_spec(body, pos + scope_len + 4 * i) for i in range(opt_len // 4)]
+        pos += scope_len + opt_len
+        _add(table, session, source_id, tid, fields, n_scope, True, out)

@@ -1,0 +1,189 @@
+"""Decoded records -> the JSON-line dicts: goflow2's field names where one exists, else IANA's.
+
+Mapping (seed 002, goflow2's protobuf table): counters, addresses, ports, flags, ICMP, MACs,
+VLAN, flow label, fragment id, interfaces, AS numbers, next hops, prefix lengths. Everything
+without a goflow2 name keeps its IE name (``flowEndReason``, ``minimumTTL``...) and unknown IEs
+their ``ie<id>`` / ``<pen>.<id>`` name. Times become ``time_flow_start_ns``/``time_flow_end_ns``
+from whichever flowStart*/flowEnd* field the exporter used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from probe.collect.session import DomainState, MessageContext
+from probe.collect.values import to_json_value
+
+# IE name -> goflow2 name. The first IE present of a goflow2 name wins; a second one (e.g.
+# postOctetDeltaCount beside octetDeltaCount) keeps its IE name.
+GOFLOW_NAMES: dict[str, str] = {
+    "octetDeltaCount": "bytes", "postOctetDeltaCount": "bytes", "octetTotalCount": "bytes",
+    "packetDeltaCount": "packets", "postPacketDeltaCount": "packets",
+    "packetTotalCount": "packets",
+    "sourceIPv4Address": "src_addr", "sourceIPv6Address": "src_addr",
+    "destinationIPv4Address": "dst_addr", "destinationIPv6Address": "dst_addr",
+    "protocolIdentifier": "proto",
+    "sourceTransportPort": "src_port", "udpSourcePort": "src_port", "tcpSourcePort": "src_port",
+    "destinationTransportPort": "dst_port", "udpDestinationPort": "dst_port",
+    "tcpDestinationPort": "dst_port",
+    "tcpControlBits": "tcp_flags", "ipClassOfService": "ip_tos",
+    "icmpTypeIPv4": "icmp_type", "icmpTypeIPv6": "icmp_type",
+    "icmpCodeIPv4": "icmp_code", "icmpCodeIPv6": "icmp_code",
+    "vlanId": "vlan_id", "sourceMacAddress": "src_mac",
+    "postDestinationMacAddress": "dst_mac", "destinationMacAddress": "dst_mac",
+    "flowLabelIPv6": "ipv6_flow_label", "fragmentIdentification": "fragment_id",
+    "fragmentOffset": "fragment_offset", "forwardingStatus": "forwarding_status",
+    "ingressInterface": "in_if", "egressInterface": "out_if",
+    "bgpSourceAsNumber": "src_as", "bgpDestinationAsNumber": "dst_as",
+    "ipNextHopIPv4Address": "next_hop", "ipNextHopIPv6Address": "next_hop",
+    "bgpNextHopIPv4Address": "bgp_next_hop", "bgpNextHopIPv6Address": "bgp_next_hop",
+    "sourceIPv4PrefixLength": "src_net", "sourceIPv6PrefixLength": "src_net",
+    "destinationIPv4PrefixLength": "dst_net", "destinationIPv6PrefixLength": "dst_net",
+    "postVlanId": "dst_vlan",
+}
+
+_ICMP_TYPECODE = ("icmpTypeCodeIPv4", "icmpTypeCodeIPv6")
+_ADDRESSES = frozenset({"src_addr", "dst_addr", "next_hop", "bgp_next_hop"})
+
+# Start/end time fields, finest first: (IE name, multiplier to ns, relative-to).
+_STARTS = (("flowStartNanoseconds", 1, None), ("flowStartMicroseconds", 1000, None),
+           ("flowStartMilliseconds", 1_000_000, None), ("flowStartSeconds", 1_000_000_000, None),
+           ("flowStartSysUpTime", 1_000_000, "uptime"),
+           ("flowStartDeltaMicroseconds", 1000, "delta"))
+_ENDS = (("flowEndNanoseconds", 1, None), ("flowEndMicroseconds", 1000, None),
+         ("flowEndMilliseconds", 1_000_000, None), ("flowEndSeconds", 1_000_000_000, None),
+         ("flowEndSysUpTime", 1_000_000, "uptime"),
+         ("flowEndDeltaMicroseconds", 1000, "delta"))
+_TIME_FIELDS = frozenset(n for n, _, _ in _STARTS + _ENDS)
+
+# Sampling parameters an options record (or a data record) may carry.
+_SAMPLER_KEYS = ("samplerId", "selectorId", "flowSamplerID")
+
+
+@dataclass(slots=True)
+class Record:
+    """One decoded flow: ``flow`` is the JSON line, ``raw`` the IE-name -> plain-value map."""
+
+    flow: dict[str, object]
+    raw: dict[str, object]
+
+
+def sampling_rate_of(raw: dict[str, object]) -> int | None:
+    """The 1-in-N rate a record states (v9 IEs 34/50, RFC 5476 IEs 305/306 and 309/310)."""
+    for name in ("samplingInterval", "samplerRandomInterval"):
+        v = raw.get(name)
+        if isinstance(v, int) and v > 0:
+            return v
+    interval, space = raw.get("samplingPacketInterval"), raw.get("samplingPacketSpace")
+    if isinstance(interval, int) and isinstance(space, int) and interval > 0:
+        return round((interval + space) / interval)
+    size, pop = raw.get("samplingSize"), raw.get("samplingPopulation")
+    if isinstance(size, int) and isinstance(pop, int) and size > 0:
+        return round(pop / size)
+    return None
+
+
+def _sampler_key(raw: dict[str, object]) -> int | None:
+    for name in _SAMPLER_KEYS:
+        v = raw.get(name)
+        if isinstance(v, int):
+            return v
+    return None
+
+
+def apply_options(ds: DomainState, raw: dict[str, object], max_samplers: int) -> None:
+    """Remember what an options record says about the domain: sampling and its init time."""
+    init = raw.get("systemInitTimeMilliseconds")
+    if isinstance(init, int):
+        ds.sys_init_ms = init
+    rate = sampling_rate_of(raw)
+    if rate is None:
+        return
+    key = _sampler_key(raw)
+    if key is None:
+        ds.sampling_rate = rate
+        return
+    ds.samplers[key] = rate
+    ds.samplers.move_to_end(key)
+    while len(ds.samplers) > max_samplers:
+        ds.samplers.popitem(last=False)
+
+
+def _sampling(ctx: MessageContext, ds: DomainState, raw: dict[str, object]) -> int:
+    rate = sampling_rate_of(raw)
+    if rate is not None:
+        return rate
+    key = _sampler_key(raw)
+    if key is not None and key in ds.samplers:
+        return ds.samplers[key]
+    if ds.sampling_rate:
+        return ds.sampling_rate
+    if len(ds.samplers) == 1:  # one selector configured: it feeds every flow of the domain
+        return next(iter(ds.samplers.values()))
+    return ctx.header_sampling
+
+
+def _time_ns(raw: dict[str, object], table: tuple, ctx: MessageContext,
+             ds: DomainState) -> int:
+    for name, mult, rel in table:
+        v = raw.get(name)
+        if not isinstance(v, int):
+            continue
+        if rel is None:
+            return v * mult
+        if rel == "delta":
+            return ctx.export_secs * 1_000_000_000 - v * mult
+        if ctx.sys_uptime_ms is not None:  # v5 / v9: relative to the header's uptime
+            back = (ctx.sys_uptime_ms - v) & 0xFFFFFFFF
+            if back >= 1 << 31:  # the field is after the header's uptime: negative distance
+                back -= 1 << 32
+            export_ms = ctx.export_secs * 1000 + ctx.unix_nsecs // 1_000_000
+            return (export_ms - back) * 1_000_000
+        if ds.sys_init_ms is not None:  # IPFIX: relative to systemInitTimeMilliseconds
+            return (ds.sys_init_ms + v) * 1_000_000
+    return 0
+
+
+def build_flow(ctx: MessageContext, ds: DomainState, raw: dict[str, object]) -> Record:
+    flow: dict[str, object] = {
+        "type": ctx.type,
+        "time_received_ns": ctx.received_ns,
+        "sequence_num": ctx.sequence,
+        "sampling_rate": _sampling(ctx, ds, raw),
+        "sampler_address": ctx.exporter,
+        "time_flow_start_ns": _time_ns(raw, _STARTS, ctx, ds),
+        "time_flow_end_ns": _time_ns(raw, _ENDS, ctx, ds),
+        "bytes": 0,
+        "packets": 0,
+    }
+    if ctx.type != "NETFLOW_V5":
+        flow["observation_domain_id"] = ctx.domain
+    seen: set[str] = set()
+    rest: dict[str, object] = {}
+    for name, value in raw.items():
+        if name in _TIME_FIELDS:
+            continue
+        goflow = GOFLOW_NAMES.get(name)
+        if goflow is not None and goflow not in seen and (
+                not isinstance(value, bytes | str) or goflow in _ADDRESSES):
+            seen.add(goflow)
+            flow[goflow] = to_json_value(name, value)
+        elif name in _ICMP_TYPECODE and isinstance(value, int) and "icmp_type" not in seen:
+            seen.update(("icmp_type", "icmp_code"))
+            flow["icmp_type"], flow["icmp_code"] = (value >> 8) & 0xFF, value & 0xFF
+        else:
+            rest[name] = to_json_value(name, value)
+    etype = _etype(raw)
+    if etype:
+        flow["etype"] = etype
+    flow.update(rest)
+    return Record(flow, raw)
+
+
+def _etype(raw: dict[str, object]) -> int:
+    version = raw.get("ipVersion")
+    if version == 4 or "sourceIPv4Address" in raw or "destinationIPv4Address" in raw:
+        return 0x800
+    if version == 6 or "sourceIPv6Address" in raw or "destinationIPv6Address" in raw:
+        return 0x86DD
+    return 0

@@ -1,0 +1,261 @@
+"""The collector's transport loop: UDP and TCP sockets on one thread with ``selectors``.
+
+One thread, no locks: the loop owns the Decoder. Records go to a ``sink`` callable. ``stop()``
+is safe from a signal handler or another thread (it writes one byte to a wake-up socket); the
+loop then drains what the kernel already holds (UDP datagrams, unread TCP bytes) before it
+returns, so a sender that finished before ``stop()`` loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import selectors
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from probe.collect.decoder import Decoder
+from probe.collect.framing import StreamFramer
+from probe.collect.records import Record
+from probe.errors import UserError
+
+Sink = Callable[[list[Record]], None]
+_RCVBUF = 64 * 1024 * 1024  # a burst replay must not overrun the socket buffer
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    transport: str  # "udp" or "tcp"
+    host: str
+    port: int
+
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport}://{host}:{self.port}"
+
+
+def parse_listen(url: str) -> Endpoint:
+    """``udp://H:P`` / ``tcp://H:P`` (IPv6 hosts in brackets) -> Endpoint, else UserError."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UserError(f"--listen {url}: {exc}") from None
+    if parts.scheme not in ("udp", "tcp"):
+        raise UserError(f"--listen {url}: scheme must be udp:// or tcp://")
+    if port is None or not parts.hostname:
+        raise UserError(f"--listen {url}: expected {parts.scheme or 'udp'}://HOST:PORT")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise UserError(f"--listen {url}: unexpected path or query after the port")
+    return Endpoint(parts.scheme, parts.hostname, port)
+
+
+def _exporter_ip(addr: str) -> str:
+    return addr[7:] if addr.startswith("::ffff:") and "." in addr else addr
+
+
+class _Conn:
+    __slots__ = ("framer", "key", "peer", "sock")
+
+    def __init__(self, sock: socket.socket, key: tuple, peer: str, framer: StreamFramer) -> None:
+        self.sock, self.key, self.peer, self.framer = sock, key, peer, framer
+
+
+class CollectorLoop:
+    def __init__(self, endpoints: list[Endpoint], sink: Sink,
+                 decoder: Decoder | None = None) -> None:
+        self.endpoints = endpoints
+        self.sink = sink
+        self.decoder = decoder or Decoder()
+        self.sel = selectors.DefaultSelector()
+        self.bound: list[Endpoint] = []
+        self._socks: list[socket.socket] = []
+        self._conns: dict[int, _Conn] = {}
+        self._serial = 0
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._stopping = False
+
+    # ------------------------------------------------------------------ setup
+    def bind(self) -> list[Endpoint]:
+        """Open every endpoint; a bad address or a port in use is a UserError (exit 2)."""
+        try:
+            for ep in self.endpoints:
+                self.bound.append(self._open(ep))
+        except BaseException:
+            self.close()
+            raise
+        self.sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        return self.bound
+
+    def _open(self, ep: Endpoint) -> Endpoint:
+        try:
+            infos = socket.getaddrinfo(ep.host, ep.port, type=socket.SOCK_DGRAM
+                                       if ep.transport == "udp" else socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise UserError(f"{ep.url()}: cannot resolve {ep.host}: {exc.strerror}") from None
+        family, stype, proto, _, addr = infos[0]
+        sock = socket.socket(family, stype, proto)
+        try:
+            if ep.transport == "udp":
+                self._grow_rcvbuf(sock)  # no SO_REUSEADDR: a second collector must fail
+            else:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+            if ep.transport == "tcp":
+                sock.listen(64)
+        except OSError as exc:
+            sock.close()
+            what = "port in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            raise UserError(f"{ep.url()}: cannot listen: {what}") from None
+        sock.setblocking(False)
+        self._socks.append(sock)
+        self.sel.register(sock, selectors.EVENT_READ, (ep.transport, sock))
+        host, port = sock.getsockname()[:2]
+        return Endpoint(ep.transport, host, port)
+
+    @staticmethod
+    def _grow_rcvbuf(sock: socket.socket) -> None:
+        for opt in (_SO_RCVBUFFORCE, socket.SO_RCVBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, opt, _RCVBUF)
+                return
+            except OSError:
+                continue
+
+    # ------------------------------------------------------------------ run / stop
+    def stop(self) -> None:
+        self._stopping = True
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
+    def run(self) -> None:
+        last_expire = time.monotonic()
+        while not self._stopping:
+            for key, _ in self.sel.select(timeout=1.0):
+                kind, sock = key.data
+                if kind == "udp":
+                    self._read_udp(sock)
+                elif kind == "tcp":
+                    self._accept(sock)
+                elif kind == "conn":
+                    self._read_conn(sock)
+                else:
+                    with contextlib.suppress(OSError):
+                        self._wake_r.recv(64)
+            now = time.monotonic()
+            if now - last_expire >= 1.0:
+                self.decoder.expire(now)
+                last_expire = now
+        self._drain()
+
+    def _drain(self) -> None:
+        """After stop: decode what the kernel already holds, then end every TCP stream."""
+        for sock in self._socks:
+            if sock.type == socket.SOCK_DGRAM:
+                self._read_udp(sock, limit=None)
+        for fd in list(self._conns):
+            conn = self._conns[fd]
+            self._read_conn(conn.sock, limit=None)
+            if fd in self._conns:
+                self._end_conn(conn)
+
+    def close(self) -> None:
+        for conn in list(self._conns.values()):
+            self._end_conn(conn)
+        for sock in self._socks:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(sock)
+            sock.close()
+        self._socks.clear()
+        self.sel.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # ------------------------------------------------------------------ UDP
+    def _read_udp(self, sock: socket.socket, limit: int | None = 256) -> None:
+        n = 0
+        while limit is None or n < limit:
+            try:
+                data, addr = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            n += 1
+            ip = _exporter_ip(addr[0])
+            port = sock.getsockname()[1]
+            records = self.decoder.decode(data, ip, ("udp", ip, addr[1], port))
+            if records:
+                self.sink(records)
+
+    # ------------------------------------------------------------------ TCP
+    def _accept(self, lsock: socket.socket) -> None:
+        try:
+            sock, addr = lsock.accept()
+        except OSError:
+            return
+        if len(self._conns) >= self.decoder.limits.max_connections:
+            self.decoder.stats.bad("tcp_connection_limit")
+            sock.close()
+            return
+        sock.setblocking(False)
+        self._serial += 1
+        ip = _exporter_ip(addr[0])
+        key = ("tcp", ip, addr[1], lsock.getsockname()[1], self._serial)
+        table = self.decoder.table
+
+        def record_length(source_id: int, tid: int) -> int | None:
+            s = table.sessions.get(key)
+            t = s.templates.get((source_id, tid)) if s is not None else None
+            return t.fixed_length if t is not None else None
+
+        conn = _Conn(sock, key, ip, StreamFramer(record_length,
+                                                 self.decoder.limits.max_tcp_buffer))
+        self._conns[sock.fileno()] = conn
+        self.sel.register(sock, selectors.EVENT_READ, ("conn", sock))
+
+    def _read_conn(self, sock: socket.socket, limit: int | None = 16) -> None:
+        conn = self._conns.get(sock.fileno())
+        if conn is None:
+            return
+        n = 0
+        while limit is None or n < limit:
+            n += 1
+            try:
+                data = sock.recv(262144)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._end_conn(conn)
+                return
+            messages, problem = conn.framer.feed(data)
+            self._decode_stream(conn, messages)
+            if problem is not None:
+                self.decoder.stats.bad(problem)
+                self._end_conn(conn, flush=False)
+                return
+
+    def _decode_stream(self, conn: _Conn, messages: list[bytes]) -> None:
+        for msg in messages:
+            records = self.decoder.decode(msg, conn.peer, conn.key)
+            if records:
+                self.sink(records)
+
+    def _end_conn(self, conn: _Conn, flush: bool = True) -> None:
+        rest = conn.framer.flush()
+        if flush and rest:
+            self._decode_stream(conn, [rest])
+        fd = conn.sock.fileno()
+        self._conns.pop(fd, None)
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(conn.sock)
+        conn.sock.close()
+        self.decoder.close_session(conn.key)

@@ -1,0 +1,178 @@
+"""Field specifiers and value decoding: wire bytes of one field -> a plain Python value.
+
+Every converter accepts any byte length, because the length comes from a Template the exporter
+wrote and is therefore untrusted: a length the IE's type cannot have is decoded as raw bytes
+instead of raising. Values are the same plain numbers a ``RecordBatch`` row holds (IPv4 as int,
+IPv6 as 16 bytes, MAC as int, times as integer counts in the IE's unit since the Unix epoch), so
+``replay --verify`` can compare them with the cache's records directly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from probe.ie import by_id, by_name
+
+VARIABLE = 65535  # RFC 7011 §7: a field length of 65535 means variable length
+NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
+
+Converter = Callable[[bytes], object]
+
+_F32 = struct.Struct(">f")
+_F64 = struct.Struct(">d")
+
+
+def _unsigned(b: bytes) -> object:
+    # Reduced-size encoding (RFC 7011 §6.2): any length up to the type's full size.
+    return int.from_bytes(b, "big") if len(b) <= 8 else bytes(b)
+
+
+def _signed(b: bytes) -> object:
+    return int.from_bytes(b, "big", signed=True) if 0 < len(b) <= 8 else bytes(b)
+
+
+def _float(b: bytes) -> object:
+    if len(b) == 4:
+        return float(_F32.unpack(b)[0])
+    if len(b) == 8:
+        return float(_F64.unpack(b)[0])
+    return bytes(b)
+
+
+def _boolean(b: bytes) -> object:
+    # RFC 7011 §6.1.5: 1 = true, 2 = false; anything else is kept as the number it is.
+    if len(b) == 1 and b[0] in (1, 2):
+        return b[0] == 1
+    return _unsigned(b)
+
+
+def _ipv4(b: bytes) -> object:
+    return int.from_bytes(b, "big") if len(b) == 4 else bytes(b)
+
+
+def _ipv6(b: bytes) -> object:
+    return bytes(b)
+
+
+def _mac(b: bytes) -> object:
+    return int.from_bytes(b, "big") if len(b) == 6 else bytes(b)
+
+
+def _string(b: bytes) -> object:
+    return bytes(b).decode("utf-8", errors="replace")
+
+
+def _octets(b: bytes) -> object:
+    return bytes(b)
+
+
+def _ntp_parts(b: bytes) -> tuple[int, int] | None:
+    if len(b) != 8:
+        return None
+    return int.from_bytes(b[:4], "big"), int.from_bytes(b[4:], "big")
+
+
+def _ntp_micro(b: bytes) -> object:
+    # RFC 7011 §6.1.9: NTP format; rounding to nearest undoes an encoder's truncation.
+    parts = _ntp_parts(b)
+    if parts is None:
+        return _unsigned(b)
+    sec, frac = parts
+    return (sec - NTP_EPOCH_OFFSET) * 1_000_000 + ((frac * 1_000_000 + (1 << 31)) >> 32)
+
+
+def _ntp_nano(b: bytes) -> object:
+    parts = _ntp_parts(b)
+    if parts is None:
+        return _unsigned(b)
+    sec, frac = parts
+    return (sec - NTP_EPOCH_OFFSET) * 1_000_000_000 + ((frac * 1_000_000_000 + (1 << 31)) >> 32)
+
+
+_CONVERTERS: dict[str, Converter] = {
+    "unsigned8": _unsigned, "unsigned16": _unsigned, "unsigned32": _unsigned,
+    "unsigned64": _unsigned, "signed8": _signed, "signed16": _signed, "signed32": _signed,
+    "signed64": _signed, "float32": _float, "float64": _float, "boolean": _boolean,
+    "macAddress": _mac, "ipv4Address": _ipv4, "ipv6Address": _ipv6, "string": _string,
+    "octetArray": _octets, "dateTimeSeconds": _unsigned, "dateTimeMilliseconds": _unsigned,
+    "dateTimeMicroseconds": _ntp_micro, "dateTimeNanoseconds": _ntp_nano,
+}
+
+# NetFlow v9 Options Template scope field types (RFC 3954 §6.1): not IE ids.
+V9_SCOPE_NAMES = {1: "scopeSystem", 2: "scopeInterface", 3: "scopeLineCard",
+                  4: "scopeCache", 5: "scopeTemplate"}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One field of a Template: what it is called and how its bytes become a value."""
+
+    ie_id: int
+    pen: int  # 0 = IANA
+    length: int  # VARIABLE for variable-length
+    name: str
+    data_type: str  # "" when the IE is unknown
+    convert: Converter
+
+
+@lru_cache(maxsize=65536)
+def field_spec(ie_id: int, pen: int, length: int, v9_scope: bool = False) -> FieldSpec:
+    """The (interned) FieldSpec for an IE id, enterprise number and length.
+
+    Interning keeps Template memory at one pointer per field however many templates repeat it;
+    the cache is bounded, so a flood of distinct specifiers cannot grow it without limit.
+    """
+    if v9_scope:
+        name = V9_SCOPE_NAMES.get(ie_id, f"scope{ie_id}")
+        return FieldSpec(ie_id, 0, length, name, "", _unsigned)
+    ie = by_id(ie_id) if pen == 0 else None
+    if ie is None:
+        name = f"ie{ie_id}" if pen == 0 else f"{pen}.{ie_id}"
+        return FieldSpec(ie_id, pen, length, name, "", _unsigned)
+    return FieldSpec(ie_id, pen, length, ie.name, ie.data_type,
+                     _CONVERTERS.get(ie.data_type, _octets))
+
+
+def _mac_text(v: int) -> str:
+    return ":".join(f"{(v >> s) & 0xFF:02x}" for s in range(40, -8, -8))
+
+
+def _ip_text(b: bytes) -> str:
+    return str(ipaddress.IPv6Address(b)) if len(b) == 16 else b.hex()
+
+
+def to_json_value(name: str, value: object) -> object:
+    """A raw value as it appears in a JSON line: addresses as text, octets as hex."""
+    if isinstance(value, bool | str):
+        return value
+    ie = by_name(name)
+    dt = ie.data_type if ie is not None else ""
+    if isinstance(value, bytes | bytearray):
+        if dt == "ipv6Address":
+            return _ip_text(bytes(value))
+        return bytes(value).hex()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int):
+        if dt == "ipv4Address":
+            return ipv4_text(value)
+        if dt == "macAddress":
+            return _mac_text(value)
+    return value
+
+
+def ipv4_text(v: int) -> str:
+    return f"{(v >> 24) & 255}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}"
+
+
+def mac_text(v: int) -> str:
+    return _mac_text(v)
+
+
+def ipv6_text(b: bytes) -> str:
+    return _ip_text(b)
