@@ -5,9 +5,11 @@ encoded at most twice (templated, and v5) whatever the number of destinations. e
 
 - parallel: every destination gets every record;
 - loadBalancing: records go round-robin in message-sized pieces (the records one message of the
-  receiving destination holds), so each message lands whole on one collector;
-- fallback: records go to the first destination whose transport is up (UDP always is; TCP when
-  connected); what a TCP destination queued while down moves on to the next one that is up.
+  receiving destination holds), so each message lands whole on one collector; destinations that
+  are down (TCP) or failed a send in the last seconds (UDP port unreachable) are skipped while
+  another one is usable;
+- fallback: records go to the first destination that is up (TCP: connected) and has not failed
+  a send lately; what a TCP destination queued while down moves on to the next one that is up.
 """
 
 from __future__ import annotations
@@ -123,10 +125,12 @@ class ExportingProcessRuntime:
     def _balance(self, records: RecordBatch, chunk_for: Callable, now_us: int) -> None:
         n = len(records)
         pos = 0
+        for d in self.destinations:
+            d.poll()
+        usable = [d for d in self.destinations if d.healthy] or self.destinations
         while pos < n:
-            i = self._rr % len(self.destinations)
+            d = usable[self._rr % len(usable)]
             self._rr += 1
-            d = self.destinations[i]
             c = chunk_for(d)
             if c is None:
                 take = n - pos
@@ -139,6 +143,9 @@ class ExportingProcessRuntime:
     def _fallback_target(self) -> DestinationRuntime:
         for d in self.destinations:
             d.poll()
+            if d.healthy:
+                return d
+        for d in self.destinations:
             if d.up:
                 return d
         return self.destinations[0]

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 FLUSH_DELAY_US = 1_000_000  # longest a partly filled message waits for more records
 DEFAULT_QUEUE_LIMIT = 100_000  # records held while a TCP collector is away
 CLOSE_TIMEOUT_S = 10.0  # how long close() keeps trying to reach a TCP collector
+FAILURE_HOLD_S = 5.0  # fallback/loadBalancing avoid a destination this long after a failed send
 
 
 @dataclass(slots=True)
@@ -66,11 +67,19 @@ class DestinationRuntime:
         self._pending: dict[tuple[int, int], list[Chunk]] = {}
         self._pending_since: dict[tuple[int, int], int] = {}
         self._queued = 0
+        self._failed_until = 0.0
 
     # ------------------------------------------------------------------ intake
     @property
     def up(self) -> bool:
         return self.transport.up
+
+    @property
+    def healthy(self) -> bool:
+        """Up, and no send failed lately (a UDP collector answering port unreachable)."""
+        last = max(self._failed_until, getattr(self.transport, "refused_at", float("-inf"))
+                   + FAILURE_HOLD_S)
+        return self.transport.up and time.monotonic() >= last
 
     @property
     def queued(self) -> int:
@@ -165,6 +174,7 @@ class DestinationRuntime:
         msg = hdr + body
         if not self.transport.send(msg):
             self.counters.failures += 1
+            self._failed_until = time.monotonic() + FAILURE_HOLD_S
             return False
         self.counters.messages += 1
         self.counters.bytes += len(msg)
@@ -307,4 +317,5 @@ class DestinationRuntime:
                 "failures": c.failures, "queued": self._queued, "dropped": c.dropped,
                 "not_sent_records": c.dropped, "not_sent_packets": c.not_sent_packets,
                 "not_sent_octets": c.not_sent_octets, "not_exportable": c.not_exportable,
-                "connected": int(self.transport.up)}
+                "connected": int(self.transport.up),
+                "refused": getattr(self.transport, "refusals", 0)}

@@ -67,6 +67,8 @@ class UdpTransport:
                                                  else UDP_MAX_IPV4)
         self._pace = _Paced(dest.rate_limit)
         self.last_error: str | None = None
+        self.refusals = 0  # ICMP port unreachable reports: nobody listens at the destination
+        self.refused_at = float("-inf")
 
     @property
     def up(self) -> bool:
@@ -86,6 +88,8 @@ class UdpTransport:
                 # An ICMP port unreachable for an earlier datagram: Linux reports it on this
                 # send and drops this datagram, which itself may well be received: retry once.
                 self.last_error = str(exc)
+                self.refusals += 1
+                self.refused_at = time.monotonic()
             except OSError as exc:
                 self.last_error = str(exc)
                 return False

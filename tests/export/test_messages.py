@@ -162,3 +162,15 @@ def test_unusable_destination_is_a_user_error() -> None:
                        destination_port=4739, source_address="192.0.2.1")
     with pytest.raises(UserError, match=r"^export destination bad: 127\.0\.0\.1 port 4739: "):
         run([dest], [])
+
+
+def test_fallback_leaves_a_udp_collector_that_answers_port_unreachable(sink: UdpSink) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # closed again: the kernel answers port unreachable
+    first, second = batch(28 * 3, 4, seed=1), batch(50, 4, seed=2)
+    rt = run([destination(port=dead), destination(sink)], [first, second], mode="fallback")
+    got = sum(len(m.data) for m in sink.messages())
+    assert got == 50  # the first batch went to the dead port; after its refusal, the next one
+    st = rt.stats()[f"udp://127.0.0.1:{dead}"]
+    assert st["refused"] >= 1
