@@ -10,7 +10,9 @@ connection is treated as lost.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import select
 import socket
 import time
@@ -22,7 +24,7 @@ log = logging.getLogger(__name__)
 UDP_MAX_IPV4 = 1500 - 20 - 8  # one Ethernet MTU minus IPv4 and UDP headers
 UDP_MAX_IPV6 = 1500 - 40 - 8
 TCP_MAX = 65535  # IPFIX/v9 length field
-CONNECT_TIMEOUT_S = 0.5
+CONNECT_TIMEOUT_S = 3.0
 SEND_TIMEOUT_S = 5.0
 BACKOFF_FIRST_S = 0.05
 BACKOFF_CAP_S = 5.0
@@ -110,6 +112,8 @@ class TcpTransport:
         self._pace = _Paced(dest.rate_limit)
         self._backoff = BACKOFF_FIRST_S
         self._next_try = 0.0
+        self._connecting: socket.socket | None = None
+        self._connect_deadline = 0.0
         self.connects = 0
         self.last_error: str | None = None
 
@@ -118,30 +122,52 @@ class TcpTransport:
         return self.sock is not None
 
     def poll(self) -> bool:
-        """Notice a collector that went away; try to (re)connect when the backoff allows.
+        """Notice a collector that went away; (re)connect when the backoff allows.
 
-        Returns True when a new connection (a new transport session) was just made.
+        The connect is non-blocking: one call starts it, a later one sees it complete, so a
+        collector that does not answer never stalls the pipeline. Returns True when a new
+        connection (a new transport session) has just been established.
         """
         if self.sock is not None and self._peer_closed():
             self.drop("collector closed the connection")
-        if self.sock is not None or time.monotonic() < self._next_try:
+        if self.sock is not None:
             return False
-        try:
-            family, addr = _resolve(self.dest, socket.SOCK_STREAM)
-            s = socket.socket(family, socket.SOCK_STREAM)
-            s.settimeout(CONNECT_TIMEOUT_S)
-            if self.dest.send_buffer_size:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.dest.send_buffer_size)
-            if self.dest.source_address:
-                s.bind((self.dest.source_address, 0))
-            s.connect(addr)
-        except OSError as exc:
-            with contextlib.suppress(UnboundLocalError):
+        if self._connecting is None:
+            if time.monotonic() < self._next_try:
+                return False
+            try:
+                family, addr = _resolve(self.dest, socket.SOCK_STREAM)
+                s = socket.socket(family, socket.SOCK_STREAM)
+                s.setblocking(False)
+                if self.dest.send_buffer_size:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.dest.send_buffer_size)
+                if self.dest.source_address:
+                    s.bind((self.dest.source_address, 0))
+            except OSError as exc:
+                self._failed(str(exc))
+                return False
+            err = s.connect_ex(addr)
+            if err not in (0, errno.EINPROGRESS):
                 s.close()
-            self.last_error = str(exc)
-            self._next_try = time.monotonic() + self._backoff
-            self._backoff = min(self._backoff * 2, BACKOFF_CAP_S)
+                self._failed(os.strerror(err))
+                return False
+            self._connecting = s
+            self._connect_deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        s = self._connecting
+        _, writable, _ = select.select([], [s], [], 0)
+        if not writable:
+            if time.monotonic() > self._connect_deadline:
+                self._connecting = None
+                s.close()
+                self._failed("connect timed out")
             return False
+        self._connecting = None
+        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            s.close()
+            self._failed(os.strerror(err))
+            return False
+        s.setblocking(True)
         s.settimeout(SEND_TIMEOUT_S)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = s
@@ -149,6 +175,11 @@ class TcpTransport:
         self.connects += 1
         log.info("connected to %s", self.dest.name)
         return True
+
+    def _failed(self, why: str) -> None:
+        self.last_error = why
+        self._next_try = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, BACKOFF_CAP_S)
 
     def _peer_closed(self) -> bool:
         # A collector never writes to us, so readable means EOF or reset.
@@ -190,3 +221,6 @@ class TcpTransport:
                     pass
             self.sock.close()
             self.sock = None
+        if self._connecting is not None:
+            self._connecting.close()
+            self._connecting = None
