@@ -61,13 +61,14 @@ def test_nfdump_totals_sequence_and_times(tmp_path: Path, version: int, times: s
     assert sorted(nfdump_row(f) for f in nfdump_flows(nfdir)) == expected
 
 
-def test_collector_started_late_decodes_within_one_refresh(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [10, 9])
+def test_collector_started_late_decodes_within_one_refresh(tmp_path: Path, version: int) -> None:
     """Templates go out every ``templateRefreshPacket`` messages over UDP, so a collector that
     missed the first ones decodes all data after the next refresh."""
     refresh = 4
     port = free_port()
     first = [batch(300, 4, seed=31)]  # sent before the collector listens: lost, templates too
-    cfg = default_config(export=("udp", "127.0.0.1", port), version=10)
+    cfg = default_config(export=("udp", "127.0.0.1", port), version=version)
     ep = cfg.exporting_processes[0]
     dest = ep.destinations[0].model_copy(update={"template_refresh_packet": refresh})
     ep = ep.model_copy(update={"destinations": (dest,)})
