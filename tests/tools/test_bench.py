@@ -33,6 +33,14 @@ def test_nfdump_rows_parse_icmp_type_code_into_the_port() -> None:
     ]
 
 
+def test_exporters_own_record_counts_are_read_from_their_logs() -> None:
+    soft = "Flows expired: 633 (0 forced)\nFlows exported: 633 (1152 records) in 42 packets\n"
+    assert bench.softflowd_records(soft) == 1152
+    probe = "cache A\n  flows created  7\n  records             5\ncache B\n  records 2\n"
+    assert bench.flowprobe_records(probe) == 7
+    assert bench.flowprobe_records("Traceback ...") is None
+
+
 @pytest.mark.interop
 @needs_peers
 def test_softflowd_totals_match_the_generator_and_a_wrong_expectation_fails(
@@ -46,6 +54,7 @@ def test_softflowd_totals_match_the_generator_and_a_wrong_expectation_fails(
     assert run.check["ok"], run.check
     assert run.check["packets_got"] == 5000
     assert not run.check["loss"]
+    assert run.collector["records_sent"] == run.collector["Flows"] == len(want)
     assert run.wall_s > 0 and run.maxrss_kb > 0
     # softflowd counts padding and the untruncated frame: IP total lengths are not what it sends.
     wrong = bench.expected(trace.totals, "ip_octets")
