@@ -109,6 +109,25 @@ def loopback(buf: Buffer, off: np.ndarray, end: np.ndarray, linktype: int) -> Li
     return _no_mac(off + 4, family, reason, np.zeros(off.shape[0], np.uint16))
 
 
+def ppp(buf: Buffer, off: np.ndarray, end: np.ndarray) -> LinkLayer:
+    """PPP with or without the ff 03 HDLC prefix, with a one- or two-octet protocol field."""
+    head = buf.window(off, 4)
+    framed = (head[:, 0] == 0xFF) & (head[:, 1] == 0x03)
+    start = np.where(framed, 2, 0)
+    first = np.where(framed, head[:, 2], head[:, 0])
+    compressed = (first & 1) == 1  # RFC 1661 protocol-field compression: odd first octet
+    two = np.where(framed, be16(head, 2), be16(head, 0))
+    protocol = np.where(compressed, first.astype(np.int32), two)
+    l3 = off + start + np.where(compressed, 1, 2)
+    family = np.zeros(off.shape[0], dtype=np.uint8)
+    family[protocol == lt.PPP_IPV4] = 4
+    family[protocol == lt.PPP_IPV6] = 6
+    reason = np.where(family == 0, r.NON_IP, r.OK).astype(np.uint8)
+    reason[np.isin(protocol, lt.PPP_MPLS)] = r.UNSUPPORTED_LINK
+    reason[l3 > end] = r.TOO_SHORT
+    return _no_mac(l3, family, reason, np.zeros(off.shape[0], np.uint16))
+
+
 def _no_mac(l3: np.ndarray, family: np.ndarray, reason: np.ndarray, vlan: np.ndarray) -> LinkLayer:
     zeros = np.zeros(l3.shape[0], dtype=np.uint64)
     return LinkLayer(l3, family, reason, vlan, zeros, zeros.copy())
@@ -123,6 +142,8 @@ def decode_link(buf: Buffer, off: np.ndarray, end: np.ndarray, linktype: int) ->
         return linux_sll2(buf, off, end)
     if linktype in lt.RAW_LINKS:
         return raw_ip(off, linktype)
+    if linktype == lt.PPP:
+        return ppp(buf, off, end)
     if linktype in (lt.NULL, lt.LOOP):
         return loopback(buf, off, end, linktype)
     raise ValueError(f"unsupported link type {linktype}")  # open_* rejects these first

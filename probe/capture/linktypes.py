@@ -16,6 +16,7 @@ IPV4 = 228
 IPV6 = 229
 LINUX_SLL = 113
 LINUX_SLL2 = 276
+PPP = 9  # RFC 1661 PPP, optionally in RFC 1662 HDLC-like framing (ff 03 first)
 
 SUPPORTED: dict[int, str] = {
     EN10MB: "Ethernet",
@@ -28,6 +29,7 @@ SUPPORTED: dict[int, str] = {
     IPV6: "raw IPv6",
     LINUX_SLL: "Linux cooked (SLL)",
     LINUX_SLL2: "Linux cooked v2 (SLL2)",
+    PPP: "PPP",
 }
 
 RAW_LINKS = (RAW, RAW_OPENBSD, LINKTYPE_RAW, IPV4, IPV6)
@@ -41,6 +43,11 @@ VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 UNOPENED_CARRIERS = (0x8847, 0x8848, 0x8864)
 # Deeper tag stacks than this are counted as unsupported-link.
 MAX_VLAN_TAGS = 4
+
+# PPP protocol numbers for IP, and for MPLS (a carrier we do not open).
+PPP_IPV4 = 0x0021
+PPP_IPV6 = 0x0057
+PPP_MPLS = (0x0281, 0x0283)
 
 # BSD address families for IPv4 and IPv6 as the different kernels number them.
 AF_INET = (2,)

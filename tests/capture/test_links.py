@@ -80,9 +80,9 @@ def test_null_loopback_either_byte_order_and_unknown_family(tmp_path):
 
 
 def test_unsupported_link_type_is_a_user_error(tmp_path):
-    path = tmp_path / "ppp.pcap"
-    write_pcap(path, [(0.0, b"\xff\x03\x00\x21" + bytes(IP()))], 9)
-    with pytest.raises(UserError, match=r"ppp\.pcap: unsupported link type 9"):
+    path = tmp_path / "hdlc.pcap"
+    write_pcap(path, [(0.0, b"\x0f\x00\x08\x00" + bytes(IP()))], 104)  # Cisco HDLC
+    with pytest.raises(UserError, match=r"hdlc\.pcap: unsupported link type 104"):
         open_offline(str(path))
 
 
@@ -109,3 +109,21 @@ def test_bpf_filter_selects_packets():
     assert len(batch) == stats.packets_read == 22
     assert set(batch.proto.tolist()) == {17}
     assert ((batch.src_port == 53) | (batch.dst_port == 53)).all()
+
+
+def test_ppp_framings(tmp_path):
+    """PPP with and without ff 03, with a compressed protocol field; MPLS over PPP unopened."""
+    ip4 = bytes(IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1, dport=2))
+    ip6 = bytes(IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=3, dport=4))
+    frames = [
+        b"\xff\x03\x00\x21" + ip4,  # RFC 1662 HDLC-like framing
+        b"\x00\x57" + ip6,  # no address/control
+        b"\x21" + ip4,  # protocol-field compression
+        b"\xff\x03\x02\x81" + b"\x00\x01\x01\x40" + ip4,  # MPLS
+        b"\xff\x03\xc0\x21" + b"\x01\x01\x00\x04",  # LCP
+        b"\xff\x03\x00",  # cut inside the protocol field
+    ]
+    batch, stats = read_all(write_frames(tmp_path / "ppp.pcap", frames, linktype=9))
+    assert batch.ip_version.tolist() == [4, 6, 4]
+    assert batch.src_port.tolist() == [1, 3, 1]
+    assert stats.ignored == {"unsupported-link": 1, "non-ip": 1, "too-short": 1}
