@@ -2,8 +2,8 @@
 
 The demo capture's frames (cut to a 128-octet snap, so all are complete up to the transport
 header) are tiled into 262,144-packet batches in memory and decoded; CPU time, not wall time,
-so a busy CI machine does not make it flaky. Measured here at 3-4 M packets/s; a per-packet
-Python decoder manages ~0.3 M/s (design brief §6), so the 1 M/s floor separates the two with
+so a busy CI machine is less likely to make it flaky (a VM's stolen time still counts). Measured here at 3-4 M packets/s; a per-packet
+Python decoder manages ~0.3 M/s (design brief §6), so a 0.75 M/s floor separates the two with
 room to spare.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 from probe.capture import DecodeStats, decode_batch
 from tests.capture.helpers import PCAPS
 
-FLOOR_PPS = 1_000_000
+FLOOR_PPS = 750_000
 BATCH = 65536
 BATCHES = 4
 
