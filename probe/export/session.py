@@ -152,6 +152,8 @@ class DestinationRuntime:
             elif pos:
                 self._pending[key] = [chunk.slice(pos, chunk.n)]
                 self._pending_since[key] = now_us
+            else:
+                self._pending[key] = [chunk]  # concatenated once, not on every pump
             if not self.transport.up:
                 return
 
