@@ -301,6 +301,10 @@ class DestinationRuntime:
                 self._count_dropped(c)
         self._pending.clear()
         self._queued = 0
+        if self.counters.dropped:
+            why = self.transport.last_error or "queue full"
+            log.warning("export destination %s: %d flow records not sent (%s)", self.name,
+                        self.counters.dropped, why)
         if self.transport.up and self.protocol.uses_templates:
             for domain in list(self._states):
                 self._state(domain).last_options_us = None  # final statistics

@@ -132,7 +132,7 @@ def test_fallback_skips_a_tcp_collector_that_is_down(sink: UdpSink) -> None:
     assert st[f"tcp://127.0.0.1:{dead}"]["records"] == 0
 
 
-def test_tcp_queue_overflow_is_counted() -> None:
+def test_tcp_queue_overflow_is_counted(caplog: pytest.LogCaptureFixture) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
@@ -146,6 +146,7 @@ def test_tcp_queue_overflow_is_counted() -> None:
     st = rt.stats()[f"tcp://127.0.0.1:{dead}"]
     assert st["records"] == 0 and st["dropped"] == 120
     assert st["not_sent_packets"] == int(b.columns["_packets"].sum())
+    assert "120 flow records not sent" in caplog.text  # the user hears about it
 
 
 def test_rate_limit_paces_sends(sink: UdpSink) -> None:
