@@ -91,3 +91,49 @@ def test_flowprobe_replay_to_nfcapd(tmp_path: Path, version: int) -> None:
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
     _check(nfdir, version)
+
+
+class _Recorder:
+    """A sink beside the exporter that keeps what the cache expired."""
+
+    def __init__(self) -> None:
+        self.batches: list = []
+
+    def export(self, records, now_us: int) -> None:
+        self.batches.append(records)
+
+    def tick(self, now_us: int) -> None:
+        pass
+
+    def close(self, now_us: int) -> None:
+        pass
+
+
+@pytest.mark.skipif(importlib.util.find_spec("probe.pipeline") is None
+                    or not have("dumpcap", "tshark"),
+                    reason="needs the metering pipeline, dumpcap and tshark")
+@pytest.mark.parametrize("version", [10, 9, 5])
+def test_tshark_records_equal_what_the_cache_expired(tmp_path: Path, version: int) -> None:
+    from probe.config.defaults import default_config as replay_config
+    from probe.pipeline import Pipeline
+    from tests.export.expect import batch_rows, tshark_row
+    from tests.export.peers import dumpcap, tshark_expert, tshark_flows, udp_sink
+
+    recorder = _Recorder()
+    cap = tmp_path / "replay.pcap"
+    with udp_sink() as sink:
+        port = sink.getsockname()[1]
+        with dumpcap(cap, f"udp port {port}"):
+            cfg = replay_config(str(PCAP), export=("udp", "127.0.0.1", port), version=version)
+            pipeline = Pipeline(cfg)
+            pipeline.attach(recorder)
+            pipeline.run(handle_signals=False)
+    decode_as = f"udp.port=={port},cflow"
+    expert = tshark_expert(cap, decode_as)
+    assert "Warns" not in expert and "Errors" not in expert, expert
+    v5 = version == 5
+    expected = sorted(r for b in recorder.batches if not (v5 and b.ip_version == 6)
+                      for r in batch_rows(b, v5))
+    got = sorted(tshark_row(f) for f in tshark_flows(cap, decode_as)
+                 if "cflow.srcaddr" in f or "cflow.srcaddrv6" in f)
+    assert expected and got == expected
