@@ -65,11 +65,11 @@ def write_pcap(path: Path, records: Iterable[Record], linktype: int, snaplen: in
     return count
 
 
-def _pad4(data: bytes) -> bytes:
+def pad4(data: bytes) -> bytes:
     return data + b"\0" * (-len(data) % 4)
 
 
-def _block(kind: int, body: bytes) -> bytes:
+def pcapng_block(kind: int, body: bytes) -> bytes:
     length = 12 + len(body)
     return struct.pack("<II", kind, length) + body + struct.pack("<I", length)
 
@@ -77,14 +77,14 @@ def _block(kind: int, body: bytes) -> bytes:
 def write_pcapng(path: Path, records: Iterable[Record], linktype: int) -> int:
     """Minimal pcapng: section header, one interface (microsecond stamps), enhanced packets."""
     blocks = [
-        _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)),
-        _block(0x00000001, struct.pack("<HHI", linktype, 0, 0)),
+        pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)),
+        pcapng_block(0x00000001, struct.pack("<HHI", linktype, 0, 0)),
     ]
     count = 0
     for ts, frame in records:
         stamp = round(ts * 1_000_000)
         head = struct.pack("<IIIII", 0, stamp >> 32, stamp & 0xFFFFFFFF, len(frame), len(frame))
-        blocks.append(_block(0x00000006, head + _pad4(frame)))
+        blocks.append(pcapng_block(0x00000006, head + pad4(frame)))
         count += 1
     path.write_bytes(b"".join(blocks))
     return count
