@@ -46,9 +46,14 @@ def _flag(reason: np.ndarray, where: np.ndarray, code: int) -> None:
 
 
 def decode_batch(
-    buf: bytes, meta: np.ndarray, linktype: int, stats: DecodeStats
+    buf: bytes, meta: np.ndarray | bytes, linktype: int, stats: DecodeStats
 ) -> PacketBatch:
-    """Decode packets ``meta`` describes (rows: sec, usec, offset, caplen) within ``buf``."""
+    """Decode packets ``meta`` describes (rows: sec, usec, offset, caplen) within ``buf``.
+
+    ``meta`` is an (n, 4) uint32 array or pcapy-ng's packed table itself.
+    """
+    if isinstance(meta, bytes | bytearray | memoryview):  # next_batch's packed table as is
+        meta = np.frombuffer(meta, dtype=np.uint32)
     meta = np.asarray(meta, dtype=np.uint32).reshape(-1, 4)
     n = meta.shape[0]
     stats.packets_read += n

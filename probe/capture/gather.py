@@ -22,8 +22,10 @@ class Buffer:
     __slots__ = ("_windows", "data")
 
     def __init__(self, buf: bytes) -> None:
-        self.data = np.zeros(len(buf) + PAD, dtype=np.uint8)
-        self.data[: len(buf)] = np.frombuffer(buf, dtype=np.uint8)
+        size = len(buf)
+        self.data = np.empty(size + PAD, dtype=np.uint8)
+        self.data[:size] = np.frombuffer(buf, dtype=np.uint8)
+        self.data[size:] = 0
         self._windows: dict[int, np.ndarray] = {}
 
     def window(self, start: np.ndarray, width: int) -> np.ndarray:

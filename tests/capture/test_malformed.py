@@ -6,7 +6,7 @@ import numpy as np
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import ARP
 
-from probe.capture import DecodeStats, decode_batch
+from probe.capture import COLUMNS, DecodeStats, PacketBatch, decode_batch
 from tests.capture.helpers import PCAPS, check_invariant, decode_frames, ether, read_all
 from tools.make_pcaps import write_pcap
 
@@ -87,3 +87,31 @@ def test_truncated_file_reports_the_damage(tmp_path):
     with open_offline(str(path)) as source:
         assert sum(len(b) for b in source.batches()) == 2
         assert source.read_error and "truncated" in source.read_error
+
+
+def test_garbage_decodes_the_same_in_any_split():
+    """Cutting a batch anywhere changes nothing: rows and skip counts are per packet."""
+    rng = np.random.default_rng(11)
+    sizes = rng.integers(0, 100, size=600)
+    data = rng.integers(0, 256, size=int(sizes.sum()), dtype=np.uint8)
+    offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    for k in range(0, sizes.size, 2):  # every other packet starts like Ethernet + IPv4
+        if sizes[k] > 15:
+            data[offsets[k] + 12 : offsets[k] + 15] = (0x08, 0x00, 0x45)
+    meta = np.zeros((sizes.size, 4), dtype=np.uint32)
+    meta[:, 2], meta[:, 3] = offsets, sizes
+    whole_stats = DecodeStats()
+    whole = decode_batch(data.tobytes(), meta.tobytes(), 1, whole_stats)
+    cuts = sorted(rng.choice(np.arange(1, sizes.size), size=20, replace=False).tolist())
+    parts, part_stats = [], DecodeStats()
+    for lo, hi in zip([0, *cuts], [*cuts, sizes.size], strict=True):
+        chunk = meta[lo:hi].copy()
+        start = int(chunk[0, 2])
+        chunk[:, 2] -= start
+        end = start + int(sizes[lo:hi].sum())
+        parts.append(decode_batch(data[start:end].tobytes(), chunk, 1, part_stats))
+    joined = PacketBatch.concat(parts)
+    assert part_stats == whole_stats
+    assert whole_stats.packets_decoded > 0
+    for column in COLUMNS:
+        np.testing.assert_array_equal(getattr(joined, column), getattr(whole, column), column)
