@@ -32,8 +32,10 @@ class DomainState:
 
     seq: int = 0  # IPFIX: data records sent; v9: packets sent; v5: flows sent
     templates_sent: set[int] = field(default_factory=set)
-    last_refresh_us: int | None = None
-    messages_since_refresh: int = 0
+    # Template refresh over UDP, kept apart for data (False) and options (True) templates:
+    # RFC 6728 has separate timers for each.
+    last_refresh_us: dict[bool, int] = field(default_factory=dict)
+    messages_since_refresh: dict[bool, int] = field(default_factory=lambda: {False: 0, True: 0})
     last_options_us: int | None = None
 
 

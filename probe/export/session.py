@@ -180,7 +180,8 @@ class DestinationRuntime:
             return False
         self.counters.messages += 1
         self.counters.bytes += len(msg)
-        st.messages_since_refresh += 1
+        st.messages_since_refresh[False] += 1
+        st.messages_since_refresh[True] += 1
         return True
 
     def _send_data(self, chunk: Chunk, now_us: int) -> bool:
@@ -196,17 +197,19 @@ class DestinationRuntime:
         return ok
 
     # ------------------------------------------------------------------ templates and options
-    def _refresh_due(self, st: DomainState, now_us: int) -> bool:
+    def _refresh_due(self, st: DomainState, now_us: int, options: bool) -> bool:
+        """UDP template refresh (RFC 7011 §8.4) by time or by messages sent, per kind."""
         if self.transport.reliable:
             return False  # TCP: templates once per connection (RFC 7011 §8.1)
-        if st.last_refresh_us is None:
+        last = st.last_refresh_us.get(options)
+        if last is None:
             return True
         d = self.dest
-        if d.template_refresh_timeout and \
-                now_us - st.last_refresh_us >= d.template_refresh_timeout * 1_000_000:
+        timeout = d.options_template_refresh_timeout if options else d.template_refresh_timeout
+        packets = d.options_template_refresh_packet if options else d.template_refresh_packet
+        if timeout and now_us - last >= timeout * 1_000_000:
             return True
-        return bool(d.template_refresh_packet) and \
-            st.messages_since_refresh >= d.template_refresh_packet  # type: ignore[operator]
+        return bool(packets) and st.messages_since_refresh[options] >= packets  # type: ignore[operator]
 
     def _options_due(self, st: DomainState, now_us: int) -> bool:
         if st.last_options_us is None:
@@ -225,15 +228,17 @@ class DestinationRuntime:
                 self.sys_init_us)
             for t, _, _ in options:
                 known[t.template_id] = t
-        refresh = self._refresh_due(st, now_us)
-        missing = [t for tid, t in known.items() if refresh or tid not in st.templates_sent]
+        due = {kind: self._refresh_due(st, now_us, kind) for kind in (False, True)}
+        missing = [t for tid, t in known.items()
+                   if due[t.is_options] or tid not in st.templates_sent]
         if missing:
             if not self._announce(domain, missing, now_us):
                 return False
             st.templates_sent.update(t.template_id for t in missing)
-            if refresh or st.last_refresh_us is None:
-                st.last_refresh_us = now_us
-                st.messages_since_refresh = 0
+            for kind in (False, True):
+                if due[kind] and any(t.is_options == kind for t in missing):
+                    st.last_refresh_us[kind] = now_us
+                    st.messages_since_refresh[kind] = 0
         if options and not self._emit_sets(
                 domain, [(self.protocol.set_bytes(t.template_id, payload), n, n)
                          for t, payload, n in options], now_us):

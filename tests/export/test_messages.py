@@ -175,3 +175,12 @@ def test_fallback_leaves_a_udp_collector_that_answers_port_unreachable(sink: Udp
     assert got == 50  # the first batch went to the dead port; after its refusal, the next one
     st = rt.stats()[f"udp://127.0.0.1:{dead}"]
     assert st["refused"] >= 1
+
+
+def test_options_templates_refresh_on_their_own_timer(sink: UdpSink) -> None:
+    run([destination(sink, options_template_refresh_packet=2)], [batch(28 * 8, 4)])
+    msgs = sink.messages()
+    data_tmpl = [i for i, m in enumerate(msgs) if any(not t[2] for t in m.templates)]
+    opt_tmpl = [i for i, m in enumerate(msgs) if any(t[2] for t in m.templates)]
+    assert data_tmpl == [0]  # data templates: only the first time (600 s default timer)
+    assert len(opt_tmpl) >= 4  # options templates: after every 2 messages
