@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import select
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +113,8 @@ class PacketSource:
             if self._reader is None:
                 return
             self._iterating = True
+        timeout_s = self._timeout_ms / 1000
+        last_yield = time.monotonic()
         try:
             while not self._closing.is_set():
                 try:
@@ -123,10 +126,16 @@ class PacketSource:
                     return
                 if packed:
                     yield self._decode(data, packed)
+                    last_yield = time.monotonic()
                 elif not self.live:
                     return
-                elif not self._poll.poll(self._timeout_ms):
-                    yield PacketBatch.empty()  # a quiet link: let the caller run its timers
+                elif (
+                    not self._poll.poll(self._timeout_ms)
+                    or time.monotonic() - last_yield >= timeout_s
+                ):
+                    # A quiet link (or wake-ups without packets): let the caller run its timers.
+                    yield PacketBatch.empty()
+                    last_yield = time.monotonic()
         finally:
             with self._lock:
                 self._iterating = False
