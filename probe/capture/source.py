@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SKIP_CHUNK = 65536
+_DIRECTIONS = {"ingress": pcapy.PCAP_D_IN, "egress": pcapy.PCAP_D_OUT, "both": pcapy.PCAP_D_INOUT}
 # pcap_activate() failures (pcap/pcap.h) in the words a user needs.
 _ACTIVATE_ERRORS = {
     -1: "generic libpcap error",
@@ -223,8 +224,15 @@ def open_live(
     buffer_size: int | None = None,
     timeout_ms: int = 100,
     fanout: tuple[int, int] | None = None,
+    direction: str = "both",
 ) -> PacketSource:
-    """A live interface; ``fanout`` is (group id, PACKET_FANOUT_* type) to share its load."""
+    """A live interface; ``fanout`` is (group id, PACKET_FANOUT_* type) to share its load.
+
+    ``direction`` is RFC 6728's ``ingress``/``egress``/``both`` (packets the interface
+    received, sent, or either).
+    """
+    if direction not in _DIRECTIONS:
+        raise UserError(f"{if_name}: direction must be ingress, egress or both, not {direction!r}")
     try:
         reader = pcapy.create(if_name)
         reader.set_snaplen(snap_length)
@@ -242,6 +250,11 @@ def open_live(
         log.warning("%s: libpcap warning %s while activating the capture", if_name, status)
     _check_link(if_name, reader.datalink())
     _set_filter(reader, if_name, bpf_filter)
+    if direction != "both":
+        try:
+            reader.setdirection(_DIRECTIONS[direction])
+        except pcapy.PcapError as exc:
+            raise UserError(f"{if_name}: cannot capture {direction} only: {exc}") from None
     if fanout is not None:
         try:
             reader.set_fanout(*fanout)
@@ -261,4 +274,5 @@ def open_observation_point(op: ObservationPoint) -> PacketSource:
         snap_length=op.snap_length,
         promiscuous=op.promiscuous,
         bpf_filter=op.bpf_filter,
+        direction=op.direction,
     )

@@ -10,7 +10,8 @@ import time
 import pcapy
 import pytest
 
-from probe.capture import open_live
+from probe.capture import open_live, open_observation_point
+from probe.config.model import ObservationPoint
 from probe.errors import UserError
 
 pytestmark = [
@@ -88,3 +89,24 @@ def test_fanout_group_shares_one_interface():
     assert all(lengths), "one fanout member got nothing"
     assert sorted(lengths[0] + lengths[1]) == [28 + size for size in range(40)]
     sink.close()
+
+
+@pytest.mark.parametrize(("direction", "expected"), [("ingress", 3), ("egress", 0)])
+def test_direction_on_loopback(direction, expected):
+    """On lo a datagram is captured once, as received: egress-only sees none of them."""
+    sink, port = _free_udp_port()
+    op = ObservationPoint(name="lo-op", observation_domain_id=1, if_names=("lo",),
+                          direction=direction, bpf_filter=f"udp dst port {port}")
+    source = open_observation_point(op)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for _ in range(3):
+            sender.sendto(b"z", ("127.0.0.1", port))
+    seen = 0
+    deadline = time.monotonic() + 1.0
+    for batch in source.batches():
+        seen += len(batch)
+        if seen >= 3 or time.monotonic() > deadline:
+            break
+    source.close()
+    sink.close()
+    assert seen == expected
