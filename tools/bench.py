@@ -138,6 +138,15 @@ def udp_socket_state(port: int) -> tuple[int, int] | None:
     return None
 
 
+def _proc_cpu_s(pid: int) -> float | None:
+    """user + system CPU seconds of a running process, from /proc/PID/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Collector:
     """A fresh nfcapd on a free loopback port, writing into its own directory."""
 
@@ -155,6 +164,7 @@ class Collector:
                 raise RuntimeError(f"nfcapd did not start: {self._log_text()}")
             time.sleep(0.02)
         self.drops = 0
+        self.cpu_s: float | None = None
 
     def _log_text(self) -> str:
         return (self.dir / "nfcapd.log").read_text(errors="replace")[-2000:]
@@ -169,6 +179,7 @@ class Collector:
             self.drops = state[1]
             quiet = quiet + 1 if state[0] == 0 else 0
             time.sleep(0.05)
+        self.cpu_s = _proc_cpu_s(self.proc.pid)
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=60)
@@ -257,7 +268,8 @@ class Run:
     maxrss_kb: int
     exit_code: int
     check: dict[str, Any] = field(default_factory=dict)
-    collector: dict[str, int] = field(default_factory=dict)
+    collector: dict[str, Any] = field(default_factory=dict)
+    loadavg_before: float | None = None  # 1-min load average: other work skews wall times
 
 
 # Linux carries a process's peak RSS across exec (and a vfork child shares its parent's memory),
@@ -355,10 +367,13 @@ def run_once(system: str, trace: Trace, want: dict[Key, tuple[int, int]], workdi
     col = Collector(workdir)
     try:
         log = col.dir / f"{system}.log"
+        load = os.getloadavg()[0]
         run = measure(cmd_of(trace.path, col.port), log)
         col.stop()
         sent = records_of(log.read_text(errors="replace"))
-        run.collector = {**col.info(), "socket_drops": col.drops, "records_sent": sent}
+        run.collector = {**col.info(), "socket_drops": col.drops, "records_sent": sent,
+                         "nfcapd_cpu_s": col.cpu_s}
+        run.loadavg_before = load
         run.check = compare(col.totals(), want)
         if run.exit_code != 0:
             run.check["ok"] = False
@@ -402,18 +417,19 @@ def median_of(runs: list[Run]) -> dict[str, float]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("trace", "system", "wall s", "CPU s", "peak RSS MB", "Mpkt/s", "vs softflowd",
-            "B/flow", "totals", "loss")
+    head = ("trace", "system", "wall s", "CPU s", "peak RSS MB", "Mpkt/s", "wall ratio",
+            "CPU ratio", "B/flow", "totals", "loss")
     lines = [head]
     for r in rows:
         if r.get("unavailable"):
-            lines.append((r["trace"], r["system"], "not available", "", "", "", "", "", "", ""))
+            lines.append((r["trace"], r["system"], "not available", *[""] * (len(head) - 3)))
             continue
         m = r["median"]
         lines.append((
             r["trace"], r["system"], f"{m['wall_s']:.2f}", f"{m['cpu_s']:.2f}",
             f"{m['maxrss_mb']:.0f}", f"{r['packets'] / m['wall_s'] / 1e6:.2f}",
             f"{r['ratio']:.2f}x" if r.get("ratio") else "",
+            f"{r['cpu_ratio']:.2f}x" if r.get("cpu_ratio") else "",
             f"{r['bytes_per_flow']:.0f}" if r.get("bytes_per_flow") else "",
             _totals_cell(r), "lost" if r["loss"] else "none",
         ))
@@ -529,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generated in {took:.1f} s" if took is not None else "cached", file=sys.stderr)
         result["traces"].append({k: v for k, v in trace.summary.items() if k != "path"}
                                 | {"label": label, "file": trace.path.name})
-        soft_wall = None
+        soft_wall = soft_cpu = None
         for system in systems:
             row: dict[str, Any] = {"trace": label, "system": system, "packets": packets}
             if system == "flowprobe" and why_not is not None:
@@ -550,9 +566,10 @@ def main(argv: list[str] | None = None) -> int:
                        loss=any(r.check["loss"] for r in runs),
                        runs=[r.__dict__ for r in runs])
             if system == "softflowd":
-                soft_wall = med["wall_s"]
+                soft_wall, soft_cpu = med["wall_s"], med["cpu_s"]
             elif soft_wall:
                 row["ratio"] = med["wall_s"] / soft_wall
+                row["cpu_ratio"] = med["cpu_s"] / soft_cpu if soft_cpu else None
             if system == "flowprobe" and base_kb is not None:
                 active = int(trace.summary.get("max_active_flows", 0))
                 row["max_active_flows"] = active
@@ -571,6 +588,12 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"{t['label']}: {t['packets']} packets, {t['flows']} flows "
                      f"({t['packets_per_flow']} packets/flow), {t['duration_s'] / 60:.0f} min, "
                      f"max {t.get('max_active_flows', '?')} flows in cache")
+    loads = [r["loadavg_before"] for row in result["rows"] for r in row.get("runs", [])
+             if r.get("loadavg_before") is not None]
+    busy = max(loads, default=0.0)
+    if busy > 0.5 * (os.cpu_count() or 1):
+        notes.append(f"WARNING: the machine was busy (1-min load up to {busy:.1f} on "
+                     f"{os.cpu_count()} CPUs): wall times are inflated, CPU times less so")
     result["acceptance"] = acceptance(result["rows"])
     notes += result["acceptance"]
     print("\n".join(notes))

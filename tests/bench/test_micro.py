@@ -1,4 +1,4 @@
-"""Micro-benchmarks of the hot path, one per box: decode, (cache update), record encoding.
+"""Micro-benchmarks of the hot path, one per box: decode, cache update, record encoding.
 
 `make bench` measures the whole probe against softflowd; these say which box a regression is
 in. Under the suite's default ``--benchmark-disable`` each runs once as a plain test; time them
@@ -11,10 +11,11 @@ import numpy as np
 import pcapy
 import pytest
 
+from probe.cache import build_cache
 from probe.cache.records import RecordBatch, column_spec
 from probe.capture.batch import DecodeStats
 from probe.capture.decode import decode_batch
-from probe.config.defaults import default_layout
+from probe.config.defaults import default_config, default_layout
 from probe.export.templates import TemplateRegistry, encode_batch
 from probe.ie import IPV6_ONLY
 from tools import tracegen
@@ -37,6 +38,23 @@ def test_decode_batch(benchmark, raw_batch: tuple[bytes, np.ndarray]) -> None:
     batch = benchmark(decode_batch, data, meta, 1, DecodeStats())
     assert len(batch) == PACKETS
     assert set(np.unique(batch.ip_version)) == {4, 6}
+
+
+def test_cache_update(benchmark, raw_batch: tuple[bytes, np.ndarray]) -> None:
+    """A fresh timeout cache meters the whole batch and flushes it: every packet in a record."""
+    batch = decode_batch(*raw_batch, 1, DecodeStats())
+    cfg = default_config().caches[0]
+
+    def meter() -> list[RecordBatch]:
+        cache = build_cache(cfg, 1)
+        cache.process(batch)
+        cache.flush()
+        return cache.take_records()
+
+    records = benchmark(meter)
+    assert sum(int(r.columns["_packets"].sum()) for r in records) == PACKETS
+    assert sum(int(r.columns["_octets"].sum()) for r in records) == int(batch.ip_len.sum())
+    assert {r.ip_version for r in records} == {4, 6}
 
 
 def _records(n: int) -> RecordBatch:
