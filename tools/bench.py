@@ -450,6 +450,20 @@ def _totals_cell(row: dict[str, Any]) -> str:
     return "identical" if row["totals_ok"] else "DIFFER"
 
 
+def marginal_bytes_per_flow(rows: list[dict[str, Any]]) -> float | None:
+    """RSS growth per extra cached flow between the traces with the fewest and most flows in
+    cache: batch buffers and the interpreter cancel out, the flow table does not."""
+    fp = [r for r in rows if r["system"] == "flowprobe" and r.get("max_active_flows")]
+    if len(fp) < 2:
+        return None
+    lo = min(fp, key=lambda r: r["max_active_flows"])
+    hi = max(fp, key=lambda r: r["max_active_flows"])
+    flows = hi["max_active_flows"] - lo["max_active_flows"]
+    if flows < 1000:
+        return None
+    return (hi["median"]["maxrss_mb"] - lo["median"]["maxrss_mb"]) * 1024 * 1024 / flows
+
+
 def acceptance(rows: list[dict[str, Any]]) -> list[str]:
     """Issue #6's acceptance criteria, evaluated on this run's medians."""
     fp = {r["trace"]: r for r in rows if r["system"] == "flowprobe" and "median" in r}
@@ -594,6 +608,12 @@ def main(argv: list[str] | None = None) -> int:
     if busy > 0.5 * (os.cpu_count() or 1):
         notes.append(f"WARNING: the machine was busy (1-min load up to {busy:.1f} on "
                      f"{os.cpu_count()} CPUs): wall times are inflated, CPU times less so")
+    marginal = marginal_bytes_per_flow(result["rows"])
+    if marginal is not None:
+        result["flowprobe_marginal_bytes_per_flow"] = marginal
+        notes.append(f"flowprobe memory per cached flow: {marginal:.0f} B marginal (RSS growth "
+                     "between traces / growth of max flows in cache); B/flow in the table is "
+                     "(RSS - one-packet RSS) / max flows, batch buffers included")
     result["acceptance"] = acceptance(result["rows"])
     notes += result["acceptance"]
     print("\n".join(notes))
