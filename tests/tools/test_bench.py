@@ -33,6 +33,17 @@ def test_nfdump_rows_parse_icmp_type_code_into_the_port() -> None:
     ]
 
 
+def test_compare_reports_each_kind_of_difference() -> None:
+    a, b, c, d = ((6, "10.0.0.1", "10.0.0.2", p, 80) for p in (1, 2, 3, 4))
+    want = {a: (5, 500), b: (1, 40), c: (2, 80)}
+    assert bench.compare(dict(want), want)["ok"]
+    got = {a: (5, 506), b: (2, 80), d: (1, 40)}  # a: octets, b: packets, c missing, d extra
+    r = bench.compare(got, want)
+    assert not r["ok"]
+    assert (r["missing"], r["extra"], r["packet_mismatch"], r["octet_mismatch"]) == (1, 1, 1, 2)
+    assert r["packets_got"] == 8 and r["flows_got"] == 3 and r["flows_expected"] == 3
+
+
 def test_exporters_own_record_counts_are_read_from_their_logs() -> None:
     soft = "Flows expired: 633 (0 forced)\nFlows exported: 633 (1152 records) in 42 packets\n"
     assert bench.softflowd_records(soft) == 1152
