@@ -40,6 +40,25 @@ _IS_EXTENSION = np.zeros(256, dtype=bool)
 _IS_EXTENSION[list(EXTENSION_HEADERS)] = True
 
 
+def _addresses(ip: np.ndarray, is6: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Source and destination as (n, 16) octets from the IP window, IPv4 in octets 0..3.
+
+    Done on 64-bit words of the 40-octet window (octets 8..39 are four aligned words) rather
+    than on (n, 16) octet arrays: four word selects instead of sixteen octet ones. An IPv4
+    source (octets 12..15) is the high half of word 1, the destination (16..19) the low half of
+    word 2; little-endian words keep octet order on any host.
+    """
+    words = ip.view("<u8")
+    zero = np.uint64(0)
+    src = np.empty((ip.shape[0], 2), dtype="<u8")
+    dst = np.empty((ip.shape[0], 2), dtype="<u8")
+    src[:, 0] = np.where(is6, words[:, 1], words[:, 1] >> np.uint64(32))
+    src[:, 1] = np.where(is6, words[:, 2], zero)
+    dst[:, 0] = np.where(is6, words[:, 3], words[:, 2] & np.uint64(0xFFFFFFFF))
+    dst[:, 1] = np.where(is6, words[:, 4], zero)
+    return src.view(np.uint8), dst.view(np.uint8)
+
+
 def _flag(reason: np.ndarray, where: np.ndarray, code: int) -> None:
     """Give ``code`` to rows that still decode and match ``where`` (first reason wins)."""
     reason[(reason == r.OK) & where] = code
@@ -125,12 +144,7 @@ def decode_batch(
     upper = mem.window(l4, 14)
     tcp_flags = ((upper[:, 12].astype(np.uint16) & 1) << 8) | upper[:, 13]
 
-    # Addresses: 16 octets from where each family's address starts; IPv4 rows keep 4.
-    v6_mask = np.where(is6, np.uint8(0xFF), np.uint8(0))[:, None]
-    src = mem.window(np.where(is6, p + 8, p + 12), 16)
-    dst = mem.window(np.where(is6, p + 24, p + 16), 16)
-    src[:, 4:] &= v6_mask
-    dst[:, 4:] &= v6_mask
+    src, dst = _addresses(ip, is6)
 
     counts = np.bincount(reason, minlength=len(r.NAMES) + 1)
     for code, name in r.NAMES.items():

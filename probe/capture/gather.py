@@ -48,8 +48,15 @@ def be32(window: np.ndarray, col: int) -> np.ndarray:
     )
 
 
-def mac(window: np.ndarray, col: int) -> np.ndarray:
-    """Six octets at column ``col`` as uint64 with the MAC in the low 48 bits."""
-    wide = np.zeros((window.shape[0], 8), dtype=np.uint8)
-    wide[:, 2:] = window[:, col : col + 6]
-    return wide.view(">u8")[:, 0].astype(np.uint64)
+def macs(head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(source, destination) MACs from a 16-octet Ethernet window, as uint64 in the low bits.
+
+    Two big-endian words hold octets 0..15: the destination is the top 48 bits of the first,
+    the source its low 16 bits followed by the top 32 bits of the second.
+    """
+    words = head.view(">u8")
+    first = words[:, 0].astype(np.uint64)
+    second = words[:, 1].astype(np.uint64)
+    dst = first >> np.uint64(16)
+    src = ((first & np.uint64(0xFFFF)) << np.uint64(32)) | (second >> np.uint64(32))
+    return src, dst

@@ -13,7 +13,7 @@ import numpy as np
 
 from probe.capture import linktypes as lt
 from probe.capture import reasons as r
-from probe.capture.gather import Buffer, be16, mac
+from probe.capture.gather import Buffer, be16, macs
 
 # Ethertype -> what it means here, as one table lookup per packet instead of several compares.
 _OTHER, _V4, _V6, _TAG, _UNOPENED = 0, 4, 6, 1, 2
@@ -69,9 +69,10 @@ def _ethertype_payload(
 
 
 def ethernet(buf: Buffer, off: np.ndarray, end: np.ndarray) -> LinkLayer:
-    head = buf.window(off, 14)
+    head = buf.window(off, 16)
     l3, family, reason, vlan = _ethertype_payload(buf, be16(head, 12), off + 14, end)
-    return LinkLayer(l3, family, reason, vlan, mac(head, 6), mac(head, 0))
+    src, dst = macs(head)
+    return LinkLayer(l3, family, reason, vlan, src, dst)
 
 
 def linux_sll(buf: Buffer, off: np.ndarray, end: np.ndarray) -> LinkLayer:
