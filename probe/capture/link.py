@@ -44,18 +44,16 @@ def _ethertype_payload(
     n = et.shape[0]
     vlan = np.zeros(n, dtype=np.uint16)
     kind = _ETHERTYPE_CLASS[et]
-    tagged = kind == _TAG
-    if tagged.any():  # rare: untagged batches skip the loop entirely
-        seen = np.zeros(n, dtype=bool)
+    rows = np.flatnonzero(kind == _TAG)
+    if rows.size:  # only tagged rows are touched, one tag level per pass
         p = p.copy()
+        vid = be16(buf.window(p[rows], 2), 0) & 0x0FFF
+        vlan[rows] = vid  # the outermost tag
         for _ in range(lt.MAX_VLAN_TAGS):
-            tag = buf.window(p, 4)
-            vlan = np.where(tagged & ~seen, (be16(tag, 0) & 0x0FFF).astype(np.uint16), vlan)
-            seen |= tagged
-            kind = np.where(tagged, _ETHERTYPE_CLASS[be16(tag, 2)], kind)
-            p = np.where(tagged, p + 4, p)
-            tagged = kind == _TAG
-            if not tagged.any():
+            kind[rows] = _ETHERTYPE_CLASS[be16(buf.window(p[rows] + 2, 2), 0)]
+            p[rows] += 4
+            rows = rows[kind[rows] == _TAG]
+            if not rows.size:
                 break
     # _V4/_V6 are the IP versions themselves; everything else is not IP we open.
     ip = (kind == _V4) | (kind == _V6)
