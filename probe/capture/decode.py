@@ -7,16 +7,21 @@ result does not depend on how the stream was cut into batches.
 
 Decisions, each checked against softflowd 1.1.0 and tshark 4.0 on the same captures:
 
-* ``ip_len`` is the IP header's length (IPv4 total length, 40 + IPv6 payload length): Ethernet
-  padding and snaplen truncation do not change it.
+* ``ip_len`` is the length the IP header states (IPv4 total length, 40 + IPv6 payload
+  length), RFC 7012's octet count: Ethernet padding and snaplen truncation do not change it
+  (softflowd counts the frame after the link header, so padded frames differ by design).
 * Ports are read only when the whole transport header lies inside both the capture and the IP
   packet (TCP 20, UDP/UDP-Lite 8, SCTP 12 octets; ICMP type/code need 2). A packet whose
   transport header was cut off by the snaplen is still counted, with ports (and flags) 0, which
   is what softflowd does with IPv6/TCP in ``pcaps/snaplen64.pcap`` (14 + 40 + 20 > 64).
-* Non-first fragments (IPv4 offset > 0, IPv6 fragment header offset > 0) carry no ports.
+* Non-first fragments (IPv4 offset > 0, IPv6 fragment header offset > 0) carry no ports. Their
+  protocol is the one the header names (IPv4 protocol, the IPv6 fragment header's next
+  header), the same for both families; softflowd reports 0 for IPv6 ones.
+* IPv6 extension chains are walked through hop-by-hop, routing, fragment, destination options
+  and AH (softflowd stops at AH); ESP, No Next Header and anything else end the walk.
 * A zero IPv4 total length (TSO / BIG TCP send-side captures) and a zero IPv6 payload length
-  (jumbogram, BIG TCP) mean "as long as the frame": the length is taken from
-  the captured bytes, as tshark presumes and softflowd counts. A snaplen-cut frame of that kind
+  (jumbogram, BIG TCP) mean "as long as the frame": the length is taken from the captured
+  bytes, as tshark presumes and softflowd counts. A snaplen-cut frame of that kind
   is undercounted; pcapy-ng's batch read gives no wire length to do better.
 """
 
