@@ -35,7 +35,7 @@ class DomainState:
     # Template refresh over UDP, kept apart for data (False) and options (True) templates:
     # RFC 6728 has separate timers for each.
     last_refresh_us: dict[bool, int] = field(default_factory=dict)
-    messages_since_refresh: dict[bool, int] = field(default_factory=lambda: {False: 0, True: 0})
+    refresh_mark: dict[bool, int] = field(default_factory=dict)  # session messages at refresh
     last_options_us: int | None = None
 
 

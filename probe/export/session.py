@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 FLUSH_DELAY_US = 1_000_000  # longest a partly filled message waits for more records
 DEFAULT_QUEUE_LIMIT = 100_000  # records held while a TCP collector is away
 CLOSE_TIMEOUT_S = 10.0  # how long close() keeps trying to reach a TCP collector
+OPTIONS_DOMAIN = 0  # IPFIX observation domain of the options records (RFC 7011 §3.1)
 FAILURE_HOLD_S = 5.0  # fallback/loadBalancing avoid a destination this long after a failed send
 
 
@@ -63,6 +64,7 @@ class DestinationRuntime:
         self.max_size = self.transport.max_size
         self.counters = Counters()
         self._states: dict[int, DomainState] = {}
+        self._session_messages = 0  # messages of the current transport session
         self._known: dict[int, dict[int, Template]] = {}  # domain -> id -> template to announce
         self._pending: dict[tuple[int, int], list[Chunk]] = {}
         self._pending_since: dict[tuple[int, int], int] = {}
@@ -123,6 +125,7 @@ class DestinationRuntime:
     def poll(self) -> None:
         if self.transport.poll():
             self._states.clear()  # a new transport session: sequences and templates restart
+            self._session_messages = 0
 
     def pump(self, now_us: int, force: bool = False) -> None:
         """Send every full message; partly filled ones too when ``force`` or waited long enough."""
@@ -180,8 +183,7 @@ class DestinationRuntime:
             return False
         self.counters.messages += 1
         self.counters.bytes += len(msg)
-        st.messages_since_refresh[False] += 1
-        st.messages_since_refresh[True] += 1
+        self._session_messages += 1
         return True
 
     def _send_data(self, chunk: Chunk, now_us: int) -> bool:
@@ -209,7 +211,9 @@ class DestinationRuntime:
         packets = d.options_template_refresh_packet if options else d.template_refresh_packet
         if timeout and now_us - last >= timeout * 1_000_000:
             return True
-        return bool(packets) and st.messages_since_refresh[options] >= packets  # type: ignore[operator]
+        # counted over the whole session, so options templates in domain 0 refresh too
+        sent = self._session_messages - st.refresh_mark.get(options, 0)
+        return bool(packets) and sent >= packets  # type: ignore[operator]
 
     def _options_due(self, st: DomainState, now_us: int) -> bool:
         if st.last_options_us is None:
@@ -218,16 +222,43 @@ class DestinationRuntime:
             now_us - st.last_options_us >= self.options_period_us
 
     def _prepare(self, domain: int, now_us: int) -> bool:
-        """Templates (new or due for refresh) and options records before data in ``domain``."""
+        """Options records when due, then templates (new or due for refresh) of ``domain``.
+
+        IPFIX options go out in observation domain 0, as RFC 7011 §3.1 suggests for exporting
+        process statistics: the data domains' sequence numbers then count flow records only,
+        which both tshark and nfdump (it leaves options records out of its check) agree with.
+        Selector ids are numbered across the whole configuration, so they stay unambiguous
+        there. NetFlow v9 keeps its sampling options in the data's source id, where v9
+        collectors look for them (v9 sequences count packets, not records).
+        """
+        options_domain = OPTIONS_DOMAIN if self.protocol.version == 10 else domain
+        if not self._send_options(options_domain, now_us):
+            return False
+        return self._announce_due(domain, now_us)
+
+    def _send_options(self, domain: int, now_us: int) -> bool:
+        st = self._state(domain)
+        if not self._options_due(st, now_us):
+            return domain not in self._known or self._announce_due(domain, now_us)
+        options = self.options.records(
+            domain, {**self.stats(), "ignored_packets": self.ignored_packets()},
+            self.sys_init_us)
+        known = self._known.setdefault(domain, {})
+        for t, _, _ in options:
+            known[t.template_id] = t
+        if not self._announce_due(domain, now_us):
+            return False
+        if options and not self._emit_sets(
+                domain, [(self.protocol.set_bytes(t.template_id, payload), n, n)
+                         for t, payload, n in options], now_us):
+            return False
+        st.last_options_us = now_us
+        return True
+
+    def _announce_due(self, domain: int, now_us: int) -> bool:
+        """Templates of ``domain`` the session has not sent yet or must refresh."""
         st = self._state(domain)
         known = self._known.setdefault(domain, {})
-        options = []
-        if self._options_due(st, now_us):
-            options = self.options.records(
-                domain, {**self.stats(), "ignored_packets": self.ignored_packets()},
-                self.sys_init_us)
-            for t, _, _ in options:
-                known[t.template_id] = t
         due = {kind: self._refresh_due(st, now_us, kind) for kind in (False, True)}
         missing = [t for tid, t in known.items()
                    if due[t.is_options] or tid not in st.templates_sent]
@@ -238,13 +269,7 @@ class DestinationRuntime:
             for kind in (False, True):
                 if due[kind] and any(t.is_options == kind for t in missing):
                     st.last_refresh_us[kind] = now_us
-                    st.messages_since_refresh[kind] = 0
-        if options and not self._emit_sets(
-                domain, [(self.protocol.set_bytes(t.template_id, payload), n, n)
-                         for t, payload, n in options], now_us):
-            return False
-        if options or st.last_options_us is None:
-            st.last_options_us = now_us
+                    st.refresh_mark[kind] = self._session_messages
         return True
 
     def _emit_sets(self, domain: int, sets: list[tuple[bytes, int, int]], now_us: int) -> bool:
@@ -311,8 +336,9 @@ class DestinationRuntime:
             log.warning("export destination %s: %d flow records not sent (%s)", self.name,
                         self.counters.dropped, why)
         if self.transport.up and self.protocol.uses_templates:
+            for st in self._states.values():
+                st.last_options_us = None  # the final statistics go out once more
             for domain in list(self._states):
-                self._state(domain).last_options_us = None  # final statistics
                 self._prepare(domain, now_us)
             if self.transport.reliable:
                 for domain, st in list(self._states.items()):

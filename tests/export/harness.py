@@ -6,7 +6,7 @@ import socket
 from collections.abc import Iterable
 
 from probe.cache.records import RecordBatch
-from probe.config.model import Config, Destination, ExportingProcess
+from probe.config.model import Config, Destination, ExportingProcess, Options
 from probe.export import ExportingProcessRuntime, open_exporting_process
 from tests.export.flows import SYS_INIT_US
 from tests.export.wire import Decoder, Message
@@ -48,8 +48,10 @@ def destination(sink: UdpSink | None = None, *, version: int = 10, transport: st
 
 def run(dests: Iterable[Destination], batches: Iterable[RecordBatch], *,
         mode: str = "parallel", config: Config | None = None, step_us: int = 0,
-        queue_limit: int | None = None) -> ExportingProcessRuntime:
-    ep = ExportingProcess(name="ep", export_mode=mode, destinations=tuple(dests))  # type: ignore[arg-type]
+        queue_limit: int | None = None, options: tuple[Options, ...] = ()
+        ) -> ExportingProcessRuntime:
+    ep = ExportingProcess(name="ep", export_mode=mode, destinations=tuple(dests),  # type: ignore[arg-type]
+                          options=options)
     cfg = config or Config(exporting_processes=(ep,))
     rt = open_exporting_process(ep, cfg, SYS_INIT_US)
     if queue_limit is not None:

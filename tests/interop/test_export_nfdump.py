@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from probe.config.defaults import DEFAULT_KEYS, default_config
-from probe.config.model import CacheLayout, SampCountBased
+from probe.config.model import CacheLayout, Options, SampCountBased
 from probe.export import open_exporting_process
 from tests.export.expect import batch_rows, nfdump_row, with_8bit_flags
 from tests.export.flows import SYS_INIT_US, batch, layout
@@ -110,3 +110,22 @@ def test_nfdump_scales_counts_by_the_announced_sampling(tmp_path: Path, version:
     assert info["Sequence failures"] == 0 and info["Flows"] == 200
     assert info["Packets"] == 10 * int(b.columns["_packets"].sum())
     assert info["Bytes"] == 10 * int(b.columns["_octets"].sum())
+
+
+@pytest.mark.parametrize("version", [10, 9])
+def test_periodic_options_and_refreshes_keep_sequences_clean(tmp_path: Path, version: int) -> None:
+    """Options records and template refreshes in the middle of the data (every second of packet
+    time here) must not disturb nfdump's sequence check: IPFIX options travel in domain 0."""
+    port = free_port()
+    dest = destination(port=port, version=version, template_refresh_timeout=1,
+                       options_template_refresh_timeout=1)
+    cfg = sampled_config(dest, (SampCountBased(name="cnt", packet_interval=1, packet_space=0),))
+    batches = [batch(70, 4, seed=90 + i, offset_us=i) for i in range(8)]
+    with nfcapd(tmp_path / "nf", port) as nfdir:
+        st = run([dest], batches, config=cfg, step_us=1_500_000,
+                 options=(Options(name="stats", options_type="exportingReliability",
+                                  options_timeout_ms=1000),)).stats()[dest.name]
+    info = nfdump_info(nfdir)
+    assert info["Sequence failures"] == 0
+    assert info["Flows"] == st["records"] == 560
+    assert st["messages"] > 30  # the options and refreshes really went out in between
