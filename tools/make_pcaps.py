@@ -99,8 +99,14 @@ def _tcp_conversation(
     rng: random.Random, t: float, ip_c: Packet, ip_s: Packet, sport: int, dport: int,
     replies: int, reset: bool = False,
 ) -> list[Record]:
-    """A TCP connection: handshake, request, ``replies`` data segments, FIN/ACK teardown."""
+    """A TCP connection: handshake, request, ``replies`` data segments, FIN/ACK teardown.
+
+    Data segments are full-sized for a 1500-octet MTU with TCP timestamps (MSS minus 12), so
+    the capture can be replayed onto a real link (tcpreplay on a veth) without any frame
+    being too long to send.
+    """
     out: list[Record] = []
+    segment = 1500 - len(ip_c) - 20 - 12
     cseq, sseq = rng.randrange(1 << 32), rng.randrange(1 << 32)
 
     def add(dt: float, outbound: bool, flags: str, payload: bytes = b"") -> None:
@@ -124,7 +130,7 @@ def _tcp_conversation(
     add(0.0003, True, "A")
     add(0.0002, True, "PA", b"GET /index.html HTTP/1.1\r\nHost: example.com\r\n\r\n")
     for _ in range(replies):
-        add(rng.uniform(0.001, 0.02), False, "A", bytes(rng.getrandbits(8) for _ in range(1448)))
+        add(rng.uniform(0.001, 0.02), False, "A", bytes(rng.getrandbits(8) for _ in range(segment)))
         add(0.0002, True, "A")
     add(0.003, False, "PA", b"0\r\n\r\n")
     add(0.5, True, "FA")
