@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 
+import numpy as np
 import pcapy
 import pytest
 
-from probe.capture import open_live, open_observation_point
+from probe.capture import COLUMNS, open_live, open_observation_point
 from probe.config.model import ObservationPoint
 from probe.errors import UserError
+from tests.capture.helpers import PCAPS, REPO, read_all
 
 pytestmark = [
     pytest.mark.live,
@@ -110,3 +115,61 @@ def test_direction_on_loopback(direction, expected):
     source.close()
     sink.close()
     assert seen == expected
+
+
+_CAPTURE_IN_NS = """
+import sys, time
+import numpy as np
+from probe.capture import COLUMNS, PacketBatch, open_live
+source = open_live(sys.argv[1], timeout_ms=50)
+print("ready", flush=True)
+batches, deadline, quiet = [], time.monotonic() + 20, 0
+for batch in source.batches():
+    batches.append(batch)
+    quiet = quiet + 1 if len(batch) == 0 else 0
+    # Stop after 1 s without packets once the replay has started, or at the deadline.
+    if (sum(map(len, batches)) and quiet >= 20) or time.monotonic() > deadline:
+        break
+source.close()
+batch = PacketBatch.concat(batches)
+np.savez(sys.argv[2], **{name: getattr(batch, name) for name in COLUMNS})
+"""
+
+
+@pytest.mark.skipif(not shutil.which("tcpreplay"), reason="tcpreplay not installed")
+def test_live_capture_of_a_replay_decodes_like_the_file(tmp_path):
+    """tcpreplay demo.pcap into a veth whose peer sits in a scratch namespace; capture there."""
+    tag = f"{os.getpid() % 100000}"
+    ns, host_end, ns_end = f"fpcap{tag}", f"fpa{tag}", f"fpb{tag}"
+    out = tmp_path / "live.npz"
+
+    def run(*cmd: str) -> None:
+        subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+
+    run("ip", "netns", "add", ns)
+    try:
+        run("ip", "link", "add", host_end, "type", "veth", "peer", "name", ns_end)
+        run("ip", "link", "set", ns_end, "netns", ns)
+        for args in (("sysctl", "-qw", f"net.ipv6.conf.{host_end}.disable_ipv6=1"),
+                     ("ip", "link", "set", host_end, "up")):
+            run(*args)
+        for args in (("sysctl", "-qw", f"net.ipv6.conf.{ns_end}.disable_ipv6=1"),
+                     ("ip", "link", "set", ns_end, "up")):
+            run("ip", "netns", "exec", ns, *args)
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        capture = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", _CAPTURE_IN_NS, ns_end, str(out)],
+            stdout=subprocess.PIPE, text=True, env=env,
+        )
+        assert capture.stdout is not None and capture.stdout.readline().strip() == "ready"
+        run("tcpreplay", "-q", "-i", host_end, "--topspeed", str(PCAPS / "demo.pcap"))
+        assert capture.wait(timeout=30) == 0
+    finally:
+        subprocess.run(["ip", "link", "del", host_end], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    live = np.load(out)
+    offline, _ = read_all(PCAPS / "demo.pcap")
+    assert len(live["ts_us"]) == len(offline) == 260
+    for name in COLUMNS:
+        if name != "ts_us":  # replay time, not capture time
+            np.testing.assert_array_equal(live[name], getattr(offline, name), err_msg=name)
