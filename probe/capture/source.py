@@ -9,6 +9,7 @@ missing interface) becomes a one-line ``UserError`` when the source is opened.
 from __future__ import annotations
 
 import logging
+import os
 import select
 import threading
 import time
@@ -201,9 +202,10 @@ class PacketSource:
 
 
 def open_offline(
-    path: str, *, bpf_filter: str | None = None, snap_length: int | None = None
+    path: str | os.PathLike[str], *, bpf_filter: str | None = None, snap_length: int | None = None
 ) -> PacketSource:
     """A pcap or pcapng file; ``snap_length`` cuts captured bytes as a live snaplen would."""
+    path = os.fspath(path)
     try:
         reader = pcapy.open_offline(path)
     except pcapy.PcapError as exc:
