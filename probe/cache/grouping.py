@@ -28,9 +28,15 @@ class Groups:
 
     def key_bytes(self) -> list[bytes]:
         """Each group's key as bytes, the flow table's dictionary key."""
-        width = self.keys.shape[1]
-        raw = self.keys.tobytes()
-        return [raw[i:i + width] for i in range(0, len(raw), width)]
+        return key_rows(self.keys)
+
+
+def key_rows(kmat: np.ndarray) -> list[bytes]:
+    """Rows of a key matrix as bytes objects (one C loop through a void view)."""
+    if kmat.shape[0] == 0:
+        return []
+    rows = np.ascontiguousarray(kmat).view(f"V{kmat.shape[1]}").ravel()
+    return rows.tolist()
 
 
 def _hash(words: np.ndarray) -> np.ndarray:

@@ -7,6 +7,9 @@ dict is the only per-flow Python object.
 
 from __future__ import annotations
 
+from collections import deque
+from itertools import repeat
+
 import numpy as np
 
 from probe.cache.fields import EXTRACT
@@ -30,7 +33,7 @@ class FlowTable:
         self.values: dict[str, np.ndarray] = {
             k: np.zeros((0, *shape), dt) for k, (dt, shape) in value_specs.items()}
         self.used = np.zeros(0, dtype=bool)
-        self.keys: list[bytes | None] = []
+        self.keys = np.empty(0, dtype=object)  # slot -> its dict key (bytes) or None
         self.index: dict[bytes, int] = {}
         self.free: list[int] = []
         self._grow(capacity)
@@ -48,13 +51,12 @@ class FlowTable:
         self.state = {k: widen(a) for k, a in self.state.items()}
         self.values = {k: widen(a) for k, a in self.values.items()}
         self.used = widen(self.used)
-        self.keys.extend([None] * extra)
+        self.keys = widen(self.keys)
         self.free.extend(range(cap - 1, self.cap - 1, -1))
         self.cap = cap
 
     def lookup(self, keys: list[bytes]) -> np.ndarray:
-        get = self.index.get
-        return np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+        return np.array(list(map(self.index.get, keys, repeat(-1))), dtype=np.int64)
 
     def insert(self, keys: list[bytes], chunk: Chunk) -> np.ndarray:
         """Store new flows; the caller has made sure the table has room for them."""
@@ -63,9 +65,10 @@ class FlowTable:
             self._grow(max(2 * self.cap, self.cap + k))
         slots = np.array(self.free[len(self.free) - k:][::-1], dtype=np.int64)
         del self.free[len(self.free) - k:]
-        for key, s in zip(keys, slots.tolist(), strict=True):
-            self.index[key] = s
-            self.keys[s] = key
+        self.index.update(zip(keys, slots.tolist(), strict=True))
+        col = np.empty(k, dtype=object)
+        col[:] = keys
+        self.keys[slots] = col
         self.used[slots] = True
         self.write(slots, chunk)
         return slots
@@ -84,12 +87,9 @@ class FlowTable:
     def remove(self, slots: np.ndarray) -> Chunk:
         """Take flows out of the table, returning their state for the expired records."""
         out = self.read(slots)
-        for s in slots.tolist():
-            key = self.keys[s]
-            assert key is not None
-            del self.index[key]
-            self.keys[s] = None
-            self.free.append(s)
+        deque(map(self.index.__delitem__, self.keys[slots].tolist()), maxlen=0)
+        self.keys[slots] = None
+        self.free.extend(slots.tolist())
         self.used[slots] = False
         return out
 

@@ -33,7 +33,7 @@ from probe.cache.base import (
     fold_cached,
     reduce_runs,
 )
-from probe.cache.grouping import Groups, group
+from probe.cache.grouping import Groups, group, key_rows
 from probe.capture.batch import PacketBatch
 from probe.config import model
 
@@ -120,15 +120,18 @@ class TimeoutCache(CacheBase):
             newpos = np.sort(g.order[g.starts[gslot < 0]])
             free = self.max_flows - self.table.live
             if newpos.shape[0] <= free:
-                self._ingest(p, pos, end, g if pos == 0 and end == n else None)
+                self._ingest(p, pos, end, g, gslot)
                 b = end
             elif free > 0 or newpos[0] > 0:  # fill the free slots, or continue cached flows
                 b = pos + int(newpos[free] if free > 0 else newpos[0])
                 self._ingest(p, pos, b)
             else:
                 b = self._evict_window(p, pos, end, g, gslot, newpos)
-                self._ingest(p, pos, b)
-            look = max(1024, 2 * (b - pos))
+                if b == end:  # victims are not in the window: its lookups still hold
+                    self._ingest(p, pos, b, g, gslot)
+                else:
+                    self._ingest(p, pos, b)
+            look = max(1024, 2 * look if b == end else b - pos)
             pos = b
 
     def _evict_window(self, p: Prepared, pos: int, end: int, g: Groups, gslot: np.ndarray,
@@ -166,8 +169,12 @@ class TimeoutCache(CacheBase):
         self.expire(self.table.remove(victims), END_RESOURCES)
         return pos + b
 
-    def _ingest(self, p: Prepared, a: int, b: int, g: Groups | None = None) -> None:
-        """Add packets ``a:b``; the caller guarantees the cache has room for the new flows."""
+    def _ingest(self, p: Prepared, a: int, b: int, g: Groups | None = None,
+                gslot: np.ndarray | None = None) -> None:
+        """Add packets ``a:b``; the caller guarantees the cache has room for the new flows.
+
+        ``g``/``gslot``: the window's grouping and table lookup when the caller has them.
+        """
         if g is None:
             g = group(p.kmat[a:b])
         m = b - a
@@ -186,7 +193,7 @@ class TimeoutCache(CacheBase):
             boundary |= fin_cause
 
         # Cached flows of these keys: continue them, or end them if their deadline passed.
-        gslot = self.table.lookup(g.key_bytes())
+        gslot = self.table.lookup(g.key_bytes()) if gslot is None else gslot.copy()
         hit = np.flatnonzero(gslot >= 0)
         st = self.table.state
         if hit.shape[0]:
@@ -271,12 +278,6 @@ class TimeoutCache(CacheBase):
             self.table.write(slot[upd], {k: v[upd] for k, v in c.items()})
         new = np.flatnonzero(keep & ~is_cont)
         if new.shape[0]:
-            keys = self._keys(p, order[seg[new]] + a)
+            keys = key_rows(p.kmat[order[seg[new]] + a])
             self.table.insert(keys, {k: v[new] for k, v in c.items()})
 
-    @staticmethod
-    def _keys(p: Prepared, rows: np.ndarray) -> list[bytes]:
-        k = p.kmat[rows]
-        width = k.shape[1]
-        raw = k.tobytes()
-        return [raw[i:i + width] for i in range(0, len(raw), width)]

@@ -1,0 +1,73 @@
+"""``flowprobe replay``: the summary a user reads, exporting, and one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "pcaps" / "demo.pcap"
+
+
+def flowprobe(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "probe", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+
+
+def field(out: str, label: str) -> int:
+    (line,) = [ln for ln in out.splitlines() if ln.strip().startswith(label)]
+    return int(line.split()[-1])
+
+
+def test_summary_counts_packets_and_flows() -> None:
+    r = flowprobe("replay", str(ROOT / "pcaps" / "malformed.pcap"))
+    assert r.returncode == 0, r.stderr
+    read, decoded = field(r.stdout, "packets read"), field(r.stdout, "packets decoded")
+    ignored = sum(int(ln.split()[-1]) for ln in r.stdout.splitlines() if "ignored:" in ln)
+    assert read == decoded + ignored and ignored > 0
+    created = field(r.stdout, "flows created")
+    expired = sum(int(ln.split()[-1]) for ln in r.stdout.splitlines() if "expired:" in ln)
+    assert created == expired > 0
+
+
+def test_same_summary_for_any_batch_size() -> None:
+    outs = {flowprobe("replay", str(DEMO), "--batch-size", n).stdout for n in ("1", "65536")}
+    assert len(outs) == 1
+
+
+def test_config_selection_applies_to_the_pcap() -> None:
+    r = flowprobe("replay", str(DEMO), "-c", str(ROOT / "configs" / "sampling-count.json"),
+                  "--export", "udp://127.0.0.1:9")
+    assert r.returncode == 0, r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("selector"))
+    read = field(r.stdout, "packets read")
+    assert f"observed {read}, dropped {read - (read + 99) // 100}" in line
+
+
+def test_export_sends_ipfix_to_the_url() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(10)
+        r = flowprobe("replay", str(DEMO), "--export", f"udp://127.0.0.1:{s.getsockname()[1]}")
+        assert r.returncode == 0, r.stderr
+        data, _ = s.recvfrom(65535)
+    assert data[:2] == b"\x00\x0a"  # IPFIX version 10
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (("missing.pcap",), "missing.pcap"),
+    ((str(DEMO), "--export", "http://127.0.0.1:9"), "--export"),
+    ((str(DEMO), "--export", "udp://127.0.0.1:99999"), "port"),
+    ((str(DEMO), "--export", "udp://127.0.0.1"), "PORT"),
+    ((str(DEMO), "--version", "7"), "--version"),
+    ((str(DEMO), "--batch-size", "0"), "--batch-size"),
+    ((str(ROOT / "README.md"),), "README.md"),
+])
+def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], needle: str) -> None:
+    r = flowprobe("replay", *args)
+    assert r.returncode == 2
+    assert needle in r.stderr and "Traceback" not in r.stderr
