@@ -54,6 +54,7 @@ OUT = ROOT / "bench" / "out"
 FLOWPROBE = ROOT / ".venv" / "bin" / "flowprobe"
 NFCAPD_BUFFER = 67_108_864
 RUN_TIMEOUT_S = 900
+NICE: list[str] = []  # ["nice", "-n", "-10"] with --nice -10: exporter and nfcapd run ahead
 Key = tuple[int, str, str, int, int]  # proto, src, dst, sport, dport (ICMP: type*256+code)
 
 
@@ -155,7 +156,7 @@ class Collector:
         self.port = free_udp_port()
         self.log = open(self.dir / "nfcapd.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            ["nfcapd", "-w", str(self.dir), "-b", "127.0.0.1", "-p", str(self.port),
+            [*NICE, "nfcapd", "-w", str(self.dir), "-b", "127.0.0.1", "-p", str(self.port),
              "-B", str(NFCAPD_BUFFER), "-t", "3600"],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
@@ -297,7 +298,8 @@ def measure(cmd: list[str], log: Path) -> Run:
     if Path(GNU_TIME).exists():
         cmd = [GNU_TIME, "-o", str(rss_file), "-f", "%M", *cmd]
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-S", "-I", "-c", _SPAWNER, str(stats), *cmd],
+        proc = subprocess.Popen([*NICE, sys.executable, "-S", "-I", "-c", _SPAWNER, str(stats),
+                                 *cmd],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             proc.wait(timeout=RUN_TIMEOUT_S)
@@ -518,6 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--systems", default="softflowd,flowprobe")
     ap.add_argument("--trace-dir", type=Path, default=OUT / "traces",
                     help="where generated traces are cached (default bench/out/traces)")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="run exporters and nfcapd at this niceness (negative needs root): "
+                         "steadier numbers on a machine busy with other work")
     ap.add_argument("--keep", action="store_true",
                     help="keep the nfcapd directories and exporter logs of every run")
     args = ap.parse_args(argv)
@@ -526,6 +531,8 @@ def main(argv: list[str] | None = None) -> int:
     except argparse.ArgumentTypeError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
+    if args.nice:
+        NICE[:] = ["nice", "-n", str(args.nice)]
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown or args.runs < 1:
@@ -542,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = OUT / f"run-{stamp}"
     workdir.mkdir()
     why_not = flowprobe_available() if "flowprobe" in systems else None
-    result: dict[str, Any] = {"started": stamp, "runs_per_system": args.runs,
+    result: dict[str, Any] = {"started": stamp, "runs_per_system": args.runs, "nice": args.nice,
                               "environment": environment(), "traces": [], "rows": []}
     base_kb = None
     result["rss_floor_kb"] = rss_floor_kb(workdir)
