@@ -42,12 +42,6 @@ def be16(window: np.ndarray, col: int) -> np.ndarray:
     return (window[:, col].astype(np.int32) << 8) | window[:, col + 1]
 
 
-def be32(window: np.ndarray, col: int) -> np.ndarray:
-    return (be16(window, col).astype(np.uint32) << np.uint32(16)) | be16(window, col + 2).astype(
-        np.uint32
-    )
-
-
 def macs(head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(source, destination) MACs from a 16-octet Ethernet window, as uint64 in the low bits.
 

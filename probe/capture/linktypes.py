@@ -53,6 +53,3 @@ PPP_MPLS = (0x0281, 0x0283)
 AF_INET = (2,)
 AF_INET6 = (10, 24, 28, 30)  # Linux, NetBSD/OpenBSD/BSDI, FreeBSD, Darwin
 
-
-def describe(linktype: int) -> str:
-    return SUPPORTED.get(linktype, f"link type {linktype}")
