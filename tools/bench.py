@@ -32,6 +32,7 @@ import ipaddress
 import json
 import os
 import platform
+import pstats
 import re
 import shutil
 import signal
@@ -408,6 +409,65 @@ def baseline(workdir: Path, keep: bool) -> Run:
     return run
 
 
+# -- profile ------------------------------------------------------------------------------------
+
+def profile_flowprobe(trace: Trace, workdir: Path, keep: bool) -> tuple[Path, dict[str, float]]:
+    """One flowprobe replay under cProfile; its time split by box (probe sub-package)."""
+    col = Collector(workdir)
+    prof = OUT / f"profile-{trace.path.stem}.prof"
+    try:
+        cmd = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "probe",
+               *flowprobe_cmd(trace.path, col.port)[1:]]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=ROOT,
+                       timeout=RUN_TIMEOUT_S)
+    finally:
+        col.stop()
+        if not keep:
+            col.remove()
+    return prof, time_by_box(prof)
+
+
+def time_by_box(prof: Path) -> dict[str, float]:
+    """Seconds per box: a probe function's own time goes to its package; a library or builtin
+    function's own time is split among its callers (by the time each call path spent in it)
+    and so on up to the nearest probe function; module bodies and the import machinery count
+    as start-up."""
+    stats = pstats.Stats(str(prof)).stats  # type: ignore[attr-defined]
+    memo: dict[tuple, dict[str, float]] = {}
+
+    def box(func: tuple) -> str | None:
+        path = func[0].replace("\\", "/")
+        if func[2] == "<module>" or "importlib" in path or path.startswith("<frozen"):
+            return "start-up (imports)"
+        if "/probe/" in path:
+            return "probe." + path.split("/probe/", 1)[1].split("/")[0].removesuffix(".py")
+        return None
+
+    def share(func: tuple, seen: frozenset) -> dict[str, float]:
+        if func in memo:
+            return memo[func]
+        b = box(func)
+        if b is not None:
+            return memo.setdefault(func, {b: 1.0})
+        callers = stats[func][4]
+        if not callers or func in seen:
+            return {"other": 1.0}
+        total = sum(v[2] for v in callers.values())
+        out: dict[str, float] = {}
+        for caller, v in callers.items():
+            w = v[2] / total if total > 0 else 1 / len(callers)
+            for k, x in share(caller, seen | {func}).items():
+                out[k] = out.get(k, 0.0) + w * x
+        memo[func] = out
+        return out
+
+    totals: dict[str, float] = {}
+    for func, (_, _, tt, _, _) in stats.items():
+        for k, x in share(func, frozenset()).items():
+            totals[k] = totals.get(k, 0.0) + tt * x
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
 # -- report -------------------------------------------------------------------------------------
 
 def median_of(runs: list[Run]) -> dict[str, float]:
@@ -523,6 +583,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nice", type=int, default=0,
                     help="run exporters and nfcapd at this niceness (negative needs root): "
                          "steadier numbers on a machine busy with other work")
+    ap.add_argument("--profile", metavar="SIZE", type=parse_size,
+                    help="also run flowprobe once under cProfile on this trace size and print "
+                         "its time per box (capture, cache, export, start-up)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the nfcapd directories and exporter logs of every run")
     args = ap.parse_args(argv)
@@ -624,6 +687,16 @@ def main(argv: list[str] | None = None) -> int:
     result["acceptance"] = acceptance(result["rows"])
     notes += result["acceptance"]
     print("\n".join(notes))
+    if args.profile and why_not is None:
+        trace = get_trace(args.profile, args.seed, args.trace_dir)
+        prof, boxes = profile_flowprobe(trace, workdir, args.keep)
+        total = sum(boxes.values())
+        result["profile"] = {"trace": size_label(args.profile), "file": str(prof), "boxes": boxes}
+        print(f"\nflowprobe under cProfile, {size_label(args.profile)} trace ({total:.2f} s "
+              f"profiled; {prof.relative_to(ROOT)}):")
+        for name, secs in boxes.items():
+            if secs >= 0.005:
+                print(f"  {name:<22} {secs:6.2f} s  {100 * secs / total:4.0f} %")
     path = OUT / f"bench-{stamp}.json"
     path.write_text(json.dumps(result, indent=1, default=str))
     print(f"results: {path.relative_to(ROOT)}")

@@ -5,11 +5,16 @@ same code path on a small trace and also feeds it a wrong expectation."""
 
 from __future__ import annotations
 
+import cProfile
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pcapy
 import pytest
 
+from probe.capture.batch import DecodeStats
+from probe.capture.decode import decode_batch
 from tools import bench, tracegen
 
 needs_peers = pytest.mark.skipif(
@@ -50,6 +55,23 @@ def test_exporters_own_record_counts_are_read_from_their_logs() -> None:
     probe = "cache A\n  flows created  7\n  records             5\ncache B\n  records 2\n"
     assert bench.flowprobe_records(probe) == 7
     assert bench.flowprobe_records("Traceback ...") is None
+
+
+def test_profile_time_goes_to_the_box_that_spent_it(tmp_path: Path) -> None:
+    """numpy work inside the decoder is the capture box's time, not "other"."""
+    pcap = tmp_path / "t.pcap"
+    tracegen.generate(pcap, 3000, seed=1)
+    data, packed = pcapy.open_offline(str(pcap)).next_batch(3000)
+    meta = np.frombuffer(packed, dtype=np.uint32).reshape(-1, 4)
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(5):
+        decode_batch(data, meta, 1, DecodeStats())
+    prof.disable()
+    prof.dump_stats(tmp_path / "p.prof")
+    boxes = bench.time_by_box(tmp_path / "p.prof")
+    total = sum(boxes.values())
+    assert boxes["probe.capture"] > 0.9 * total, boxes
 
 
 @pytest.mark.interop
