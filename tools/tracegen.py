@@ -44,6 +44,7 @@ TCP, UDP, ICMP, GRE = 0, 1, 2, 3
 CLASS_PROTO = np.array([6, 17, 1, 47], dtype=np.uint8)
 PROTO_ICMPV6 = 58
 IDLE_TIMEOUT_S = 300  # the default idle timeout; gaps are drawn to exceed it
+MAX_PAUSE_S = 3 * IDLE_TIMEOUT_S
 MIN_FRAME = 60  # Ethernet minimum frame length without FCS
 PCAP_RECORD = 16
 
@@ -160,13 +161,13 @@ class _Trace:
         self.rst = (self.cls == TCP) & (rng.random(c) < mix.tcp_rst)
         self.long = (sizes >= 30) & (rng.random(c) < mix.long_lived)
         # Each conversation spans n * mean gap, at most a quarter of the trace (long-lived ones:
-        # 80-100 % of it), and starts where it still ends inside the trace.
+        # 80-100 % of it), and starts where it still ends inside the trace, pause included.
         d = self.duration_s
         gap = rng.lognormal(np.log(0.2), 1.5, c)
         span = np.minimum(gap * sizes, d / 4)
         span = np.where(self.long, d * rng.uniform(0.8, 1.0, c), span)
         self.mean_gap_s = span / sizes
-        self.start_s = rng.random(c) * np.maximum(d - span - 3 * IDLE_TIMEOUT_S * 0.9, 0.0)
+        self.start_s = rng.random(c) * np.maximum(d - span - MAX_PAUSE_S, 0.0)
         self.isn = rng.integers(0, 1 << 32, (c, 2), dtype=np.uint64)
 
     @staticmethod
@@ -283,7 +284,7 @@ class _Trace:
         where = self.starts + 2 + (rng.integers(0, 1 << 30, self.c) % np.maximum(self.n - 2, 1))
         where = where[pause]
         where -= (self.frag[where] == 2).astype(np.int64)  # never split a fragment pair
-        gap[where] += rng.uniform(IDLE_TIMEOUT_S + 30, 3 * IDLE_TIMEOUT_S, len(where))
+        gap[where] += rng.uniform(IDLE_TIMEOUT_S + 30, MAX_PAUSE_S, len(where))
         rel = self.start_s[conv] + _cumsum_within(gap, self.starts)
         self.ts_us = EPOCH_S * 1_000_000 + np.round(rel * 1e6).astype(np.int64)
 
