@@ -117,6 +117,7 @@ def _template_set(body: bytes, options: bool, table: SessionTable, session: Sess
         if count > table.limits.max_fields_per_template:
             stats.bad("template_too_many_fields")
             return
+        room = table.room_for(session, domain, tid, count)
         fields: list[FieldSpec] = []
         for _ in range(count):
             if end - pos < 4:
@@ -132,7 +133,10 @@ def _template_set(body: bytes, options: bool, table: SessionTable, session: Sess
                 (pen,) = _U32.unpack_from(body, pos)
                 pos += 4
                 ie &= 0x7FFF
-            fields.append(field_spec(ie, pen, flen))
+            if room:
+                fields.append(field_spec(ie, pen, flen))
+        if not room:
+            continue
         t = make_template(tid, tuple(fields), scope, options)
         if t.min_length == 0:
             stats.bad("template_zero_length")

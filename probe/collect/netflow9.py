@@ -108,6 +108,9 @@ def _templates(body: bytes, table: SessionTable, session: Session, source_id: in
         if end - pos < 4 * count:
             stats.bad("template_overrun")
             return
+        if not table.room_for(session, source_id, tid, count):
+            pos += 4 * count
+            continue
         fields = [_spec(body, pos + 4 * i) for i in range(count)]
         pos += 4 * count
         _add(table, session, source_id, tid, fields, 0, False, out)
@@ -140,6 +143,9 @@ def _options_templates(body: bytes, table: SessionTable, session: Session, sourc
             stats.bad("template_overrun")
             return
         n_scope = scope_len // 4
+        if not table.room_for(session, source_id, tid, (scope_len + opt_len) // 4):
+            pos += scope_len + opt_len
+            continue
         fields = [_spec(body, pos + 4 * i, True) for i in range(n_scope)]
         fields += [_spec(body, pos + scope_len + 4 * i) for i in range(opt_len // 4)]
         pos += scope_len + opt_len

@@ -107,6 +107,16 @@ class SessionTable:
         return d
 
     # ------------------------------------------------------------------ templates
+    def room_for(self, s: Session, domain: int, template_id: int, n_fields: int) -> bool:
+        """Cheap check before compiling a template, so a flood past the limit costs little."""
+        if (domain, template_id) in s.templates:
+            return True
+        if (len(s.templates) >= self.limits.max_templates_per_session
+                or self.template_fields + n_fields > self.limits.max_template_fields):
+            self.stats.bad("template_limit")
+            return False
+        return True
+
     def add_template(self, s: Session, domain: int, t: Template) -> bool:
         key = (domain, t.template_id)
         old = s.templates.get(key)
