@@ -117,6 +117,7 @@ def _template_set(body: bytes, options: bool, table: SessionTable, session: Sess
         if count > table.limits.max_fields_per_template:
             stats.bad("template_too_many_fields")
             return
+        start = pos
         room = table.room_for(session, domain, tid, count)
         fields: list[FieldSpec] = []
         for _ in range(count):
@@ -135,9 +136,10 @@ def _template_set(body: bytes, options: bool, table: SessionTable, session: Sess
                 ie &= 0x7FFF
             if room:
                 fields.append(field_spec(ie, pen, flen))
-        if not room:
+        wire = body[start - 2 if options else start:pos]
+        if not room or table.is_refresh(session, domain, tid, options, wire):
             continue
-        t = make_template(tid, tuple(fields), scope, options)
+        t = make_template(tid, tuple(fields), scope, options, wire)
         if t.min_length == 0:
             stats.bad("template_zero_length")
             continue

@@ -78,8 +78,9 @@ def _sequence(table: SessionTable, session: Session, source_id: int, seq: int) -
 
 
 def _add(table: SessionTable, session: Session, source_id: int, tid: int,
-         fields: list[FieldSpec], scope: int, options: bool, out: list[Record]) -> None:
-    t = make_template(tid, tuple(fields), scope, options)
+         fields: list[FieldSpec], scope: int, options: bool, wire: bytes,
+         out: list[Record]) -> None:
+    t = make_template(tid, tuple(fields), scope, options, wire)
     if t.min_length == 0:
         table.stats.bad("template_zero_length")
         return
@@ -108,12 +109,13 @@ def _templates(body: bytes, table: SessionTable, session: Session, source_id: in
         if end - pos < 4 * count:
             stats.bad("template_overrun")
             return
-        if not table.room_for(session, source_id, tid, count):
-            pos += 4 * count
-            continue
-        fields = [_spec(body, pos + 4 * i) for i in range(count)]
+        wire = body[pos:pos + 4 * count]
         pos += 4 * count
-        _add(table, session, source_id, tid, fields, 0, False, out)
+        if table.is_refresh(session, source_id, tid, False, wire) or \
+                not table.room_for(session, source_id, tid, count):
+            continue
+        fields = [_spec(wire, 4 * i) for i in range(count)]
+        _add(table, session, source_id, tid, fields, 0, False, wire, out)
 
 
 def _spec(body: bytes, pos: int, scope: bool = False) -> FieldSpec:
@@ -143,10 +145,11 @@ def _options_templates(body: bytes, table: SessionTable, session: Session, sourc
             stats.bad("template_overrun")
             return
         n_scope = scope_len // 4
-        if not table.room_for(session, source_id, tid, (scope_len + opt_len) // 4):
-            pos += scope_len + opt_len
-            continue
-        fields = [_spec(body, pos + 4 * i, True) for i in range(n_scope)]
-        fields += [_spec(body, pos + scope_len + 4 * i) for i in range(opt_len // 4)]
+        wire = body[pos - 4:pos + scope_len + opt_len]  # lengths included: they split scopes
         pos += scope_len + opt_len
-        _add(table, session, source_id, tid, fields, n_scope, True, out)
+        if table.is_refresh(session, source_id, tid, True, wire) or \
+                not table.room_for(session, source_id, tid, (scope_len + opt_len) // 4):
+            continue
+        fields = [_spec(wire, 4 + 4 * i, True) for i in range(n_scope)]
+        fields += [_spec(wire, 4 + scope_len + 4 * i) for i in range(opt_len // 4)]
+        _add(table, session, source_id, tid, fields, n_scope, True, wire, out)

@@ -107,6 +107,15 @@ class SessionTable:
         return d
 
     # ------------------------------------------------------------------ templates
+    def is_refresh(self, s: Session, domain: int, template_id: int, options: bool,
+                   wire: bytes) -> bool:
+        """A template re-sent unchanged (the usual UDP refresh): nothing to compile."""
+        t = s.templates.get((domain, template_id))
+        if t is None or t.wire != wire or t.is_options != options:
+            return False
+        self.stats.templates += 1
+        return True
+
     def room_for(self, s: Session, domain: int, template_id: int, n_fields: int) -> bool:
         """Cheap check before compiling a template, so a flood past the limit costs little."""
         if (domain, template_id) in s.templates:

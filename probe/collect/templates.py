@@ -21,11 +21,12 @@ class Template:
     names: tuple[str, ...] = field(default=(), compare=False)
     fixed_length: int | None = field(default=None, compare=False)  # None: has variable fields
     min_length: int = field(default=0, compare=False)  # smallest possible record
+    wire: bytes = field(default=b"", compare=False)  # the field specifiers as received
 
 
 
 def make_template(template_id: int, fields: tuple[FieldSpec, ...], scope_count: int = 0,
-                  is_options: bool = False) -> Template:
+                  is_options: bool = False, wire: bytes = b"") -> Template:
     """Compile a template; a repeated IE gets ``name#2``, ``name#3`` so no value is lost."""
     seen: dict[str, int] = {}
     names: list[str] = []
@@ -37,7 +38,7 @@ def make_template(template_id: int, fields: tuple[FieldSpec, ...], scope_count: 
     fixed = None if variable else sum(f.length for f in fields)
     min_len = sum(1 if f.length == VARIABLE else f.length for f in fields)
     return Template(template_id, fields, scope_count, is_options or scope_count > 0, tuple(names),
-                    fixed, min_len)
+                    fixed, min_len, wire)
 
 
 def decode_records(t: Template, body: bytes) -> tuple[list[dict[str, object]], str | None]:
