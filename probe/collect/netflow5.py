@@ -58,6 +58,10 @@ def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
     for i in range(count):
         raw: dict[str, object] = dict(zip(_NAMES, RECORD.unpack_from(data, HEADER_LEN + i * 48),
                                           strict=True))
+        if raw["protocolIdentifier"] == 1:
+            # v5 has no ICMP field: exporters put type << 8 | code in the destination port.
+            raw["icmpTypeCodeIPv4"] = raw["destinationTransportPort"]
+            raw["destinationTransportPort"] = 0
         raw["engineType"], raw["engineId"] = engine_type, engine_id
         out.append(build_flow(ctx, ds, raw))
     stats.records += count

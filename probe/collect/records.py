@@ -145,6 +145,9 @@ def _time_ns(raw: dict[str, object], table: tuple, ctx: MessageContext,
 
 
 def build_flow(ctx: MessageContext, ds: DomainState, raw: dict[str, object]) -> Record:
+    if ctx.type == "NETFLOW_V9" and "icmpTypeCodeIPv4" in raw and "sourceIPv6Address" in raw:
+        # v9 knows no IPv6 ICMP field: ICMP_TYPE (32) in an IPv6 record is the ICMPv6 one.
+        raw = {("icmpTypeCodeIPv6" if k == "icmpTypeCodeIPv4" else k): v for k, v in raw.items()}
     flow: dict[str, object] = {
         "type": ctx.type,
         "time_received_ns": ctx.received_ns,
