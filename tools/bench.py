@@ -96,6 +96,8 @@ def get_trace(packets: int, seed: int, trace_dir: Path) -> Trace:
     if pcap.exists() and npz.exists() and meta.exists():
         summary = json.loads(meta.read_text())
         return Trace(pcap, summary, np.load(npz)["totals"], None)
+    for stale in trace_dir.glob(f"trace-{size_label(packets)}-s{seed}-*"):
+        stale.unlink()  # an older generator's trace of this size and seed: 100s of MB each
     t0 = time.perf_counter()
     summary = tracegen.generate(pcap, packets, seed, totals=True)
     took = time.perf_counter() - t0

@@ -296,7 +296,7 @@ class _Trace:
 
     # -- 5-tuples ------------------------------------------------------------------------------
 
-    def endpoints(self, sl: slice) -> dict[str, np.ndarray]:
+    def endpoints(self, sl: slice | np.ndarray) -> dict[str, np.ndarray]:
         """Per-packet addresses, ports and the like for packets ``sl`` (capture order)."""
         conv, to_cli = self.conv[sl], self.to_cli[sl]
         d = to_cli[:, None]
@@ -314,16 +314,24 @@ class _Trace:
                 "v6": v6, "cls": cls}
 
     def totals(self) -> np.ndarray:
-        """Per-5-tuple packets and octets of the whole trace, sorted by key."""
-        e = self.endpoints(slice(None))
-        dport = np.where(e["cls"] == ICMP, self.icmp_type.astype(np.int64) << 8, e["dport"])
-        key = np.zeros(len(self.conv), dtype=TOTALS_DTYPE)
+        """Per-5-tuple packets and octets of the whole trace, sorted by key.
+
+        Packets are first grouped on a cheap integer (conversation, direction, non-first
+        fragment, ICMP type), then the groups on their 5-tuples, since different conversations
+        can share one (pings between the same hosts, GRE)."""
+        g = (self.conv.astype(np.int64) * 2 + self.to_cli) * 2 + (self.frag == 2)
+        g = (g << 8) | self.icmp_type
+        _, rep, ginv = np.unique(g, return_index=True, return_inverse=True)
+        e = self.endpoints(rep)
+        dport = np.where(e["cls"] == ICMP, self.icmp_type[rep].astype(np.int64) << 8, e["dport"])
+        key = np.zeros(len(rep), dtype=TOTALS_DTYPE)
         key["ip_version"] = np.where(e["v6"], 6, 4)
         key["proto"], key["src"], key["dst"] = e["proto"], e["src"], e["dst"]
         key["sport"], key["dport"] = e["sport"], dport
         kv = np.ascontiguousarray(key).view(np.uint8).reshape(len(key), -1)[:, :_KEY_BYTES]
         kv = np.ascontiguousarray(kv).view(np.dtype((np.void, _KEY_BYTES))).ravel()
-        uniq, first, inv = np.unique(kv, return_index=True, return_inverse=True)
+        uniq, first, kinv = np.unique(kv, return_index=True, return_inverse=True)
+        inv = kinv[ginv]
         out = key[first]
         out["packets"] = np.bincount(inv, minlength=len(uniq))
         out["ip_octets"] = np.bincount(inv, weights=self.ip_len, minlength=len(uniq))

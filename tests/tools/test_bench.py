@@ -38,6 +38,19 @@ def test_nfdump_rows_parse_icmp_type_code_into_the_port() -> None:
     ]
 
 
+def test_traces_are_cached_per_generator_version_and_stale_ones_removed(tmp_path: Path) -> None:
+    stale = tmp_path / "trace-500-s1-0000000000.pcap"
+    stale.write_bytes(b"old")
+    other_seed = tmp_path / "trace-500-s10-0000000000.pcap"
+    other_seed.write_bytes(b"keep")
+    first = bench.get_trace(500, 1, tmp_path)
+    assert first.gen_seconds is not None and first.path.exists()
+    assert not stale.exists() and other_seed.exists()
+    again = bench.get_trace(500, 1, tmp_path)
+    assert again.gen_seconds is None and again.path == first.path
+    assert int(again.totals["packets"].sum()) == 500
+
+
 def test_compare_reports_each_kind_of_difference() -> None:
     a, b, c, d = ((6, "10.0.0.1", "10.0.0.2", p, 80) for p in (1, 2, 3, 4))
     want = {a: (5, 500), b: (1, 40), c: (2, 80)}
