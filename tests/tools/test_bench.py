@@ -51,6 +51,24 @@ def test_traces_are_cached_per_generator_version_and_stale_ones_removed(tmp_path
     assert int(again.totals["packets"].sum()) == 500
 
 
+def test_acceptance_lines_follow_issue_6() -> None:
+    def row(trace: str, system: str, packets: int, wall: float, rss: float = 10.0,
+            ratio: float | None = None) -> dict:
+        return {"trace": trace, "system": system, "packets": packets, "ratio": ratio,
+                "median": {"wall_s": wall, "cpu_s": wall, "maxrss_mb": rss}}
+    rows = [row("100k", "softflowd", 100_000, 0.1), row("100k", "flowprobe", 100_000, 1.0),
+            row("1M", "softflowd", 1_000_000, 1.0), row("1M", "flowprobe", 1_000_000, 0.8,
+                                                         rss=160, ratio=0.8),
+            row("5M", "softflowd", 5_000_000, 5.0), row("5M", "flowprobe", 5_000_000, 6.5)]
+    lines = bench.acceptance(rows, startup_s=0.5)
+    assert lines[0].startswith("1M: flowprobe/softflowd wall 0.80x")
+    assert "<= 1.0x, stretch 0.5x): met" in lines[0] and "160 MB (<= 150 MB): NOT met" in lines[0]
+    assert lines[1] == "softflowd: time per packet 5M / 100k = 1.00 (<= 1.2): reference"
+    # 6.5 s / 5M vs 1.0 s / 100k = 0.13; without 0.5 s start-up: 6.0/5M vs 0.5/100k = 0.24
+    assert lines[2] == ("flowprobe: time per packet 5M / 100k = 0.13 (<= 1.2): met; "
+                        "without start-up 0.24")
+
+
 def test_compare_reports_each_kind_of_difference() -> None:
     a, b, c, d = ((6, "10.0.0.1", "10.0.0.2", p, 80) for p in (1, 2, 3, 4))
     want = {a: (5, 500), b: (1, 40), c: (2, 80)}
