@@ -33,7 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -539,6 +539,27 @@ def generate(path: str | Path, packets: int, seed: int = 1, *, flow_packets: flo
     return summary
 
 
+def parse_mix(text: str) -> Mix:
+    """``name=share,...`` over the defaults; shares are fractions in [0, 1]."""
+    known = {f.name for f in fields(Mix)}
+    changes: dict[str, float] = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, _, value = item.partition("=")
+        if name not in known:
+            raise ValueError(f"--mix: unknown share {name!r} (known: {', '.join(sorted(known))})")
+        try:
+            share = float(value)
+        except ValueError:
+            raise ValueError(f"--mix: {name}={value!r} is not a number") from None
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"--mix: {name}={share} is not between 0 and 1")
+        changes[name] = share
+    mix = replace(Mix(), **changes)
+    if mix.tcp + mix.udp + mix.icmp + mix.gre <= 0:
+        raise ValueError("--mix: tcp, udp, icmp and gre shares are all 0")
+    return mix
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.tracegen",
                                  description=__doc__.split("\n")[0])
@@ -550,12 +571,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=None,
                     help="seconds the trace spans (default 2400 per million packets, min 2400)")
     ap.add_argument("--snaplen", type=int, default=128)
+    ap.add_argument("--mix", default="", metavar="NAME=SHARE,...",
+                    help="override shares, e.g. ipv6=1,vlan=0 (names: "
+                         + ", ".join(f.name for f in fields(Mix)) + ")")
     ap.add_argument("--totals", metavar="NPZ",
                     help="also write the expected per-5-tuple totals to this .npz file")
     args = ap.parse_args(argv)
     try:
         s = generate(args.out, args.packets, args.seed, flow_packets=args.flow_packets,
-                     duration_s=args.duration, snaplen=args.snaplen, totals=bool(args.totals))
+                     duration_s=args.duration, snaplen=args.snaplen, mix=parse_mix(args.mix),
+                     totals=bool(args.totals))
     except (ValueError, OSError) as exc:
         print(f"tracegen: {exc}", file=sys.stderr)
         return 2

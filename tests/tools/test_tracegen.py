@@ -190,3 +190,13 @@ def test_cli_writes_trace_and_totals(tmp_path: Path) -> None:
     assert int(totals["packets"].sum()) == 500
     assert out.stat().st_size > 24
     assert tracegen.main([str(out), "--packets", "0"]) == 2
+
+
+def test_mix_overrides_from_the_command_line(tmp_path: Path) -> None:
+    out = tmp_path / "v6.pcap"
+    assert tracegen.main([str(out), "--packets", "2000", "--mix", "ipv6=1,vlan=0,gre=0"]) == 0
+    pkts = decode(out)
+    assert all(p["version"] == 6 and not p["vlan"] and p["proto"] != 47 for p in pkts)
+    assert {p["proto"] for p in pkts} >= {6, 17}
+    for bad in ("ipv7=1", "vlan=2", "tcp=x", "tcp=0,udp=0,icmp=0,gre=0"):
+        assert tracegen.main([str(out), "--packets", "10", "--mix", bad]) == 2, bad
