@@ -133,21 +133,23 @@ def reduce_runs(p: Prepared, idx: np.ndarray, seg: np.ndarray, t: np.ndarray) ->
     """
     bt = p.batch
     seg_end = np.append(seg[1:], idx.shape[0])
+    ip_len, ttl = bt.ip_len[idx], bt.ttl[idx]
     c: Chunk = {
         "start": t[seg],
         "end": t[seg_end - 1],
         "seq": p.seq0 + idx[seg_end - 1],
         "packets": (seg_end - seg).astype(np.uint64),
-        "octets": np.add.reduceat(bt.ip_len[idx].astype(np.uint64), seg),
+        "octets": np.add.reduceat(ip_len, seg, dtype=np.uint64),
         "flags": np.bitwise_or.reduceat(bt.tcp_flags[idx], seg),
-        "min_ttl": np.minimum.reduceat(bt.ttl[idx], seg),
-        "max_ttl": np.maximum.reduceat(bt.ttl[idx], seg),
-        "min_len": np.minimum.reduceat(bt.ip_len[idx], seg),
-        "max_len": np.maximum.reduceat(bt.ip_len[idx], seg),
+        "min_ttl": np.minimum.reduceat(ttl, seg),
+        "max_ttl": np.maximum.reduceat(ttl, seg),
+        "min_len": np.minimum.reduceat(ip_len, seg),
+        "max_len": np.maximum.reduceat(ip_len, seg),
         "version": bt.ip_version[idx[seg]],
     }
+    first = idx[seg]
     for name, v in p.values.items():
-        c[name] = v[idx[seg]]
+        c[name] = v[first]
     return c
 
 

@@ -75,6 +75,17 @@ def packet_values(batch: PacketBatch, names: tuple[str, ...]) -> dict[str, np.nd
     return {n: EXTRACT[n](batch) for n in names}
 
 
+# Key IE pairs, one per IP family, that one column can stand for: each member is zero for the
+# other family's packets and the IP version leads every key, so the merged column keys flows
+# exactly as the pair does, in fewer bytes to hash and compare.
+_MERGED: tuple[tuple[str, str, Callable[[PacketBatch, dict[str, np.ndarray]], np.ndarray]], ...] = (
+    ("sourceIPv4Address", "sourceIPv6Address", lambda b, v: b.src_addr),
+    ("destinationIPv4Address", "destinationIPv6Address", lambda b, v: b.dst_addr),
+    ("icmpTypeCodeIPv4", "icmpTypeCodeIPv6",
+     lambda b, v: v["icmpTypeCodeIPv4"] | v["icmpTypeCodeIPv6"]),
+)
+
+
 def key_matrix(batch: PacketBatch, values: dict[str, np.ndarray],
                key_names: tuple[str, ...]) -> np.ndarray:
     """The flow key of every packet as a row of bytes, padded to a multiple of 8.
@@ -82,11 +93,16 @@ def key_matrix(batch: PacketBatch, values: dict[str, np.ndarray],
     The IP version always leads the key: records are exported per IP version, so a flow never
     mixes families even when the layout has no address key.
     """
-    parts = [batch.ip_version.reshape(-1, 1)]
-    for n in key_names:
-        v = np.ascontiguousarray(values[n])
-        parts.append(v.reshape(len(batch), -1).view(np.uint8) if v.ndim == 2 else
-                     v.reshape(-1, 1).view(np.uint8))
+    columns: list[np.ndarray] = [batch.ip_version]
+    names = list(key_names)
+    for v4, v6, merged in _MERGED:
+        if v4 in names and v6 in names:
+            names.remove(v4)
+            names.remove(v6)
+            columns.append(merged(batch, values))
+    columns += [values[n] for n in names]
+    parts = [np.ascontiguousarray(c).reshape(len(batch), -1).view(np.uint8) if c.ndim == 2
+             else np.ascontiguousarray(c).reshape(-1, 1).view(np.uint8) for c in columns]
     width = sum(p.shape[1] for p in parts)
     pad = -width % 8
     if pad:

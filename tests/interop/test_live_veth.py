@@ -44,6 +44,13 @@ def _sh(*args: str) -> None:
     subprocess.run(args, check=True, capture_output=True)
 
 
+def _capturing_on(if_name: str) -> bool:
+    """Has some packet socket (our probe's: the veth is new) bound to the interface?"""
+    index = Path(f"/sys/class/net/{if_name}/ifindex").read_text().strip()
+    rows = Path("/proc/net/packet").read_text().splitlines()[1:]
+    return any(r.split()[4] == index for r in rows if len(r.split()) > 4)
+
+
 def _config(if_name: str, port: int) -> dict:
     keys = ["ipVersion", "sourceIPv4Address", "destinationIPv4Address", "sourceIPv6Address",
             "destinationIPv6Address", "protocolIdentifier", "sourceTransportPort",
@@ -107,8 +114,11 @@ def test_live_capture_equals_offline_replay(tmp_path: Path) -> None:
                                      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
             try:
-                time.sleep(2.0)  # the probe loads its config and opens the capture
-                assert probe.poll() is None, probe.communicate()[1]
+                deadline = time.monotonic() + 60  # loads its config, opens the capture
+                while not _capturing_on(ours_if):
+                    assert probe.poll() is None, probe.communicate()[1]
+                    assert time.monotonic() < deadline, "the probe never opened the capture"
+                    time.sleep(0.05)
                 _sh("ip", "netns", "exec", ns, "tcpreplay", "-q", "-i", peer_if, "--mbps=10",
                     str(PCAP))
                 time.sleep(0.5)
