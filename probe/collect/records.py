@@ -9,10 +9,12 @@ from whichever flowStart*/flowEnd* field the exporter used.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from probe.collect.session import DomainState, MessageContext
-from probe.collect.values import to_json_value
+from probe.collect.values import json_converter
 
 # IE name -> goflow2 name. The first IE present of a goflow2 name wins; a second one (e.g.
 # postOctetDeltaCount beside octetDeltaCount) keeps its IE name.
@@ -144,6 +146,22 @@ def _time_ns(raw: dict[str, object], table: tuple, ctx: MessageContext,
     return 0
 
 
+_SKIP, _GOFLOW, _ICMP, _REST = range(4)
+
+
+@lru_cache(maxsize=4096)
+def _plan(name: str) -> tuple[int, str, Callable[[object], object]]:
+    """What build_flow does with a field, decided once per field name."""
+    conv = json_converter(name)
+    if name in _TIME_FIELDS:
+        return _SKIP, "", conv
+    if name in GOFLOW_NAMES:
+        return _GOFLOW, GOFLOW_NAMES[name], conv
+    if name in _ICMP_TYPECODE:
+        return _ICMP, "", conv
+    return _REST, "", conv
+
+
 def build_flow(ctx: MessageContext, ds: DomainState, raw: dict[str, object]) -> Record:
     if ctx.type == "NETFLOW_V9" and "icmpTypeCodeIPv4" in raw and "sourceIPv6Address" in raw:
         # v9 knows no IPv6 ICMP field: ICMP_TYPE (32) in an IPv6 record is the ICMPv6 one.
@@ -164,18 +182,18 @@ def build_flow(ctx: MessageContext, ds: DomainState, raw: dict[str, object]) -> 
     seen: set[str] = set()
     rest: dict[str, object] = {}
     for name, value in raw.items():
-        if name in _TIME_FIELDS:
+        kind, target, conv = _plan(name)
+        if kind == _SKIP:
             continue
-        goflow = GOFLOW_NAMES.get(name)
-        if goflow is not None and goflow not in seen and (
-                not isinstance(value, bytes | str) or goflow in _ADDRESSES):
-            seen.add(goflow)
-            flow[goflow] = to_json_value(name, value)
-        elif name in _ICMP_TYPECODE and isinstance(value, int) and "icmp_type" not in seen:
+        if kind == _GOFLOW and target not in seen and (
+                not isinstance(value, bytes | str) or target in _ADDRESSES):
+            seen.add(target)
+            flow[target] = conv(value)
+        elif kind == _ICMP and isinstance(value, int) and "icmp_type" not in seen:
             seen.update(("icmp_type", "icmp_code"))
             flow["icmp_type"], flow["icmp_code"] = (value >> 8) & 0xFF, value & 0xFF
         else:
-            rest[name] = to_json_value(name, value)
+            rest[name] = conv(value)
     etype = _etype(raw)
     if etype:
         flow["etype"] = etype

@@ -146,24 +146,42 @@ def _ip_text(b: bytes) -> str:
     return str(ipaddress.IPv6Address(b)) if len(b) == 16 else b.hex()
 
 
+def _json_plain(value: object) -> object:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).hex()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN / infinity
+    return value
+
+
+def _json_ipv4(value: object) -> object:
+    return ipv4_text(value) if isinstance(value, int) else _json_plain(value)
+
+
+def _json_ipv6(value: object) -> object:
+    return _ip_text(bytes(value)) if isinstance(value, bytes | bytearray) else _json_plain(value)
+
+
+def _json_mac(value: object) -> object:
+    return _mac_text(value) if isinstance(value, int) and not isinstance(value, bool) \
+        else _json_plain(value)
+
+
+_JSON_BY_TYPE: dict[str, Callable[[object], object]] = {
+    "ipv4Address": _json_ipv4, "ipv6Address": _json_ipv6, "macAddress": _json_mac,
+}
+
+
+@lru_cache(maxsize=4096)
+def json_converter(name: str) -> Callable[[object], object]:
+    """How the value of field ``name`` is written in a JSON line (addresses as text...)."""
+    ie = by_name(name.split("#", 1)[0])
+    return _JSON_BY_TYPE.get(ie.data_type, _json_plain) if ie is not None else _json_plain
+
+
 def to_json_value(name: str, value: object) -> object:
     """A raw value as it appears in a JSON line: addresses as text, octets as hex."""
-    if isinstance(value, bool | str):
-        return value
-    ie = by_name(name)
-    dt = ie.data_type if ie is not None else ""
-    if isinstance(value, bytes | bytearray):
-        if dt == "ipv6Address":
-            return _ip_text(bytes(value))
-        return bytes(value).hex()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, int):
-        if dt == "ipv4Address":
-            return ipv4_text(value)
-        if dt == "macAddress":
-            return _mac_text(value)
-    return value
+    return json_converter(name)(value)
 
 
 def ipv4_text(v: int) -> str:
