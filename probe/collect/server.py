@@ -25,6 +25,7 @@ from probe.errors import UserError
 Sink = Callable[[list[Record]], None]
 _RCVBUF = 64 * 1024 * 1024  # a burst replay must not overrun the socket buffer
 _SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+_DRAIN_LIMIT = 200_000  # datagrams read after stop()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class CollectorLoop:
         self.bound: list[Endpoint] = []
         self._socks: list[socket.socket] = []
         self._conns: dict[int, _Conn] = {}
+        self._udp_ports: dict[int, int] = {}  # fd -> local port (part of the UDP session key)
         self._serial = 0
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -117,6 +119,8 @@ class CollectorLoop:
         self._socks.append(sock)
         self.sel.register(sock, selectors.EVENT_READ, (ep.transport, sock))
         host, port = sock.getsockname()[:2]
+        if ep.transport == "udp":
+            self._udp_ports[sock.fileno()] = port
         return Endpoint(ep.transport, host, port)
 
     @staticmethod
@@ -157,8 +161,8 @@ class CollectorLoop:
     def _drain(self) -> None:
         """After stop: decode what the kernel already holds, then end every TCP stream."""
         for sock in self._socks:
-            if sock.type == socket.SOCK_DGRAM:
-                self._read_udp(sock, limit=None)
+            if sock.type == socket.SOCK_DGRAM:  # bounded: a sender that never stops must not
+                self._read_udp(sock, limit=_DRAIN_LIMIT)  # keep us from exiting
         for fd in list(self._conns):
             conn = self._conns[fd]
             self._read_conn(conn.sock, limit=None)
@@ -180,6 +184,7 @@ class CollectorLoop:
     # ------------------------------------------------------------------ UDP
     def _read_udp(self, sock: socket.socket, limit: int | None = 256) -> None:
         n = 0
+        port = self._udp_ports.get(sock.fileno(), 0)
         while limit is None or n < limit:
             try:
                 data, addr = sock.recvfrom(65535)
@@ -189,7 +194,6 @@ class CollectorLoop:
                 return
             n += 1
             ip = _exporter_ip(addr[0])
-            port = sock.getsockname()[1]
             records = self.decoder.decode(data, ip, ("udp", ip, addr[1], port))
             if records:
                 self.sink(records)
