@@ -260,3 +260,36 @@ def test_session_lru_bound() -> None:
         d.decode(ipfix_message([t]), EXP, ("udp", EXP, port))
     assert len(d.table.sessions) == 3 and d.stats.sessions_evicted == 7
     assert d.table.template_fields == 3 * len(V4_FIELDS)
+
+
+def test_options_withdraw_all_keeps_data_templates() -> None:
+    d = Decoder()
+    d.decode(ipfix_message([ipfix_set(2, ipfix_template(256, V4_FIELDS)),
+                            ipfix_set(3, ipfix_template(257, [(149, 4), (160, 8)], scope=1))]),
+             EXP)
+    d.decode(ipfix_message([ipfix_set(3, struct.pack(">HH", 3, 0))]), EXP)
+    assert [k[1] for k in d.table.sessions[EXP].templates] == [256]
+
+
+def test_repeated_ie_keeps_every_value_and_delta_times() -> None:
+    d = Decoder()
+    fields = [(8, 4), (8, 4), (158, 4), (159, 4)]  # flowStart/EndDeltaMicroseconds
+    rec = struct.pack(">IIII", ipv4("1.1.1.1"), ipv4("2.2.2.2"), 2_000_000, 500_000)
+    (r,) = d.decode(ipfix_message([ipfix_set(2, ipfix_template(256, fields)),
+                                   ipfix_set(256, rec)], export_secs=1_700_000_010), EXP)
+    assert r.flow["src_addr"] == "1.1.1.1" and r.flow["sourceIPv4Address#2"] == "2.2.2.2"
+    assert r.flow["time_flow_start_ns"] == 1_700_000_008_000_000_000
+    assert r.flow["time_flow_end_ns"] == 1_700_000_009_500_000_000
+
+
+def test_unchanged_template_refresh_is_not_recompiled_but_a_change_is() -> None:
+    d = Decoder()
+    t = ipfix_set(2, ipfix_template(256, V4_FIELDS))
+    d.decode(ipfix_message([t]), EXP)
+    first = d.table.sessions[EXP].templates[(1, 256)]
+    d.decode(ipfix_message([t]), EXP)
+    assert d.table.sessions[EXP].templates[(1, 256)] is first and d.stats.templates == 2
+    d.decode(ipfix_message([ipfix_set(2, ipfix_template(256, [(8, 4)]))]), EXP)
+    (r,) = d.decode(ipfix_message([ipfix_set(256, struct.pack(">I", 7))]), EXP)
+    assert r.raw == {"sourceIPv4Address": 7}
+    assert d.table.template_fields == 1
