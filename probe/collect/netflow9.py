@@ -70,7 +70,7 @@ def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
 def _sequence(table: SessionTable, session: Session, source_id: int, seq: int) -> None:
     """RFC 3954 §5.1: the sequence number counts export packets per source id."""
     ds = table.domain(session, source_id)
-    gap = sequence_gap(ds, seq, table.stats)
+    gap = sequence_gap(ds, seq, table.stats, window=1000)
     if gap is None:
         return
     table.stats.lost_packets += gap

@@ -207,12 +207,18 @@ def unpack_header(data: bytes, header: struct.Struct, version: int,
     return fields
 
 
-def sequence_gap(ds: DomainState, seq: int, stats: CollectStats) -> int | None:
-    """Units missing before ``seq`` (0 when unknown); None when ``seq`` is behind (reordered)."""
+def sequence_gap(ds: DomainState, seq: int, stats: CollectStats,
+                 window: int = 10_000) -> int | None:
+    """Units missing before ``seq`` (0 when unknown or after a restart); None when ``seq`` is a
+    little behind (a reordered message: the expectation stays). Far behind (more than
+    ``window``) is an exporter restart: counted, and the caller resynchronises."""
     if ds.expected_seq is None:
         return 0
     gap = (seq - ds.expected_seq) & 0xFFFFFFFF
     if gap >= 1 << 31:
-        stats.out_of_order += 1
-        return None
+        if (1 << 32) - gap <= window:
+            stats.out_of_order += 1
+            return None
+        stats.sequence_resets += 1
+        return 0
     return gap

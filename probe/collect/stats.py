@@ -18,7 +18,8 @@ class CollectStats:
     malformed: Counter[str] = field(default_factory=Counter)  # by reason
     lost_records: int = 0  # sequence gaps: IPFIX (data records) and NetFlow v5 (flows)
     lost_packets: int = 0  # sequence gaps: NetFlow v9 (export packets)
-    out_of_order: int = 0  # sequence numbers behind the expected one
+    out_of_order: int = 0  # sequence numbers a little behind the expected one (reordering)
+    sequence_resets: int = 0  # far behind: the exporter restarted
     sessions_evicted: int = 0
 
     def bad(self, reason: str, n: int = 1) -> None:
@@ -31,7 +32,8 @@ class CollectStats:
             "withdrawals": self.withdrawals, "held": self.held,
             "held_decoded": self.held_decoded, "malformed": dict(self.malformed),
             "lost_records": self.lost_records, "lost_packets": self.lost_packets,
-            "out_of_order": self.out_of_order, "sessions_evicted": self.sessions_evicted,
+            "out_of_order": self.out_of_order, "sequence_resets": self.sequence_resets,
+            "sessions_evicted": self.sessions_evicted,
         }
 
     def format(self) -> str:
@@ -42,7 +44,7 @@ class CollectStats:
             f"templates: {self.templates}, withdrawn {self.withdrawals}",
             f"held for template: {self.held} (decoded later {self.held_decoded})",
             f"sequence: lost records {self.lost_records}, lost v9 packets {self.lost_packets}, "
-            f"out of order {self.out_of_order}",
+            f"out of order {self.out_of_order}, resets {self.sequence_resets}",
         ]
         total = sum(self.malformed.values())
         bad = ", ".join(f"{k} {v}" for k, v in sorted(self.malformed.items()))

@@ -293,3 +293,15 @@ def test_unchanged_template_refresh_is_not_recompiled_but_a_change_is() -> None:
     (r,) = d.decode(ipfix_message([ipfix_set(256, struct.pack(">I", 7))]), EXP)
     assert r.raw == {"sourceIPv4Address": 7}
     assert d.table.template_fields == 1
+
+
+def test_exporter_restart_resynchronises_sequence() -> None:
+    d = Decoder()
+    t = ipfix_set(2, ipfix_template(256, V4_FIELDS))
+    one = ipfix_set(256, v4_record("1.1.1.1", "2.2.2.2", 6, 1, 2, 3, 4, 0, 0))
+    d.decode(ipfix_message([t, one], seq=5_000_000), EXP)
+    d.decode(ipfix_message([t, one], seq=0), EXP)  # restarted: far behind
+    d.decode(ipfix_message([one], seq=1), EXP)
+    d.decode(ipfix_message([one], seq=2), EXP)
+    assert d.stats.sequence_resets == 1
+    assert d.stats.out_of_order == 0 and d.stats.lost_records == 0
