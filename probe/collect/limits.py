@@ -2,11 +2,12 @@
 
 The collector listens on a network port, so memory must not grow with what it is sent. Each
 bound is counted when hit (``CollectStats.malformed``), never an exception. Worst case with the
-defaults: templates are tuples of interned field specifiers, at most ``max_template_fields``
-pointers in all (~2 MB); held data sets at most ``max_held_bytes`` (8 MiB); TCP buffers at most
-``max_connections`` x ``max_tcp_buffer`` (256 x 256 KiB = 64 MiB, only if that many peers each
-send a partial message); per-domain sequence/sampling state at most sessions x domains small
-objects. In practice a few MB.
+defaults: templates hold interned field specifiers, their names and their wire bytes, at most
+``max_template_fields`` fields in all (~40 bytes a field: ~10 MB); held data sets at most
+``max_held_bytes`` (8 MiB); TCP buffers at most ``max_connections`` x ``max_tcp_buffer``
+(256 x 256 KiB = 64 MiB, only if that many peers each hold a partial message); per-domain
+sequence/sampling state at most sessions x domains small objects. The fuzz test measures the
+peak under smaller limits (tests/collect/test_fuzz.py).
 """
 
 from __future__ import annotations
