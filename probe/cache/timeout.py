@@ -131,7 +131,7 @@ class TimeoutCache(CacheBase):
                     self._ingest(p, pos, b, g, gslot)
                 else:
                     self._ingest(p, pos, b)
-            look = max(1024, 2 * look if b == end else b - pos)
+            look = max(64, 2 * look if b == end else 2 * (b - pos))
             pos = b
 
     def _evict_window(self, p: Prepared, pos: int, end: int, g: Groups, gslot: np.ndarray,
@@ -149,8 +149,15 @@ class TimeoutCache(CacheBase):
             fins = np.flatnonzero(self._fin(p, pos, end))
             if fins.shape[0]:
                 b = min(b, int(fins[0]) + 1)
+        # Only the oldest flows can be victims: at most one per new flow in the window.
+        seq = self.table.state["seq"][live]
+        k = min(live.shape[0], int(np.searchsorted(newpos, b)))
+        if k < live.shape[0]:
+            part = np.argpartition(seq, k - 1)[:k]
+            lru = live[part[np.argsort(seq[part], kind="stable")]]
+        else:
+            lru = live[np.argsort(seq, kind="stable")]
         rank = np.full(self.table.cap, _NEVER, np.int64)
-        lru = live[np.argsort(self.table.state["seq"][live], kind="stable")]
         rank[lru] = np.arange(lru.shape[0])
         sizes = np.diff(np.append(g.starts, g.order.shape[0]))
         pslot = np.empty(g.order.shape[0], np.int64)
@@ -158,7 +165,7 @@ class TimeoutCache(CacheBase):
         prank = np.where(pslot >= 0, rank[pslot], _NEVER)
         while True:
             m = int(np.searchsorted(newpos, b))  # flows created = evictions (cache is full)
-            if m > lru.shape[0]:
+            if m > lru.shape[0]:  # more new flows than cached ones: a victim would be new
                 b = int(newpos[lru.shape[0]])
                 continue
             hit = np.flatnonzero(prank[:b] < m)
