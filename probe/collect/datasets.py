@@ -31,7 +31,7 @@ def emit(table: SessionTable, session: Session, ctx: MessageContext, t: Template
 def data_set(table: SessionTable, session: Session, ctx: MessageContext, template_id: int,
              body: bytes, now: float, out: list[Record]) -> int | None:
     """Decode a Data Set now, or hold it (None: how many records it has is not known yet)."""
-    t = session.templates.get((ctx.domain, template_id))
+    t = table.template(session, ctx.domain, template_id)
     if t is None:
         table.hold(session, HeldSet(ctx.domain, template_id, bytes(body), ctx, now))
         return None

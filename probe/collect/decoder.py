@@ -43,6 +43,7 @@ class Decoder:
             self.stats.bad("bad_version")
             return []
         s = self.table.get(exporter if session is None else session)
+        self.table.now = now
         self.table.expire(now, s)
         try:
             return fn(bytes(data), self.table, s, exporter, received_ns, now)

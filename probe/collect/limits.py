@@ -26,6 +26,7 @@ class Limits:
     max_held_per_session: int = 64  # data sets waiting for their template
     max_held_bytes: int = 8 * 1024 * 1024  # all held data sets together
     held_max_age_s: float = 30.0  # held data sets older than this are dropped
+    template_lifetime_s: float = 1800.0  # UDP templates not re-sent for this long are dropped
     max_connections: int = 256  # concurrent TCP connections; more are refused
     max_tcp_buffer: int = 256 * 1024  # bytes buffered on one TCP connection without a message
 

@@ -53,6 +53,9 @@ class HeldSet:
 class Session:
     key: Hashable
     templates: dict[tuple[int, int], Template] = field(default_factory=dict)
+    # UDP only (RFC 7011 §8.4): when each template was last (re)sent, for its lifetime.
+    template_seen: dict[tuple[int, int], float] = field(default_factory=dict)
+    udp: bool = True
     held: deque[HeldSet] = field(default_factory=deque)
     domains: OrderedDict[int, DomainState] = field(default_factory=OrderedDict)
 
@@ -66,6 +69,7 @@ class SessionTable:
         self.sessions: OrderedDict[Hashable, Session] = OrderedDict()
         self.template_fields = 0
         self.held_bytes = 0
+        self.now = 0.0  # monotonic time of the message being decoded (set by the Decoder)
 
     # ------------------------------------------------------------------ sessions
     def get(self, key: Hashable) -> Session:
@@ -77,7 +81,7 @@ class SessionTable:
             _, old = self.sessions.popitem(last=False)
             self._release(old)
             self.stats.sessions_evicted += 1
-        s = Session(key)
+        s = Session(key, udp=not (isinstance(key, tuple) and key[:1] == ("tcp",)))
         self.sessions[key] = s
         return s
 
@@ -93,6 +97,7 @@ class SessionTable:
         if s.held:
             self.stats.bad("held_dropped_session_closed", len(s.held))
         s.templates.clear()
+        s.template_seen.clear()
         s.held.clear()
 
     def domain(self, s: Session, domain: int) -> DomainState:
@@ -113,8 +118,28 @@ class SessionTable:
         t = s.templates.get((domain, template_id))
         if t is None or t.wire != wire or t.is_options != options:
             return False
+        if s.udp:
+            s.template_seen[(domain, template_id)] = self.now
         self.stats.templates += 1
         return True
+
+    def template(self, s: Session, domain: int, template_id: int) -> Template | None:
+        """The live template, or None; over UDP a template not re-sent within its lifetime is
+        dropped (RFC 7011 §8.4): the exporter may have restarted with other templates."""
+        key = (domain, template_id)
+        t = s.templates.get(key)
+        if t is not None and s.udp and \
+                self.now - s.template_seen.get(key, self.now) > self.limits.template_lifetime_s:
+            self._drop(s, key)
+            self.stats.bad("template_expired")
+            return None
+        return t
+
+    def _drop(self, s: Session, key: tuple[int, int]) -> Template:
+        s.template_seen.pop(key, None)
+        t = s.templates.pop(key)
+        self.template_fields -= len(t.fields)
+        return t
 
     def room_for(self, s: Session, domain: int, template_id: int, n_fields: int) -> bool:
         """Cheap check before compiling a template, so a flood past the limit costs little."""
@@ -138,22 +163,23 @@ class SessionTable:
             return False
         self.template_fields += grow
         s.templates[key] = t
+        if s.udp:
+            s.template_seen[key] = self.now
         self.stats.templates += 1
         return True
 
     def withdraw(self, s: Session, domain: int, template_id: int | None, options: bool) -> None:
         """Withdraw one template, or (``template_id`` None) all (options) templates of a domain."""
         if template_id is not None:
-            old = s.templates.pop((domain, template_id), None)
-            if old is None:
+            if (domain, template_id) not in s.templates:
                 self.stats.bad("withdrawal_unknown_template")
                 return
-            self.template_fields -= len(old.fields)
+            self._drop(s, (domain, template_id))
             self.stats.withdrawals += 1
             return
         for key in [k for k, t in s.templates.items() if k[0] == domain
                     and t.is_options == options]:
-            self.template_fields -= len(s.templates.pop(key).fields)
+            self._drop(s, key)
             self.stats.withdrawals += 1
 
     # ------------------------------------------------------------------ held data sets

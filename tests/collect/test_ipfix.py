@@ -305,3 +305,17 @@ def test_exporter_restart_resynchronises_sequence() -> None:
     d.decode(ipfix_message([one], seq=2), EXP)
     assert d.stats.sequence_resets == 1
     assert d.stats.out_of_order == 0 and d.stats.lost_records == 0
+
+
+def test_udp_templates_expire_without_refresh_tcp_ones_do_not() -> None:
+    d = Decoder(Limits(template_lifetime_s=100))
+    t = ipfix_set(2, ipfix_template(256, V4_FIELDS))
+    one = ipfix_set(256, v4_record("1.1.1.1", "2.2.2.2", 6, 1, 2, 3, 4, 0, 0))
+    for key in (("udp", EXP, 1), ("tcp", EXP, 1, 4739, 1)):
+        d.decode(ipfix_message([t]), EXP, key, now=0.0)
+        assert len(d.decode(ipfix_message([one]), EXP, key, now=90.0)) == 1
+        d.decode(ipfix_message([t]), EXP, key, now=95.0)  # refresh
+        assert len(d.decode(ipfix_message([one]), EXP, key, now=190.0)) == 1
+    assert d.decode(ipfix_message([one]), EXP, ("udp", EXP, 1), now=300.0) == []
+    assert len(d.decode(ipfix_message([one]), EXP, ("tcp", EXP, 1, 4739, 1), now=300.0)) == 1
+    assert d.stats.malformed["template_expired"] == 1
