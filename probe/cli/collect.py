@@ -35,6 +35,9 @@ def _config_listens(path: str) -> list[str]:
     config = load(path)
     urls = []
     for cp in config.collecting_processes:
+        if cp.exporting_processes:
+            print(f"{path}: collectingProcess {cp.name}: re-exporting collected records is not"
+                  " supported; its exportingProcess is ignored", file=sys.stderr)
         for ep in cp.endpoints:
             for addr in ep.local_addresses or ("0.0.0.0",):
                 host = f"[{addr}]" if ":" in addr else addr
