@@ -58,11 +58,11 @@ def group(kmat: np.ndarray) -> Groups:
         h = _hash(words)
     order = np.argsort(h, kind="stable")
     hs = h[order]
-    ws = words[order]
+    rows = kmat.view(f"V{kmat.shape[1]}").ravel()[order]  # whole rows, compared by memcmp
     new = np.empty(n, dtype=bool)
     new[0] = True
     np.not_equal(hs[1:], hs[:-1], out=new[1:])
-    same_row = np.all(ws[1:] == ws[:-1], axis=1)
+    same_row = rows[1:] == rows[:-1]
     if not np.all(same_row | new[1:]):  # a hash collision: regroup exactly
         order = np.lexsort(words.T[::-1])
         ws = words[order]
