@@ -122,3 +122,15 @@ def test_records_identical_for_batch_sizes_1_7_65536(name: str) -> None:
         pipe.run(handle_signals=False)
         runs.append(record_set(sink.records))
     assert runs[0] and runs[0] == runs[1] == runs[2]
+
+
+def test_max_observing_packets_stops_the_point() -> None:
+    cfg = two_caches()
+    op = cfg.observation_points[0].model_copy(update={"max_observing_packets": 250})
+    cfg = cfg.model_copy(update={"observation_points": (op,)})
+    b = packets(1000, flows=10, seed=2)
+    pipe = Pipeline(cfg, exporters=False, open_source=lambda op: Source(split(b, 100)))
+    sink = Sink()
+    pipe.attach(sink, "timeouts")
+    pipe.run(handle_signals=False)
+    assert sum(int(rb.columns["_packets"].sum()) for rb in sink.records) == 250
