@@ -54,9 +54,7 @@ class PermanentCache(CacheBase):
             self.next_export += passed * self.interval_us
 
     def advance(self, now_us: int) -> None:
-        if self.clock is None or now_us > self.clock:
-            self.clock = now_us
-        self._export_due(self.clock)
+        self._export_due(now_us)
 
     def process(self, batch: PacketBatch) -> None:
         n = len(batch)

@@ -78,9 +78,9 @@ class TimeoutCache(CacheBase):
             self.expire(c, self._time_reason(c["start"], c["end"]))
 
     def advance(self, now_us: int) -> None:
-        if self.clock is None or now_us > self.clock:
-            self.clock = now_us
-        self._sweep(self.clock)
+        """Live: expire on the wall clock. The packet clock stays where the packets left it,
+        so flow times remain packet times."""
+        self._sweep(now_us)
 
     # ------------------------------------------------------------ batches
     def process(self, batch: PacketBatch) -> None:
