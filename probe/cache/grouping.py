@@ -26,6 +26,22 @@ class Groups:
     def count(self) -> int:
         return int(self.starts.shape[0])
 
+    def prefix(self, b: int, extra: np.ndarray) -> tuple[Groups, np.ndarray]:
+        """The grouping of the first ``b`` packets, and ``extra`` (one value per group) for its
+        groups, without hashing or sorting again."""
+        sizes = np.diff(np.append(self.starts, self.order.shape[0]))
+        keep = self.order < b
+        gid = np.repeat(np.arange(self.count), sizes)[keep]
+        order = self.order[keep]
+        if order.shape[0] == 0:
+            return Groups(order, np.zeros(0, np.int64), self.keys[:0]), extra[:0]
+        first = np.empty(order.shape[0], dtype=bool)
+        first[0] = True
+        np.not_equal(gid[1:], gid[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        kept = gid[starts]
+        return Groups(order, starts, self.keys[kept]), extra[kept]
+
     def key_bytes(self) -> list[bytes]:
         """Each group's key as bytes, the flow table's dictionary key."""
         return key_rows(self.keys)

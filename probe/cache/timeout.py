@@ -122,15 +122,13 @@ class TimeoutCache(CacheBase):
             if newpos.shape[0] <= free:
                 self._ingest(p, pos, end, g, gslot)
                 b = end
-            elif free > 0 or newpos[0] > 0:  # fill the free slots, or continue cached flows
-                b = pos + int(newpos[free] if free > 0 else newpos[0])
-                self._ingest(p, pos, b)
             else:
-                b = self._evict_window(p, pos, end, g, gslot, newpos)
-                if b == end:  # victims are not in the window: its lookups still hold
-                    self._ingest(p, pos, b, g, gslot)
+                if free > 0 or newpos[0] > 0:  # fill the free slots, or continue cached flows
+                    b = pos + int(newpos[free] if free > 0 else newpos[0])
                 else:
-                    self._ingest(p, pos, b)
+                    b = self._evict_window(p, pos, end, g, gslot, newpos)
+                # Victims are not in the window, so its lookups still hold.
+                self._ingest(p, pos, b, *g.prefix(b - pos, gslot))
             look = max(64, 2 * look if b == end else 2 * (b - pos))
             pos = b
 
