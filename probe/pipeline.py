@@ -28,6 +28,7 @@ from probe.selection import SelectionProcess
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 65536
+DRAIN_S = 2.0  # longest a stopping live capture keeps reading what the kernel buffered
 
 
 @dataclass(slots=True)
@@ -200,10 +201,8 @@ class Pipeline:
         try:
             if self.live:
                 self._start(time.time_ns() // 1000)
-            for i, batch in self._batches():
+            for i, batch in self._batches():  # after stop() they end once drained
                 self.feed(i, batch)
-                if self._stop.is_set():
-                    break
         finally:
             for point in self.points:
                 if point.source is not None:
@@ -251,12 +250,20 @@ class Pipeline:
         q: queue.Queue[tuple[int, PacketBatch | None]] = queue.Queue(maxsize=64)
 
         def reader(i: int, point: _Point) -> None:
+            # After stop() a reader keeps reading what the kernel already holds (until a read
+            # comes back empty, at most DRAIN_S), so SIGTERM loses no captured packet.
+            drain_until = None
             try:
                 for batch in point.source.batches(self.batch_size):
                     batch, done = point.limit(batch)
                     q.put((i, batch))
-                    if done or self._stop.is_set():
+                    if done:
                         break
+                    if self._stop.is_set():
+                        now = time.monotonic()
+                        drain_until = drain_until or now + DRAIN_S
+                        if not len(batch) or now >= drain_until:
+                            break
             finally:
                 q.put((i, None))
 
@@ -269,20 +276,19 @@ class Pipeline:
             try:
                 i, batch = q.get(timeout=0.2)
             except queue.Empty:
-                if self._stop.is_set():
-                    for p in self.points:
-                        p.source.close()
                 yield 0, PacketBatch.empty()  # let the timers run
                 continue
             if batch is None:
                 running -= 1
                 continue
             yield i, batch
-            if self._stop.is_set():
-                for p in self.points:
-                    p.source.close()
 
     # ------------------------------------------------------------ statistics
+    def export_stats(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Per exporting process, per destination counters (messages, records, bytes, ...)."""
+        return {name: ep.stats() for name, ep in self._exporters.items()
+                if hasattr(ep, "stats")}
+
     def stats(self) -> PipelineStats:
         points = []
         for p in self.points:
