@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from probe.batching import DEFAULT_BATCH_SIZE
 from probe.cache import CacheBase, CacheStats, Sink, build_cache
 from probe.capture.batch import DecodeStats, PacketBatch
 from probe.config import model
@@ -27,7 +28,6 @@ from probe.selection import SelectionProcess
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 65536
 DRAIN_S = 2.0  # longest a stopping live capture keeps reading what the kernel buffered
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from probe.config import model
+from probe.batching import DEFAULT_BATCH_SIZE
 from probe.errors import UserError
-from probe.pipeline import DEFAULT_BATCH_SIZE, Pipeline, PipelineStats
+
+if TYPE_CHECKING:  # the pipeline and the config model load only when a command runs
+    from probe.config import model
+    from probe.pipeline import PipelineStats
 
 _REASONS = {1: "idle timeout", 2: "active timeout", 3: "end of flow", 4: "forced end",
             5: "lack of resources"}
@@ -99,6 +102,8 @@ def print_summary(stats: PipelineStats, out: TextIO) -> None:
 
 
 def replay(args: argparse.Namespace) -> int:
+    from probe.pipeline import Pipeline
+
     config = build_config(args)
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}: must be at least 1")

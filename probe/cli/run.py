@@ -6,12 +6,13 @@ import argparse
 import logging
 import sys
 
+from probe.batching import DEFAULT_BATCH_SIZE
 from probe.cli.replay import print_summary
-from probe.pipeline import DEFAULT_BATCH_SIZE, Pipeline
 
 
 def run(args: argparse.Namespace) -> int:
     from probe.config import load
+    from probe.pipeline import Pipeline
 
     logging.basicConfig(level=logging.INFO, format="flowprobe: %(message)s")
     config = load(args.config)

@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 from probe.config import load, normalised
-from probe.config.summary import describe
 
 
 def add_parser(subparsers: Any) -> None:
@@ -28,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
         json.dump(doc, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return 0
+    from probe.config.summary import describe
+
     config = load(args.config)
     print(f"{args.config}: valid: {describe(config)}")
     return 0
