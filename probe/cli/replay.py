@@ -1,4 +1,9 @@
-"""``flowprobe replay PCAP``: meter a capture file with the built-in or a given config."""
+"""``flowprobe replay PCAP``: meter a capture file with the built-in or a given config.
+
+With ``--export`` the records go to that collector and the metering summary is printed. Without
+it the probe exports to the bundled collector in this same process over loopback and prints the
+flows the collector decoded (``probe.loopback``), then the summary on stderr.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from probe.batching import DEFAULT_BATCH_SIZE
 from probe.errors import UserError
 
 if TYPE_CHECKING:  # the pipeline and the config model load only when a command runs
+    from collections.abc import Callable
+
     from probe.config import model
     from probe.pipeline import PipelineStats
 
@@ -62,13 +69,16 @@ def rewire(config: model.Config, pcap: str,
 
 
 def build_config(args: argparse.Namespace) -> model.Config:
+    """The config of a replay with ``--export`` (or none): the pcap feeds every observation
+    point, and ``--export`` replaces the config's exporting processes."""
     export = parse_export_url(args.export) if args.export else None
     if not os.path.isfile(args.pcap):
         raise UserError(f"{args.pcap}: no such capture file")
+    version = args.version or 10
     if args.config is None:
         from probe.config.defaults import default_config
 
-        return default_config(args.pcap, export=export, version=args.version)
+        return default_config(args.pcap, export=export, version=version)
     from probe.config import load
 
     config = load(args.config, replay=True)
@@ -76,8 +86,52 @@ def build_config(args: argparse.Namespace) -> model.Config:
     if export is not None:
         from probe.config.defaults import default_config
 
-        eps = default_config(args.pcap, export=export, version=args.version).exporting_processes
+        eps = default_config(args.pcap, export=export, version=version).exporting_processes
     return rewire(config, args.pcap, eps)
+
+
+def _configured_version(config: model.Config) -> int | None:
+    """The export version the config's destinations use, when they all agree."""
+    versions = {d.ipfix_version for c in config.caches for ep in c.exporting_processes
+                for d in ep.destinations}
+    return versions.pop() if len(versions) == 1 else None
+
+
+def loopback_config(args: argparse.Namespace
+                    ) -> tuple[int, Callable[[model.ExportingProcess], model.Config]]:
+    """The export version and the config of an in-process replay, given its exporting process.
+
+    With ``-c`` the config's caches export to the in-process collector instead of to their
+    configured destinations (``flowprobe run -c`` sends there), in the version those
+    destinations use unless ``--version`` says otherwise.
+    """
+    if not os.path.isfile(args.pcap):
+        raise UserError(f"{args.pcap}: no such capture file")
+    if args.config is None:
+        from probe.config.defaults import default_config
+
+        version = args.version or 10
+        base = default_config(args.pcap, version=version)
+    else:
+        from probe.config import load
+
+        base = load(args.config, replay=True)
+        version = args.version or _configured_version(base) or 10
+        if version == 5:
+            from probe.ie import V5_CARRIABLE
+
+            problems = [f"{args.config}: cache {c.name!r}: NetFlow v5 cannot carry "
+                        f"{', '.join(bad)}" for c in base.caches
+                        if (bad := [f.ie_name for f in c.layout.fields
+                                    if f.ie_name not in V5_CARRIABLE])]
+            if problems:
+                raise UserError(*problems)
+
+    def make(ep: model.ExportingProcess) -> model.Config:
+        cfg = rewire(base, args.pcap, (ep,))
+        return cfg.model_copy(update={"exporting_processes": (ep,)})
+
+    return version, make
 
 
 def print_summary(stats: PipelineStats, out: TextIO) -> None:
@@ -102,27 +156,67 @@ def print_summary(stats: PipelineStats, out: TextIO) -> None:
 
 
 def replay(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
+    if args.export is None:
+        from probe.cli.replay_flows import show_flows
+
+        return show_flows(args)
+    for flag, given in (("--verify", args.verify), ("--format", args.format)):
+        if given:
+            raise UserError(f"{flag}: only without --export (the flows are shown by the "
+                            "in-process collector)")
     from probe.pipeline import Pipeline
 
     config = build_config(args)
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
     pipeline = Pipeline(config, batch_size=args.batch_size)
     stats = pipeline.run()
-    print_summary(stats, sys.stdout)
+    if not args.quiet:
+        print_summary(stats, sys.stdout)
     return 0
 
 
+_EPILOG = """\
+Without --export the probe exports to flowprobe's own collector, started in this process on
+127.0.0.1 (UDP, a free port), and the flows it decodes are printed: a table on a terminal,
+JSON lines (goflow2 field names) when piped or with --format json. The metering summary
+(packets read, decoded, ignored by reason; flows created and expired by reason; records sent
+and decoded) follows on stderr; -q leaves it out. If the collector decoded fewer records than
+were sent, replay says so and exits 1.
+
+With -c, the observation points read PCAP and the caches export to the in-process collector,
+in the version of the config's destinations unless --version is given; the configured
+destinations are not contacted (use `flowprobe run -c` or --export for that).
+
+--verify also compares every record the collector decoded with the record the cache expired,
+field by field, and the counts; it prints one line on stderr and exits 1 on any difference.
+NetFlow v5 cannot carry IPv6 flows: --version 5 --verify compares the IPv4 records and says
+how many IPv6 records were left out.
+
+With --export URL the records go there instead and the summary is printed on stdout.
+"""
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("replay", help="meter a pcap/pcapng file",
-                       description="Meter a capture file and print what was metered; "
-                                   "with --export, send the flow records there.")
+    p = sub.add_parser("replay", help="meter a pcap/pcapng file and show or export its flows",
+                       description="Meter a capture file. Without --export, show the flows as "
+                                   "the bundled collector decodes them; with --export, send the "
+                                   "flow records there.",
+                       epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("pcap", metavar="PCAP")
     p.add_argument("-c", "--config", metavar="CONFIG",
                    help="RFC 6728 config (its observation points read PCAP)")
     p.add_argument("--export", metavar="URL", help="udp://HOST:PORT or tcp://HOST:PORT")
-    p.add_argument("--version", type=int, choices=(10, 9, 5), default=10,
+    p.add_argument("--version", type=int, choices=(10, 9, 5), default=None,
                    help="export protocol: 10 IPFIX (default), 9 NetFlow v9, 5 NetFlow v5")
+    p.add_argument("--format", choices=("table", "json"), default=None,
+                   help="how to print the flows: table (default on a terminal) or json "
+                        "(JSON lines, default when stdout is not a terminal)")
+    p.add_argument("--verify", action="store_true",
+                   help="check every decoded record against the cache's record; exit 1 if any "
+                        "differs or is missing")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no metering summary, only the flows (and the --verify result)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
                    help="packets read and metered per batch (records do not depend on it)")
     p.set_defaults(func=replay)

@@ -26,16 +26,17 @@ def field(out: str, label: str) -> int:
 def test_summary_counts_packets_and_flows() -> None:
     r = flowprobe("replay", str(ROOT / "pcaps" / "malformed.pcap"))
     assert r.returncode == 0, r.stderr
-    read, decoded = field(r.stdout, "packets read"), field(r.stdout, "packets decoded")
-    ignored = sum(int(ln.split()[-1]) for ln in r.stdout.splitlines() if "ignored:" in ln)
+    out = r.stderr  # the flows go to stdout, the summary follows on stderr
+    read, decoded = field(out, "packets read"), field(out, "packets decoded")
+    ignored = sum(int(ln.split()[-1]) for ln in out.splitlines() if "ignored:" in ln)
     assert read == decoded + ignored and ignored > 0
-    created = field(r.stdout, "flows created")
-    expired = sum(int(ln.split()[-1]) for ln in r.stdout.splitlines() if "expired:" in ln)
+    created = field(out, "flows created")
+    expired = sum(int(ln.split()[-1]) for ln in out.splitlines() if "expired:" in ln)
     assert created == expired > 0
 
 
 def test_same_summary_for_any_batch_size() -> None:
-    outs = {flowprobe("replay", str(DEMO), "--batch-size", n).stdout for n in ("1", "65536")}
+    outs = {flowprobe("replay", str(DEMO), "--batch-size", n).stderr for n in ("1", "65536")}
     assert len(outs) == 1
 
 

@@ -1,0 +1,138 @@
+"""``replay --verify``: every record the collector decoded equals the record the cache expired.
+
+Each decoded record is read back in the names of the cache layout it was exported with: the
+IE value itself when the message carried it, otherwise what the protocol carries instead
+(NetFlow v5 has sysUptime-relative times and no IP version or ICMP field for non-ICMP flows,
+so those come from ``time_flow_*_ns``, the Ethernet type and the protocol). A field neither
+carried nor derivable counts as a difference. The comparison is of multisets: a record missing,
+one extra, or one with any field different fails.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from probe.loopback.loop import Expected
+
+_MISSING = "<not in the decoded record>"
+_TIME_UNITS = {"Seconds": 1_000_000_000, "Milliseconds": 1_000_000, "Microseconds": 1000,
+               "Nanoseconds": 1}
+_ETYPE_VERSION = {0x0800: 4, 0x86DD: 6}
+_ICMP = {"icmpTypeCodeIPv4": 1, "icmpTypeIPv4": 1, "icmpCodeIPv4": 1,
+         "icmpTypeCodeIPv6": 58, "icmpTypeIPv6": 58, "icmpCodeIPv6": 58}
+
+Layout = tuple[int, tuple[str, ...]]  # (IP version, field names)
+
+
+@dataclass(slots=True)
+class Verdict:
+    compared: int = 0  # records the protocol could carry, compared field by field
+    decoded: int = 0
+    not_carried: int = 0  # IPv6 records NetFlow v5 cannot carry
+    differences: list[str] = field(default_factory=list)  # the first few, for people
+    n_differences: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.n_differences == 0
+
+    def line(self, version: int) -> str:
+        proto = {10: "IPFIX", 9: "NetFlow v9", 5: "NetFlow v5"}[version]
+        extra = (f"; {self.not_carried} IPv6 records not compared: NetFlow v5 cannot carry them"
+                 if self.not_carried else "")
+        if self.ok:
+            return (f"verify: OK: the {self.decoded} records decoded from {proto} equal the "
+                    f"{self.compared} the cache expired, every field{extra}")
+        return (f"verify: FAILED: {self.n_differences} differences between the {self.compared} "
+                f"records the cache expired and the {self.decoded} decoded from {proto}{extra}")
+
+
+def _derived(name: str, rec: dict[str, object], raw: dict[str, object]) -> object:
+    """What a protocol that does not carry IE ``name`` carries for it instead."""
+    for edge, ns_key in (("flowStart", "time_flow_start_ns"), ("flowEnd", "time_flow_end_ns")):
+        if name.startswith(edge) and name[len(edge):] in _TIME_UNITS:
+            ns = rec.get(ns_key)
+            return ns // _TIME_UNITS[name[len(edge):]] if isinstance(ns, int) else _MISSING
+    if name == "ipVersion":
+        return _ETYPE_VERSION.get(rec.get("etype"), _MISSING)  # type: ignore[arg-type]
+    if name in _ICMP and raw.get("protocolIdentifier") not in (None, _ICMP[name]):
+        return 0  # not an ICMP flow: the cache holds 0 and v5 has nowhere to put it
+    return _MISSING
+
+
+def _view(rec: dict[str, object], fields: tuple[str, ...]) -> tuple[object, ...]:
+    raw = rec.get("raw")
+    assert isinstance(raw, dict)
+    return tuple(raw[n] if n in raw else _derived(n, rec, raw) for n in fields)
+
+
+def _describe(fields: tuple[str, ...], values: tuple[object, ...], keys: tuple[str, ...]) -> str:
+    shown = [(n, v) for n, v in zip(fields, values, strict=True) if n in keys] or \
+        list(zip(fields, values, strict=True))
+    return " ".join(f"{n}={_text(v)}" for n, v in shown)
+
+
+def _text(v: object) -> str:
+    if isinstance(v, bytes):
+        import ipaddress
+
+        return str(ipaddress.IPv6Address(v)) if len(v) == 16 else v.hex()
+    return str(v)
+
+
+def verify(expected: list[Expected], decoded: list[dict[str, object]], version: int,
+           *, show: int = 5) -> Verdict:
+    """Compare what the caches expired with what the collector decoded (see module doc)."""
+    v = Verdict(decoded=len(decoded))
+    want: Counter[tuple[Layout, tuple[object, ...]]] = Counter()
+    keys_of: dict[Layout, tuple[str, ...]] = {}
+    for e in expected:
+        if version == 5 and e.ip_version != 4:
+            v.not_carried += 1
+            continue
+        lay = (e.ip_version, e.fields)
+        keys_of.setdefault(lay, e.keys)
+        want[(lay, tuple(e.row[n] for n in e.fields))] += 1
+    v.compared = sum(want.values())
+    layouts = list(keys_of)
+    got: Counter[tuple[Layout, tuple[object, ...]]] = Counter()
+    for rec in decoded:
+        ipv = _ETYPE_VERSION.get(rec.get("etype"))  # type: ignore[arg-type]
+        views = [((lay), _view(rec, lay[1])) for lay in layouts if lay[0] == ipv] or \
+            [((lay), _view(rec, lay[1])) for lay in layouts]
+        pick = next((x for x in views if want[x] > got[x]), None) or \
+            next((x for x in views if _MISSING not in x[1]), None) or \
+            (views[0] if views else ((0, ()), (repr(rec.get("raw")),)))
+        got[pick] += 1
+    missing, extra = want - got, got - want
+    v.n_differences = max(missing.total(), extra.total())
+    v.differences = _explain(missing, extra, keys_of, show)
+    return v
+
+
+def _explain(missing: Counter, extra: Counter, keys_of: dict[Layout, tuple[str, ...]],
+             show: int) -> list[str]:
+    """Pair a missing record with an extra one of the same flow key, naming the fields that
+    differ; what does not pair is reported as missing or extra."""
+    out: list[str] = []
+    spare = list(extra.elements())
+    for lay, values in missing.elements():
+        if len(out) >= show:
+            break
+        fields = lay[1]
+        keys = keys_of.get(lay, ())
+        kidx = [i for i, n in enumerate(fields) if n in keys]
+        twin = next((x for x in spare if x[0] == lay and all(x[1][i] == values[i]
+                                                               for i in kidx)), None)
+        flow = _describe(fields, values, keys)
+        if twin is None:
+            out.append(f"  missing from the collector: {flow}")
+            continue
+        spare.remove(twin)
+        diffs = ", ".join(f"{n}: cache {_text(a)}, collector {_text(b)}"
+                          for n, a, b in zip(fields, values, twin[1], strict=True) if a != b)
+        out.append(f"  differs: {flow}: {diffs}")
+    for lay, values in spare[:max(show - len(out), 0)]:
+        out.append(f"  not expired by the cache: {_describe(lay[1], values, keys_of.get(lay, ()))}")
+    return out
