@@ -1,31 +1,80 @@
-"""``flowprobe run -c CONFIG``: run every observation point of a config until done or stopped."""
+"""``flowprobe run -c CONFIG``: run every observation point of a config until done or stopped.
+
+Offline runs end after every flow is exported. Live runs are a service: SIGTERM/SIGINT export
+every flow and exit 0, SIGHUP reloads the config (``probe.service.runner``), ``flowprobe stats``
+asks the control socket. Only argparse is imported at the top: ``flowprobe --help`` and the
+other sub-commands must not pay for the pipeline.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
-from probe.batching import DEFAULT_BATCH_SIZE
-from probe.cli.replay import print_summary
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_BUFFER = 32 << 20  # kernel capture buffer: ~1 s of 20k pps of full-size frames
+
+
+def parse_size(text: str) -> int:
+    """``65536``, ``512K``, ``32M``, ``1G`` -> bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    t = text.strip().upper().removesuffix("B")
+    mult = units.get(t[-1:], 1)
+    number = t[:-1] if t[-1:] in units else t
+    if not number.isdigit() or int(number) * mult < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: a size of at least 64K (e.g. 32M)")
+    return int(number) * mult
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of at least 1")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port 1..65535")
+    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
-    from probe.config import load
-    from probe.pipeline import Pipeline
+    from probe.service import logsetup
 
-    logging.basicConfig(level=logging.INFO, format="flowprobe: %(message)s")
-    config = load(args.config)
-    stats = Pipeline(config, batch_size=args.batch_size).run()
-    print_summary(stats, sys.stderr)
-    return 0
+    logsetup.configure(args.log_level)
+    from probe.service.main import serve
+
+    return serve(args)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run the observation points of a config",
                        description="Meter live interfaces or offline files as configured; "
                                    "offline runs end after every flow is exported, live runs "
-                                   "on SIGINT/SIGTERM.")
+                                   "on SIGINT/SIGTERM (every flow is exported first). SIGHUP "
+                                   "reloads the config: a bad one is refused and the running "
+                                   "one kept; a good one ends the old flows (forced end), "
+                                   "exports them and starts the new pipeline.")
     p.add_argument("-c", "--config", metavar="CONFIG", required=True)
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N")
+    p.add_argument("--batch-size", type=_positive, default=None, metavar="N",
+                   help="packets read per call (default 65536)")
+    p.add_argument("--log-level", choices=LOG_LEVELS, default="info",
+                   help="log to stderr from this level on (default info); ISO times, or "
+                        "syslog priorities instead when journald reads stderr")
+    p.add_argument("--pid-file", metavar="PATH", help="write the pid here; removed at exit")
+    p.add_argument("--user", metavar="NAME",
+                   help="switch to this user once the captures are open (keeps only "
+                        "CAP_NET_RAW and CAP_NET_ADMIN, to reopen captures on reload)")
+    p.add_argument("--control-socket", metavar="PATH",
+                   help="unix socket for `flowprobe stats` (default /run/flowprobe/"
+                        "flowprobe.sock as root, else $XDG_RUNTIME_DIR/flowprobe.sock or "
+                        "/tmp/flowprobe-UID.sock; 'none' disables it)")
+    p.add_argument("--metrics-port", type=_port, metavar="PORT",
+                   help="serve Prometheus metrics on this TCP port")
+    p.add_argument("--metrics-address", default="127.0.0.1", metavar="ADDR",
+                   help="address of the metrics endpoint (default 127.0.0.1)")
+    p.add_argument("--buffer-size", type=parse_size, default=DEFAULT_BUFFER, metavar="SIZE",
+                   help="kernel capture buffer per interface (default 32M)")
+    p.add_argument("--workers", type=_positive, default=1, metavar="N",
+                   help="capture processes sharing each interface (PACKET_FANOUT hash: a "
+                        "flow always lands in one process); default 1")
     p.set_defaults(func=run)

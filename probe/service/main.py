@@ -1,0 +1,105 @@
+"""``flowprobe run``: wire the service pieces in the order privileges demand.
+
+Order: load and validate the config (a bad one starts nothing), resolve ``--user``, check the
+pid file, open the control socket and the metrics endpoint (a port below 1024 or /run need
+root), write the pid file, then run; the captures open inside the pipeline and ``--user``
+takes effect right after the last one is open. Everything is undone at exit, also on errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from contextlib import ExitStack
+from typing import Any
+
+from probe.errors import UserError
+
+log = logging.getLogger("probe.service")
+
+
+def _control_path(args: argparse.Namespace) -> tuple[str | None, bool]:
+    """(path or None, explicitly given)."""
+    from probe.service.control import default_path
+
+    if args.control_socket is None:
+        return default_path(), False
+    if args.control_socket.lower() == "none":
+        return None, True
+    return args.control_socket, True
+
+
+def _start_control(stack: ExitStack, args: argparse.Namespace, handler: Any,
+                   owner: tuple[int, int] | None) -> str | None:
+    from probe.service.control import ControlServer
+
+    path, explicit = _control_path(args)
+    if path is None:
+        return None
+    try:
+        server = ControlServer(path, handler, owner)
+    except UserError as exc:
+        if explicit:
+            raise
+        log.warning("%s; running without a control socket", exc.problems[0])
+        return None
+    stack.callback(server.close)
+    log.info("control socket %s", path)
+    return path
+
+
+def serve(args: argparse.Namespace) -> int:
+    from probe.config import load
+    from probe.service import privileges
+    from probe.service.pidfile import PidFile
+
+    config = load(args.config)
+    live = any(not op.offline_file for op in config.observation_points)
+    account = privileges.resolve(args.user) if args.user else None
+    owner = (account.uid, account.gid) if account else None
+    pidfile = PidFile(args.pid_file) if args.pid_file else None
+    if pidfile:
+        pidfile.check()
+    workers = args.workers if live else 1
+    if args.workers > 1 and not live:
+        log.warning("--workers %d: offline observation points are read by one process",
+                    args.workers)
+
+    with ExitStack() as stack:
+        if workers > 1:
+            from probe.service.workers import Supervisor
+
+            svc: Any = Supervisor(args, config, workers, account)
+            svc.start()
+            stack.callback(svc.kill)
+        else:
+            from probe.service.runner import Service
+
+            drop = (lambda: privileges.drop(account)) if account else None
+            svc = Service(args.config, config, batch_size=args.batch_size,
+                          buffer_size=args.buffer_size, on_capture_open=drop)
+        if live:
+            _start_control(stack, args, svc.handle, owner)
+        if args.metrics_port:
+            from probe.service.metrics import serve as serve_metrics
+
+            server = serve_metrics(svc.snapshot, args.metrics_port, args.metrics_address)
+            stack.callback(server.shutdown)
+            log.info("metrics on http://%s:%d/metrics", args.metrics_address, args.metrics_port)
+        if pidfile:
+            pidfile.write()
+            stack.callback(pidfile.remove)
+        status = svc.run()
+        if not live:
+            from probe.cli.replay import print_summary
+
+            _print_offline(svc, print_summary)
+        return status
+
+
+def _print_offline(svc: Any, print_summary: Any) -> None:
+    """Offline runs keep ``flowprobe run``'s old summary on stderr."""
+    import sys
+
+    if svc.last_stats is not None:
+        print_summary(svc.last_stats, sys.stderr)

@@ -1,0 +1,108 @@
+"""``--metrics-port``: the statistics document as Prometheus metrics.
+
+A custom collector turns a fresh statistics document into metric families at every scrape, so
+the endpoint, ``flowprobe stats`` and the control socket always agree. Bound to 127.0.0.1
+unless ``--metrics-address`` says otherwise: the counters describe the monitored network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from probe.errors import UserError
+from probe.service.stats import REASONS
+
+Snapshot = Callable[[], dict[str, Any]]
+
+
+def _reason_label(code: str) -> str:
+    return REASONS.get(int(code), f"reason {code}").replace(" ", "_")
+
+
+def families(doc: dict[str, Any]) -> Iterator[Any]:
+    """Metric families of one statistics document."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    def counter(name: str, doc_: str, labels: list[str]) -> CounterMetricFamily:
+        return CounterMetricFamily(f"flowprobe_{name}", doc_, labels=labels)
+
+    op = ["observation_point", "interface"]
+    received = counter("packets_received", "Packets libpcap received", op)
+    dropped = counter("packets_dropped", "Packets libpcap dropped (buffer full)", op)
+    ifdropped = counter("packets_ifdropped", "Packets the interface dropped", op)
+    decoded = counter("packets_decoded", "Packets decoded for metering", op)
+    ignored = counter("packets_ignored", "Packets not metered, by reason", [*op, "reason"])
+    for p in doc.get("observation_points", []):
+        lab = [p["name"], p.get("interface") or ""]
+        cap = p.get("capture", {})
+        received.add_metric(lab, cap.get("received", 0))
+        dropped.add_metric(lab, cap.get("dropped", 0))
+        ifdropped.add_metric(lab, cap.get("ifdropped", 0))
+        decoded.add_metric(lab, p.get("packets_decoded", 0))
+        for reason, n in p.get("ignored", {}).items():
+            ignored.add_metric([*lab, reason], n)
+    yield from (received, dropped, ifdropped, decoded, ignored)
+
+    sl = ["selection_process", "selector"]
+    observed = counter("selector_packets_observed", "packetsObserved per selector", sl)
+    sdropped = counter("selector_packets_dropped", "packetsDropped per selector", sl)
+    for s in doc.get("selectors", []):
+        observed.add_metric([s["selection_process"], s["name"]], s["packets_observed"])
+        sdropped.add_metric([s["selection_process"], s["name"]], s["packets_dropped"])
+    yield from (observed, sdropped)
+
+    active = GaugeMetricFamily("flowprobe_cache_active_flows", "Flows in the cache",
+                               labels=["cache"])
+    created = counter("cache_flows_created", "Flows created", ["cache"])
+    expired = counter("cache_flows_expired", "Flow records expired, by flowEndReason",
+                      ["cache", "reason"])
+    full = counter("cache_packets_dropped", "Packets not metered: cache full", ["cache"])
+    for name, c in doc.get("caches", {}).items():
+        active.add_metric([name], c.get("active", 0))
+        created.add_metric([name], c.get("flows_created", 0))
+        full.add_metric([name], c.get("packets_dropped", 0))
+        for reason, n in c.get("expired", {}).items():
+            expired.add_metric([name, _reason_label(reason)], n)
+    yield from (active, created, expired, full)
+
+    dl = ["exporting_process", "destination"]
+    exp = {k: counter(f"export_{k}", f"Export {k.replace('_', ' ')} per destination", dl)
+           for k in ("messages", "records", "bytes", "failures")}
+    exp["dropped"] = counter("export_records_dropped", "Flow records never sent", dl)
+    queued = GaugeMetricFamily("flowprobe_export_queued_records", "Records waiting to be sent",
+                               labels=dl)
+    for ep, dests in doc.get("exporting_processes", {}).items():
+        for dest, d in dests.items():
+            for k, fam in exp.items():
+                fam.add_metric([ep, dest], d.get(k, 0))
+            queued.add_metric([ep, dest], d.get("queued", 0))
+    yield from (*exp.values(), queued)
+
+    svc = doc.get("service", {})
+    reloads = counter("reloads", "Config reloads (SIGHUP), by result", ["result"])
+    reloads.add_metric(["ok"], svc.get("reloads", 0))
+    reloads.add_metric(["failed"], svc.get("reload_failures", 0))
+    yield reloads
+
+
+class _Collector:
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[Any]:
+        return families(self.snapshot())
+
+
+def serve(snapshot: Snapshot, port: int, address: str = "127.0.0.1") -> Any:
+    """Start the HTTP endpoint in a daemon thread; returns the server (``shutdown()`` it)."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(snapshot))
+    try:
+        server, _thread = start_http_server(port, addr=address, registry=registry)
+    except OSError as exc:
+        raise UserError(f"--metrics-port {port}: cannot listen on {address}: "
+                        f"{exc.strerror or exc}") from None
+    return server
