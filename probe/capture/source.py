@@ -265,8 +265,12 @@ def open_live(
     return PacketSource(reader, if_name, live=True, bpf_filter=bpf_filter, timeout_ms=timeout_ms)
 
 
-def open_observation_point(op: ObservationPoint) -> PacketSource:
-    """The source an ObservationPoint names: its offlineFile, else its first interface."""
+def open_observation_point(op: ObservationPoint, *, buffer_size: int | None = None,
+                           fanout: tuple[int, int] | None = None) -> PacketSource:
+    """The source an ObservationPoint names: its offlineFile, else its first interface.
+
+    ``buffer_size`` and ``fanout`` apply to live interfaces only (``flowprobe run`` options).
+    """
     if op.offline_file:
         return open_offline(op.offline_file, bpf_filter=op.bpf_filter)
     if not op.if_names:
@@ -277,4 +281,6 @@ def open_observation_point(op: ObservationPoint) -> PacketSource:
         promiscuous=op.promiscuous,
         bpf_filter=op.bpf_filter,
         direction=op.direction,
+        buffer_size=buffer_size,
+        fanout=fanout,
     )
