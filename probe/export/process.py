@@ -100,13 +100,15 @@ class ExportingProcessRuntime:
         return {d.name: d.stats() for d in self.destinations}
 
     def _ignored_packets(self) -> int:
-        """Packets the observation points could not meter (pipeline statistics), for the
+        """Packets the observation points could not meter (pipeline statistics: undecodable,
+        and dropped by libpcap for want of buffer space on a live capture), for the
         ignoredPacketTotalCount of the reliability options record."""
         if self.stats_provider is None:
             return 0
         try:
             points = self.stats_provider().get("observation_points", [])
-            return int(sum(sum(p.get("ignored", {}).values()) for p in points))
+            return int(sum(sum(p.get("ignored", {}).values())
+                           + p.get("capture", {}).get("dropped", 0) for p in points))
         except (AttributeError, TypeError, ValueError):
             return 0
 
