@@ -10,9 +10,11 @@ one extra, or one with any field different fails.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from dataclasses import dataclass, field
 
+from probe.ie import by_name
 from probe.loopback.loop import Expected
 
 _MISSING = "<not in the decoded record>"
@@ -44,8 +46,9 @@ class Verdict:
         if self.ok:
             return (f"verify: OK: the {self.decoded} records decoded from {proto} equal the "
                     f"{self.compared} the cache expired, every field{extra}")
-        return (f"verify: FAILED: {self.n_differences} differences between the {self.compared} "
-                f"records the cache expired and the {self.decoded} decoded from {proto}{extra}")
+        return (f"verify: FAILED: {self.n_differences} records differ between the "
+                f"{self.compared} the cache expired and the {self.decoded} decoded from "
+                f"{proto}{extra}")
 
 
 def _derived(name: str, rec: dict[str, object], raw: dict[str, object]) -> object:
@@ -70,15 +73,17 @@ def _view(rec: dict[str, object], fields: tuple[str, ...]) -> tuple[object, ...]
 def _describe(fields: tuple[str, ...], values: tuple[object, ...], keys: tuple[str, ...]) -> str:
     shown = [(n, v) for n, v in zip(fields, values, strict=True) if n in keys] or \
         list(zip(fields, values, strict=True))
-    return " ".join(f"{n}={_text(v)}" for n, v in shown)
+    return " ".join(f"{n}={_text(n, v)}" for n, v in shown)
 
 
-def _text(v: object) -> str:
-    if isinstance(v, bytes):
-        import ipaddress
-
-        return str(ipaddress.IPv6Address(v)) if len(v) == 16 else v.hex()
-    return str(v)
+def _text(name: str, v: object) -> str:
+    """A value as people read it: addresses in their usual notation."""
+    kind = getattr(by_name(name), "data_type", None)
+    if kind == "ipv4Address" and isinstance(v, int):
+        return str(ipaddress.IPv4Address(v))
+    if kind == "ipv6Address" and isinstance(v, bytes) and len(v) == 16:
+        return str(ipaddress.IPv6Address(v))
+    return v.hex() if isinstance(v, bytes) else str(v)
 
 
 def verify(expected: list[Expected], decoded: list[dict[str, object]], version: int,
@@ -130,9 +135,12 @@ def _explain(missing: Counter, extra: Counter, keys_of: dict[Layout, tuple[str, 
             out.append(f"  missing from the collector: {flow}")
             continue
         spare.remove(twin)
-        diffs = ", ".join(f"{n}: cache {_text(a)}, collector {_text(b)}"
+        diffs = ", ".join(f"{n}: cache {_text(n, a)}, collector {_text(n, b)}"
                           for n, a, b in zip(fields, values, twin[1], strict=True) if a != b)
         out.append(f"  differs: {flow}: {diffs}")
     for lay, values in spare[:max(show - len(out), 0)]:
         out.append(f"  not expired by the cache: {_describe(lay[1], values, keys_of.get(lay, ()))}")
+    more = max(missing.total(), extra.total()) - len(out)
+    if more > 0:
+        out.append(f"  ... and {more} more")
     return out
