@@ -108,6 +108,8 @@ class ControlServer:
             return {"ok": False, "error": f"bad request: {exc}"}
         try:
             return {"ok": True, **self.handler(request)}
+        except ValueError as exc:  # the request's fault (an unknown command)
+            return {"ok": False, "error": str(exc)}
         except Exception as exc:  # a broken request must not take the probe down
             log.exception("control socket: %s request failed", request.get("command"))
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}

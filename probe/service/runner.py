@@ -195,9 +195,9 @@ class Service:
                 pending, self._pending = self._pending, None
                 stopping = self._stopping
             t = st.totals(final)
-            log.info("pipeline stopped: %d packets received, %d dropped by libpcap, %d flows "
-                     "expired, %d records exported", t["received"], t["dropped"],
-                     t["flows_expired"], t["records_exported"])
+            log.info("pipeline stopped: %d packets received, %d dropped by libpcap, %d decoded, "
+                     "%d flows expired, %d records exported", t["received"], t["dropped"],
+                     t["decoded"], t["flows_expired"], t["records_exported"])
             if stopping or pending is None:
                 return 0
             self._switching = True
