@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import TextIO
 
-from probe.collect.output import JsonWriter, TextWriter
+from probe.collect.output import _FLAGS, _PROTO, JsonWriter, _endpoint, _time
 from probe.collect.records import Record
 from probe.loopback import LoopResult, run_loopback, verify
 
@@ -27,6 +27,40 @@ def _start(r: Record) -> tuple:
     f = r.flow
     return (f.get("time_flow_start_ns") or 0, f.get("time_flow_end_ns") or 0,
             str(f.get("src_addr")), str(f.get("dst_addr")))
+
+
+def _flags(v: object) -> str:
+    return "".join(c if isinstance(v, int) and v >> i & 1 else "." for i, c in enumerate(_FLAGS))
+
+
+def write_table(records: list[Record], out: TextIO) -> None:
+    """The flows as nfdump lays them out, columns as wide as the widest value, by first seen."""
+    head = ("first seen", "duration", "proto", "src", "", "dst", "flags", "packets", "bytes")
+    rows = []
+    packets = octets = 0
+    for r in sorted(records, key=_start):
+        f = r.flow
+        start, end = f.get("time_flow_start_ns"), f.get("time_flow_end_ns")
+        dur = f"{(end - start) / 1e9:.3f}" if isinstance(start, int) and isinstance(end, int) \
+            else "-"
+        proto = f.get("proto")
+        pk, by = f.get("packets", 0), f.get("bytes", 0)
+        packets += pk if isinstance(pk, int) else 0
+        octets += by if isinstance(by, int) else 0
+        dport = f.get("dst_port")
+        if proto in (1, 58) and "icmp_type" in f:  # ICMP type.code where the port goes, as nfdump
+            dport = f"{f['icmp_type']}.{f.get('icmp_code', 0)}"
+        rows.append((_time(start), dur, _PROTO.get(proto, str(proto)) if isinstance(proto, int)
+                     else "-", _endpoint(f.get("src_addr"), f.get("src_port")), "->",
+                     _endpoint(f.get("dst_addr"), dport),
+                     _flags(f.get("tcp_flags")) if proto == 6 else "", str(pk), str(by)))
+    widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
+    right = {1, 7, 8}
+    for row in (head, *rows):
+        out.write(" ".join(x.rjust(w) if i in right else x.ljust(w)
+                           for i, (x, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+                  + "\n")
+    out.write(f"total: {len(rows)} flows, {packets} packets, {octets} bytes\n")
 
 
 def loopback_summary(res: LoopResult, out: TextIO) -> None:
@@ -51,7 +85,7 @@ def show_flows(args: argparse.Namespace) -> int:
     version, make_config = loopback_config(args)
     fmt = args.format or ("table" if sys.stdout.isatty() else "json")
     table = fmt == "table"
-    writer = TextWriter(sys.stdout) if table else JsonWriter(sys.stdout)
+    writer = JsonWriter(sys.stdout)
     shown: list[Record] = []
 
     def on_records(decoded: list[dict[str, object]]) -> None:
@@ -64,8 +98,7 @@ def show_flows(args: argparse.Namespace) -> int:
     res = run_loopback(make_config, version, on_records=on_records, keep=args.verify,
                        batch_size=args.batch_size)
     if table:
-        shown.sort(key=_start)
-        writer.write(shown)
+        write_table(shown, sys.stdout)
     writer.close()
     sys.stdout.flush()
     if not args.quiet:

@@ -123,14 +123,18 @@ def test_table_lists_flows_by_start_with_totals(capsys: pytest.CaptureFixture[st
     status, out, err = _replay(capsys, str(DEMO), "--format", "table", "-q")
     assert status == 0, err
     lines = out.splitlines()
-    assert lines[0].split()[:5] == ["start", "end", "proto", "src", "dst"]
-    rows = lines[1:-1]
+    assert lines[0].split() == ["first", "seen", "duration", "proto", "src", "dst", "flags",
+                                "packets", "bytes"]
+    rows = [r.split() for r in lines[1:-1]]
     assert len(rows) == 38
     assert lines[-1] == f"total: 38 flows, 260 packets, {_pipeline_totals(DEMO).octets} bytes"
-    assert [r[:23] for r in rows] == sorted(r[:23] for r in rows)
-    assert any("192.0.2.10:40000 -> 198.51.100.20:80" in r and " 13 " in r and "FS.PA" in r
-               for r in rows)
-    assert any("[2001:db8::10]:50000 -> [2001:db8:1::80]:443" in r for r in rows)
+    assert [r[:2] for r in rows] == sorted(r[:2] for r in rows)
+    # first seen (date, time), duration, proto, src, ->, dst, [flags], packets, bytes
+    assert ["0.606", "TCP", "192.0.2.10:40000", "->", "198.51.100.20:80", "FS.PA...", "13",
+            "567"] in [r[2:] for r in rows]
+    assert ["4.000", "ICMP", "192.0.2.10:0", "->", "198.51.100.20:8.0", "5", "420"] in \
+        [r[2:] for r in rows]
+    assert any(r[4:7] == ["[2001:db8::10]:50000", "->", "[2001:db8:1::80]:443"] for r in rows)
     assert err == ""  # -q: no summary
 
 
@@ -153,7 +157,7 @@ def test_table_is_the_default_on_a_terminal() -> None:
         os.close(leader)
     assert proc.returncode == 0, proc.stderr
     text = b"".join(chunks).decode()
-    assert text.splitlines()[0].startswith("start")
+    assert text.splitlines()[0].startswith("first seen")
     assert "total: 38 flows, 260 packets" in text
 
 
@@ -293,3 +297,31 @@ def test_bad_combinations_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[
     status, _, err = _replay(capsys, str(DEMO), *args)
     assert status == 2
     assert needle in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ protocol limits, stated
+CORPUS = Path("/work/shared/pcaps/tcpdump-tests")
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="tcpdump test captures not present")
+def test_v5_verify_compares_the_tcp_flags_v5_can_carry(capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    """AccECN sets the AE bit (0x100): IPFIX carries it, v5's one-octet flags cannot."""
+    pcap = str(CORPUS / "accecn_handshake.pcap")
+    status, out, err = _replay(capsys, pcap, "--verify", "-q")
+    assert status == 0, err
+    assert any(f["tcp_flags"] > 0xFF for f in _json_flows(out))
+    status, out, err = _replay(capsys, pcap, "--verify", "-q", "--version", "5")
+    assert status == 0, err
+    assert all(f["tcp_flags"] <= 0xFF for f in _json_flows(out))
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="tcpdump test captures not present")
+def test_v5_verify_fails_when_sysuptime_wraps(capsys: pytest.CaptureFixture[str]) -> None:
+    """Packet times decades apart: v5's 32-bit millisecond uptime cannot place the flow, and
+    verify says so instead of passing."""
+    pcap = str(CORPUS / "smb_data_print-segv.pcap")
+    assert _replay(capsys, pcap, "--verify", "-q")[0] == 0  # IPFIX: absolute times
+    status, _, err = _replay(capsys, pcap, "--verify", "-q", "--version", "5")
+    assert status == 1
+    assert "verify: FAILED" in err and "more than 49.7 days from its export" in err
