@@ -235,12 +235,22 @@ class Pipeline:
         for point in self.points:
             self._open(point)
         if not self.live:
+            from probe.capture import forked
+
             for i, point in enumerate(self.points):
-                for batch in point.source.batches(self.batch_size):
+                src = point.source
+                if forked.usable(src):  # read + decode on the other core meanwhile
+                    ahead = forked.forked_batches(src, self.batch_size)
+                else:
+                    ahead = ((b, src.stats) for b in src.batches(self.batch_size))
+                for batch, point.decode in ahead:
                     batch, done = point.limit(batch)
                     yield i, batch
                     if done or self._stop.is_set():
                         break
+                else:
+                    point.decode = src.stats
+                ahead.close()
                 if self._stop.is_set():
                     return
             return

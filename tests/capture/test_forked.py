@@ -1,0 +1,84 @@
+"""Reading in a forked process must hand over exactly what reading in-process gives."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from probe.capture import COLUMNS, PacketBatch, open_offline
+from probe.capture.forked import forked_batches, usable
+from probe.errors import UserError
+from tests.capture.helpers import PCAPS
+
+FILES = sorted(p.name for p in PCAPS.iterdir() if p.suffix in (".pcap", ".pcapng"))
+
+
+def _sequential(path: str, batch_size: int, **kwargs: object) -> list[tuple[PacketBatch, dict]]:
+    out = []
+    with open_offline(path, **kwargs) as source:  # type: ignore[arg-type]
+        for batch in source.batches(batch_size):
+            st = source.stats
+            out.append((batch, (st.packets_read, st.packets_decoded, dict(st.ignored))))
+    return out
+
+
+@pytest.mark.parametrize("batch_size", [7, 65536])
+@pytest.mark.parametrize("name", FILES)
+def test_same_batches_and_counters_as_reading_in_process(name, batch_size):
+    path = str(PCAPS / name)
+    reference = _sequential(path, batch_size, snap_length=96)
+    with open_offline(path, snap_length=96) as source:
+        got = list(forked_batches(source, batch_size))
+        final = source.stats
+    assert len(got) == len(reference)
+    for (batch, stats), (ref, ref_stats) in zip(got, reference, strict=True):
+        assert (stats.packets_read, stats.packets_decoded, dict(stats.ignored)) == ref_stats
+        for column in COLUMNS:
+            np.testing.assert_array_equal(getattr(batch, column), getattr(ref, column),
+                                          err_msg=column)
+    if reference:
+        assert (final.packets_read, final.packets_decoded, dict(final.ignored)) == reference[-1][1]
+
+
+def test_stopping_early_ends_the_child():
+    with open_offline(str(PCAPS / "demo.pcap")) as source:
+        it = forked_batches(source, 1)
+        first, _ = next(it)
+        assert len(first) == 1
+        it.close()  # kills and reaps the reader; must not hang
+
+
+def test_a_damaged_file_salvaged_in_the_child_reads_the_same(tmp_path):
+    path = tmp_path / "cut.pcap"
+    path.write_bytes((PCAPS / "demo.pcap").read_bytes()[:-5])  # the last record is damaged
+    reference = _sequential(str(path), 4)
+    with open_offline(str(path)) as source:
+        got = list(forked_batches(source, 4))
+        assert source.read_error
+    assert [len(b) for b, _ in got] == [len(b) for b, _ in reference]
+    assert np.array_equal(PacketBatch.concat([b for b, _ in got]).ts_us,
+                          PacketBatch.concat([b for b, _ in reference]).ts_us)
+
+
+def test_an_error_in_the_reader_is_raised_after_the_batches_before_it():
+    with open_offline(str(PCAPS / "demo.pcap")) as source:
+        real = source.batches
+
+        def failing(batch_size: int):
+            yield next(real(batch_size))
+            raise UserError("demo.pcap: capture failed: gone")
+
+        source.batches = failing  # type: ignore[method-assign]
+        it = forked_batches(source, 3)
+        batch, _ = next(it)
+        assert len(batch) == 3
+        with pytest.raises(UserError, match="capture failed: gone"):
+            next(it)
+
+
+def test_only_offline_sources_are_forked():
+    assert not usable(object())
+    with open_offline(str(PCAPS / "demo.pcap")) as source:
+        assert usable(source) is (threading.active_count() == 1)
