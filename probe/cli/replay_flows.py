@@ -53,7 +53,7 @@ def write_table(records: list[Record], out: TextIO) -> None:
         rows.append((_time(start), dur, _PROTO.get(proto, str(proto)) if isinstance(proto, int)
                      else "-", _endpoint(f.get("src_addr"), f.get("src_port")), "->",
                      _endpoint(f.get("dst_addr"), dport),
-                     _flags(f.get("tcp_flags")) if proto == 6 else "", str(pk), str(by)))
+                     _flags(f["tcp_flags"]) if proto == 6 and "tcp_flags" in f else "", str(pk), str(by)))
     widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
     right = {1, 7, 8}
     for row in (head, *rows):
