@@ -8,6 +8,7 @@ exports IPFIX to an in-test collector on loopback; tcpreplay sends a 100k-packet
 - ``flowprobe stats`` and the metrics endpoint say 100k received, zero dropped, and their flow
   and packet counts match what the collector got;
 - SIGHUP with a broken config file logs why and the probe keeps metering with the old config;
+  SIGHUP with a good one exports the old flows as forced ends and the counters carry on;
 - SIGTERM while tcpreplay is still sending loses nothing: every packet the probe captured is
   in a flow record the collector received.
 
@@ -178,6 +179,19 @@ def test_live_service(tmp_path: Path) -> None:
             assert metrics["flowprobe_cache_flows_created_total"] == cache["flows_created"]
             assert metrics["flowprobe_reloads_total"] == 1  # the failed one
 
+            # a good config: the old flows end as forced ends and are exported, the new
+            # pipeline starts, and the counters carry on
+            cfg.write_text(json.dumps(_config(ours_if, collector.port)))
+            probe.proc.send_signal(signal.SIGHUP)
+            probe.wait_log(r"reload: the new config runs")
+            after = probe.stats()
+            assert after["service"]["reloads"] == 1
+            assert after["observation_points"][0]["packets_decoded"] == PACKETS
+            assert after["caches"]["Flows"]["active"] == 0
+            assert after["caches"]["Flows"]["records"] == cache["flows_created"]
+            forced = after["caches"]["Flows"]["expired"].get("4", 0)
+            assert forced > 0
+
             probe.terminate()
             assert not probe.pid_file.exists() and not probe.sock.exists()
             collector.wait_idle()
@@ -188,6 +202,7 @@ def test_live_service(tmp_path: Path) -> None:
         assert offline and live == offline
         # what stats said matches what was exported: every flow it created, every packet
         assert len(flows) == cache["flows_created"]
+        assert sum(1 for f in flows if int(f["flowEndReason"]) == 4) == forced
         assert sum(int(f["packets"]) for f in flows) == PACKETS
 
         # --- run 2: SIGTERM the moment tcpreplay returns: what the kernel holds is drained
