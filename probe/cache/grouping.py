@@ -1,7 +1,7 @@
 """Group a batch's packets by flow key, keeping capture order inside each group.
 
 Sorting the wide key rows directly is slow, so the rows are hashed to one uint64 and the hash
-is sorted (stable, so each group lists its packets in capture order). Hash collisions cannot
+is sorted, with each group listing its packets in capture order. Hash collisions cannot
 merge two flows: the grouped rows are compared with their neighbours, and if any group holds
 two different keys the batch is regrouped by an exact lexicographic sort.
 """
@@ -72,14 +72,25 @@ def group(kmat: np.ndarray) -> Groups:
     words = kmat.view(np.uint64)
     with np.errstate(over="ignore"):
         h = _hash(words)
-    order = np.argsort(h, kind="stable")
-    hs = h[order]
-    rows = kmat.view(f"V{kmat.shape[1]}").ravel()[order]  # whole rows, compared by memcmp
+    # The packet index replaces the hash's low bits: sort keys become unique, so a plain
+    # (SIMD) sort of the values orders groups by hash and packets by capture order inside
+    # each group, several times faster than a stable argsort; the index comes back out of
+    # the low bits. Groups are the runs of equal high bits.
+    bits = max(1, (n - 1).bit_length())
+    low = np.uint64((1 << bits) - 1)
+    sk = (h & ~low) | np.arange(n, dtype=np.uint64)
+    sk.sort()
+    order = (sk & low).astype(np.int64)
+    hs = sk >> np.uint64(bits)
     new = np.empty(n, dtype=bool)
     new[0] = True
     np.not_equal(hs[1:], hs[:-1], out=new[1:])
-    same_row = rows[1:] == rows[:-1]
-    if not np.all(same_row | new[1:]):  # a hash collision: regroup exactly
+    # Verify: neighbours in one group must have equal rows (compared word by word).
+    ws = kmat.view(f"V{kmat.shape[1]}").ravel()[order].view(np.uint64).reshape(n, -1)
+    same = ws[1:, 0] == ws[:-1, 0]
+    for j in range(1, ws.shape[1]):
+        same &= ws[1:, j] == ws[:-1, j]
+    if not np.all(same | new[1:]):  # a hash collision: regroup exactly
         order = np.lexsort(words.T[::-1])
         ws = words[order]
         new[1:] = ~np.all(ws[1:] == ws[:-1], axis=1)
