@@ -38,11 +38,12 @@ class CacheStats:
 
 @dataclass(slots=True)
 class Prepared:
-    """A batch as a cache needs it: clamped times, IE values and key rows."""
+    """A batch as a cache needs it: clamped times and key rows; ``value_names`` are the IEs
+    whose first-packet values each flow keeps (read per flow, not per packet)."""
 
     batch: PacketBatch
     t: np.ndarray
-    values: dict[str, np.ndarray]
+    value_names: tuple[str, ...]
     kmat: np.ndarray
     seq0: int
 
@@ -77,8 +78,7 @@ class CacheBase:
         start = batch.ts_us[0] if self.clock is None else max(self.clock, int(batch.ts_us[0]))
         t = np.maximum.accumulate(np.maximum(batch.ts_us, start))
         self.clock = int(t[-1])
-        values = packet_values(batch, self.value_names)
-        p = Prepared(batch, t, values, key_matrix(batch, values, self.key_names), self.seq)
+        p = Prepared(batch, t, self.value_names, key_matrix(batch, self.key_names), self.seq)
         self.seq += len(batch)
         return p
 
@@ -147,9 +147,7 @@ def reduce_runs(p: Prepared, idx: np.ndarray, seg: np.ndarray, t: np.ndarray) ->
         "max_len": np.maximum.reduceat(ip_len, seg),
         "version": bt.ip_version[idx[seg]],
     }
-    first = idx[seg]
-    for name, v in p.values.items():
-        c[name] = v[first]
+    c.update(packet_values(bt.take(idx[seg]), p.value_names))
     return c
 
 

@@ -75,36 +75,44 @@ def packet_values(batch: PacketBatch, names: tuple[str, ...]) -> dict[str, np.nd
     return {n: EXTRACT[n](batch) for n in names}
 
 
+def _icmp_either(b: PacketBatch) -> np.ndarray:
+    """icmpTypeCodeIPv4 | icmpTypeCodeIPv6: each is zero where the other may be set."""
+    icmp = ((b.ip_version == 4) & (b.proto == _ICMP4)) | ((b.ip_version == 6) & (b.proto == _ICMP6))
+    return _only(icmp, _type_code(b))
+
+
 # Key IE pairs, one per IP family, that one column can stand for: each member is zero for the
 # other family's packets and the IP version leads every key, so the merged column keys flows
 # exactly as the pair does, in fewer bytes to hash and compare.
-_MERGED: tuple[tuple[str, str, Callable[[PacketBatch, dict[str, np.ndarray]], np.ndarray]], ...] = (
-    ("sourceIPv4Address", "sourceIPv6Address", lambda b, v: b.src_addr),
-    ("destinationIPv4Address", "destinationIPv6Address", lambda b, v: b.dst_addr),
-    ("icmpTypeCodeIPv4", "icmpTypeCodeIPv6",
-     lambda b, v: v["icmpTypeCodeIPv4"] | v["icmpTypeCodeIPv6"]),
+_MERGED: tuple[tuple[str, str, Callable[[PacketBatch], np.ndarray]], ...] = (
+    ("sourceIPv4Address", "sourceIPv6Address", lambda b: b.src_addr),
+    ("destinationIPv4Address", "destinationIPv6Address", lambda b: b.dst_addr),
+    ("icmpTypeCodeIPv4", "icmpTypeCodeIPv6", _icmp_either),
 )
 
 
-def key_matrix(batch: PacketBatch, values: dict[str, np.ndarray],
-               key_names: tuple[str, ...]) -> np.ndarray:
+def key_matrix(batch: PacketBatch, key_names: tuple[str, ...]) -> np.ndarray:
     """The flow key of every packet as a row of bytes, padded to a multiple of 8.
 
     The IP version always leads the key: records are exported per IP version, so a flow never
-    mixes families even when the layout has no address key.
+    mixes families even when the layout has no address key. Only the key columns are computed
+    here, per packet; other values are read at each flow's first packet (``packet_values``).
     """
+    n = len(batch)
     columns: list[np.ndarray] = [batch.ip_version]
     names = list(key_names)
     for v4, v6, merged in _MERGED:
         if v4 in names and v6 in names:
             names.remove(v4)
             names.remove(v6)
-            columns.append(merged(batch, values))
-    columns += [values[n] for n in names]
-    parts = [np.ascontiguousarray(c).reshape(len(batch), -1).view(np.uint8) if c.ndim == 2
-             else np.ascontiguousarray(c).reshape(-1, 1).view(np.uint8) for c in columns]
+            columns.append(merged(batch))
+    columns += [EXTRACT[name](batch) for name in names]
+    parts = [np.ascontiguousarray(c).reshape(n, -1).view(np.uint8) for c in columns]
     width = sum(p.shape[1] for p in parts)
-    pad = -width % 8
-    if pad:
-        parts.append(np.zeros((len(batch), pad), dtype=np.uint8))
-    return np.ascontiguousarray(np.concatenate(parts, axis=1))
+    kmat = np.empty((n, width + (-width % 8)), dtype=np.uint8)
+    at = 0
+    for part in parts:
+        kmat[:, at:at + part.shape[1]] = part
+        at += part.shape[1]
+    kmat[:, at:] = 0
+    return kmat
