@@ -10,7 +10,8 @@ exports IPFIX to an in-test collector on loopback; tcpreplay sends a 100k-packet
 - SIGHUP with a broken config file logs why and the probe keeps metering with the old config;
   SIGHUP with a good one exports the old flows as forced ends and the counters carry on;
 - SIGTERM while tcpreplay is still sending loses nothing: every packet the probe captured is
-  in a flow record the collector received.
+  in a flow record the collector received;
+- with ``--workers 2`` (PACKET_FANOUT hash) the totals are the same and the stats add up.
 
 Skips unless root with working ``ip netns``; always removes the namespace and the veth pair.
 """
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.test_live_veth import _capturing_on, _config, _netns_usable, _sh, _totals
+from tests.interop.test_live_veth import _config, _netns_usable, _sh, _totals
 from tests.interop.test_softflowd_totals import ours
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +38,13 @@ PACKETS = 100_000
 PPS = 20_000
 
 pytestmark = [pytest.mark.live, pytest.mark.interop]
+
+
+def _sockets_on(if_name: str) -> int:
+    """Packet sockets bound to the interface (the veth is new: they are the probe's)."""
+    index = Path(f"/sys/class/net/{if_name}/ifindex").read_text().strip()
+    rows = Path("/proc/net/packet").read_text().splitlines()[1:]
+    return sum(1 for r in rows if len(r.split()) > 4 and r.split()[4] == index)
 
 
 def _free_tcp_port() -> int:
@@ -48,7 +56,7 @@ def _free_tcp_port() -> int:
 class Probe:
     """``flowprobe run`` in a subprocess, its stderr in a file the test reads as it grows."""
 
-    def __init__(self, tmp: Path, cfg: Path, if_name: str, name: str) -> None:
+    def __init__(self, tmp: Path, cfg: Path, if_name: str, name: str, workers: int = 1) -> None:
         self.log = tmp / f"{name}.log"
         self.sock = tmp / f"{name}.sock"
         self.pid_file = tmp / f"{name}.pid"
@@ -56,10 +64,10 @@ class Probe:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "probe", "run", "-c", str(cfg), "--control-socket",
              str(self.sock), "--pid-file", str(self.pid_file), "--metrics-port",
-             str(self.metrics_port)],
+             str(self.metrics_port), "--workers", str(workers)],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
         deadline = time.monotonic() + 60  # loads its config, opens the capture
-        while not (_capturing_on(if_name) and self.pid_file.exists()):
+        while not (_sockets_on(if_name) >= workers and self.pid_file.exists()):
             assert self.proc.poll() is None, self.log.read_text()
             assert time.monotonic() < deadline, "the probe never opened the capture"
             time.sleep(0.05)
@@ -169,7 +177,7 @@ def test_live_service(tmp_path: Path) -> None:
             doc = _wait_metered(probe, PACKETS)
             metrics = probe.metrics()
             cap = doc["observation_points"][0]["capture"]
-            assert (cap["received"], cap["dropped"], cap["ifdropped"]) == (PACKETS, 0, 0)
+            assert (cap["received"], cap["dropped"], cap["ifdropped"]) == (PACKETS, 0, 0), doc
             assert doc["observation_points"][0]["packets_decoded"] == PACKETS
             assert doc["selectors"][0]["packets_observed"] == PACKETS
             assert doc["service"]["reload_failures"] == 1 and doc["service"]["reloads"] == 0
@@ -234,6 +242,21 @@ def test_live_service(tmp_path: Path) -> None:
             assert 0 < decoded < PACKETS and dropped == 0
             assert 0 <= received - decoded < PPS // 10
             assert _exported_packets(collector) == decoded
+
+        # --- run 4: two capture workers in a PACKET_FANOUT hash group: same totals, summed stats
+        with Collector(["udp://127.0.0.1:0"]) as collector:
+            cfg.write_text(json.dumps(_config(ours_if, collector.port)))
+            probe = Probe(tmp_path, cfg, ours_if, "run4", workers=2)
+            subprocess.run(replay, check=True, capture_output=True)
+            doc = _wait_metered(probe, PACKETS)
+            cap = doc["observation_points"][0]["capture"]
+            assert (cap["received"], cap["dropped"], doc["service"]["workers"]) == (PACKETS, 0, 2)
+            probe.terminate()
+            collector.wait_idle()
+            collector.stop()
+            flows = list(collector.records())
+        assert _totals(flows) == offline
+        assert len(flows) == doc["caches"]["Flows"]["flows_created"]
     finally:
         if probe is not None:
             probe.kill()
