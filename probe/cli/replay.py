@@ -200,15 +200,16 @@ With --export URL the records go there instead and the summary is printed on std
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="meter a pcap/pcapng file and show or export its flows",
                        description="Meter a capture file. Without --export, show the flows as "
-                                   "the bundled collector decodes them; with --export, send the "
-                                   "flow records there.",
+                                   "the bundled\ncollector decodes them; with --export, send "
+                                   "the flow records there.",
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("pcap", metavar="PCAP")
     p.add_argument("-c", "--config", metavar="CONFIG",
                    help="RFC 6728 config (its observation points read PCAP)")
     p.add_argument("--export", metavar="URL", help="udp://HOST:PORT or tcp://HOST:PORT")
     p.add_argument("--version", type=int, choices=(10, 9, 5), default=None,
-                   help="export protocol: 10 IPFIX (default), 9 NetFlow v9, 5 NetFlow v5")
+                   help="export protocol: 10 IPFIX, 9 NetFlow v9, 5 NetFlow v5 (default: "
+                        "with -c the version of the config's destinations, else 10)")
     p.add_argument("--format", choices=("table", "json"), default=None,
                    help="how to print the flows: table (default on a terminal) or json "
                         "(JSON lines, default when stdout is not a terminal)")

@@ -50,10 +50,10 @@ def write_table(records: list[Record], out: TextIO) -> None:
         dport = f.get("dst_port")
         if proto in (1, 58) and "icmp_type" in f:  # ICMP type.code where the port goes, as nfdump
             dport = f"{f['icmp_type']}.{f.get('icmp_code', 0)}"
-        rows.append((_time(start), dur, _PROTO.get(proto, str(proto)) if isinstance(proto, int)
-                     else "-", _endpoint(f.get("src_addr"), f.get("src_port")), "->",
-                     _endpoint(f.get("dst_addr"), dport),
-                     _flags(f["tcp_flags"]) if proto == 6 and "tcp_flags" in f else "", str(pk), str(by)))
+        name = _PROTO.get(proto, str(proto)) if isinstance(proto, int) else "-"
+        flags = _flags(f["tcp_flags"]) if proto == 6 and "tcp_flags" in f else ""
+        rows.append((_time(start), dur, name, _endpoint(f.get("src_addr"), f.get("src_port")),
+                     "->", _endpoint(f.get("dst_addr"), dport), flags, str(pk), str(by)))
     widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
     right = {1, 7, 8}
     for row in (head, *rows):
