@@ -1,6 +1,7 @@
 """`make bench`: flowprobe against softflowd, same traces, same collector, one table.
 
     python -m tools.bench [--sizes 100k,1M,5M] [--runs 3] [--seed 1] [--keep]
+    python -m tools.bench --live [--rates 20k,50k,100k,200k] [--seconds 10] [--workers N]
 
 For each synthetic trace (``tools/tracegen.py``; generated once per seed, size and generator
 version, then reused from ``--trace-dir``) it runs, ``--runs`` times each,
@@ -599,7 +600,18 @@ def main(argv: list[str] | None = None) -> int:
                          "its time per box (capture, cache, export, start-up)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the nfcapd directories and exporter logs of every run")
+    ap.add_argument("--live", action="store_true",
+                    help="the live row instead (root): the highest tcpreplay rate a live probe "
+                         "takes without a drop, beside softflowd (tools/bench_live.py)")
+    ap.add_argument("--rates", default="20k,50k,100k,200k", help="--live: rates in pps")
+    ap.add_argument("--seconds", type=int, default=10, help="--live: seconds per rate")
+    ap.add_argument("--workers", type=int, default=1, help="--live: flowprobe run --workers")
     args = ap.parse_args(argv)
+    if args.live:
+        from tools.bench_live import live_bench
+
+        return live_bench([parse_size(r) for r in args.rates.split(",")], args.seconds,
+                          args.workers, "softflowd" in args.systems)
     try:
         sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     except argparse.ArgumentTypeError as exc:
