@@ -64,9 +64,13 @@ def _derived(name: str, rec: dict[str, object], raw: dict[str, object]) -> objec
     return _MISSING
 
 
-def _view(rec: dict[str, object], fields: tuple[str, ...]) -> tuple[object, ...]:
+def _view(rec: dict[str, object], fields: tuple[str, ...], version: int) -> tuple[object, ...]:
+    """The decoded record in the layout's field names. IPFIX and v9 templates carry every
+    field of the layout, so only NetFlow v5's fixed record needs stand-ins."""
     raw = rec.get("raw")
     assert isinstance(raw, dict)
+    if version != 5:
+        return tuple(raw.get(n, _MISSING) for n in fields)
     return tuple(raw[n] if n in raw else _derived(n, rec, raw) for n in fields)
 
 
@@ -104,8 +108,8 @@ def verify(expected: list[Expected], decoded: list[dict[str, object]], version: 
     got: Counter[tuple[Layout, tuple[object, ...]]] = Counter()
     for rec in decoded:
         ipv = _ETYPE_VERSION.get(rec.get("etype"))  # type: ignore[arg-type]
-        views = [((lay), _view(rec, lay[1])) for lay in layouts if lay[0] == ipv] or \
-            [((lay), _view(rec, lay[1])) for lay in layouts]
+        views = [(lay, _view(rec, lay[1], version)) for lay in layouts if lay[0] == ipv] or \
+            [(lay, _view(rec, lay[1], version)) for lay in layouts]
         pick = next((x for x in views if want[x] > got[x]), None) or \
             next((x for x in views if _MISSING not in x[1]), None) or \
             (views[0] if views else ((0, ()), (repr(rec.get("raw")),)))

@@ -10,7 +10,7 @@ import socket
 import struct
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dpkt
@@ -194,23 +194,38 @@ def test_verify_with_a_config_uses_its_version(capsys: pytest.CaptureFixture[str
     assert "verify: OK" in err
 
 
-def test_verify_fails_on_a_changed_field(capsys: pytest.CaptureFixture[str],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def _tamper(monkeypatch: pytest.MonkeyPatch, change: Callable[[dict], None]) -> None:
+    """Corrupt one decoded record (the 19-packet flow to port 443) on its way to replay."""
     real = Collector.records
 
     def tampered(self: Collector, timeout: float | None = None) -> Iterator[dict]:
         for rec in real(self, timeout):
             raw = rec["raw"]
             if raw.get("destinationTransportPort") == 443 and raw.get("packetDeltaCount") == 19:
-                raw["packetDeltaCount"] = 18
+                change(raw)
             yield rec
 
     monkeypatch.setattr(Collector, "records", tampered)
+
+
+def test_verify_fails_on_a_changed_field(capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    _tamper(monkeypatch, lambda raw: raw.update(packetDeltaCount=18))
     status, _, err = _replay(capsys, str(DEMO), "--verify", "-q")
     assert status == 1
     assert "verify: FAILED: 1 records differ" in err
     assert "packetDeltaCount: cache 19, collector 18" in err
     assert "destinationTransportPort=443" in err
+
+
+@pytest.mark.parametrize("version", ["10", "9"])
+def test_verify_fails_on_a_field_the_record_lacks(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  version: str) -> None:
+    _tamper(monkeypatch, lambda raw: raw.pop("flowEndReason"))
+    status, _, err = _replay(capsys, str(DEMO), "--verify", "-q", "--version", version)
+    assert status == 1
+    assert "flowEndReason: cache 4, collector <not in the decoded record>" in err
 
 
 def _has_flow_records(msg: bytes) -> bool:
