@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from probe.capture import COLUMNS, PacketBatch, open_offline
+from probe.capture import COLUMNS, PacketBatch, forked, open_offline
 from probe.capture.forked import forked_batches, usable
 from probe.errors import UserError
 from tests.capture.helpers import PCAPS
@@ -78,7 +78,21 @@ def test_an_error_in_the_reader_is_raised_after_the_batches_before_it():
             next(it)
 
 
-def test_only_offline_sources_are_forked():
+def test_only_offline_sources_are_forked_and_only_with_a_spare_core(monkeypatch):
     assert not usable(object())
+    monkeypatch.setattr(forked, "spare_core", lambda: True)
     with open_offline(str(PCAPS / "demo.pcap")) as source:
         assert usable(source) is (threading.active_count() == 1)
+        monkeypatch.setattr(forked, "spare_core", lambda: False)
+        assert not usable(source)
+
+
+def test_a_busy_machine_has_no_spare_core(monkeypatch):
+    monkeypatch.setattr(forked.os, "sched_getaffinity", lambda _: {0, 1})
+    monkeypatch.setattr(forked.os, "getloadavg", lambda: (1.0, 0.0, 0.0))
+    assert forked.spare_core()
+    monkeypatch.setattr(forked.os, "getloadavg", lambda: (2.5, 0.0, 0.0))
+    assert not forked.spare_core()
+    monkeypatch.setattr(forked.os, "sched_getaffinity", lambda _: {0})
+    monkeypatch.setattr(forked.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert not forked.spare_core()
