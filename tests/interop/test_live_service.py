@@ -19,6 +19,7 @@ Skips unless root with working ``ip netns``; always removes the namespace and th
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -30,21 +31,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.test_live_veth import _config, _netns_usable, _sh, _totals
+from tests.interop.test_live_veth import _config, _totals
 from tests.interop.test_softflowd_totals import ours
+from tools.bench_live import netns_problem, sockets_on, veth_into_netns
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKETS = 100_000
 PPS = 20_000
 
 pytestmark = [pytest.mark.live, pytest.mark.interop]
-
-
-def _sockets_on(if_name: str) -> int:
-    """Packet sockets bound to the interface (the veth is new: they are the probe's)."""
-    index = Path(f"/sys/class/net/{if_name}/ifindex").read_text().strip()
-    rows = Path("/proc/net/packet").read_text().splitlines()[1:]
-    return sum(1 for r in rows if len(r.split()) > 4 and r.split()[4] == index)
 
 
 def _free_tcp_port() -> int:
@@ -67,7 +62,7 @@ class Probe:
              str(self.metrics_port), "--workers", str(workers)],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
         deadline = time.monotonic() + 60  # loads its config, opens the capture
-        while not (_sockets_on(if_name) >= workers and self.pid_file.exists()):
+        while not (sockets_on(if_name) >= workers and self.pid_file.exists()):
             assert self.proc.poll() is None, self.log.read_text()
             assert time.monotonic() < deadline, "the probe never opened the capture"
             time.sleep(0.05)
@@ -138,127 +133,127 @@ def _exported_packets(collector: object) -> int:
 
 
 def test_live_service(tmp_path: Path) -> None:
-    why = _netns_usable()
+    why = netns_problem()
     if why:
         pytest.skip(why)
-    from probe.collect.collector import Collector
 
     trace = tmp_path / "trace.pcap"
     # full frames (snaplen above every frame), IP packets of at most 1500 octets: replayable
     subprocess.run([sys.executable, "-m", "tools.tracegen", "--packets", str(PACKETS),
                     "--snaplen", "1600", str(trace)], cwd=ROOT, check=True, capture_output=True)
-    tag = f"{(time.monotonic_ns() // 1000 + id(trace)) % 100000}"
-    ns, ours_if, peer_if = f"fp-svc-{tag}", f"fpsa{tag}", f"fpsb{tag}"
-    probe = None
-    try:
-        _sh("ip", "netns", "add", ns)
-        _sh("ip", "link", "add", ours_if, "type", "veth", "peer", "name", peer_if)
-        _sh("ip", "link", "set", peer_if, "netns", ns)
-        _sh("sysctl", "-q", "-w", f"net.ipv6.conf.{ours_if}.disable_ipv6=1")
-        _sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w",
-            f"net.ipv6.conf.{peer_if}.disable_ipv6=1")
-        _sh("ip", "link", "set", ours_if, "up")
-        _sh("ip", "netns", "exec", ns, "ip", "link", "set", peer_if, "up")
-        replay = ["ip", "netns", "exec", ns, "tcpreplay", "-q", "-i", peer_if, f"--pps={PPS}",
-                  str(trace)]
+    tag = f"s{(time.monotonic_ns() // 1000 + os.getpid()) % 10000}"
+    started: list[Probe] = []
+    with veth_into_netns(tag) as (ns, ours_if, peer_if):
+        try:
+            _scenarios(tmp_path, trace, ns, ours_if, peer_if, started)
+        finally:
+            for probe in started:
+                probe.kill()
 
-        # --- run 1: a broken reload, a full replay, statistics, SIGTERM
-        with Collector(["udp://127.0.0.1:0"]) as collector:
-            cfg = tmp_path / "live.json"
-            cfg.write_text(json.dumps(_config(ours_if, collector.port)))
-            probe = Probe(tmp_path, cfg, ours_if, "run1")
-            cfg.write_text('{"observationPoint": [{"name": "veth", "observationDomainId": -1}]}')
-            probe.proc.send_signal(signal.SIGHUP)
-            line = probe.wait_log(r".*keeping the running config")
-            assert "error" in line and "observationDomainId" in line
-            assert len(line.splitlines()) == 1
 
-            subprocess.run(replay, check=True, capture_output=True)
-            doc = _wait_metered(probe, PACKETS)
-            metrics = probe.metrics()
-            cap = doc["observation_points"][0]["capture"]
-            assert (cap["received"], cap["dropped"], cap["ifdropped"]) == (PACKETS, 0, 0), doc
-            assert doc["observation_points"][0]["packets_decoded"] == PACKETS
-            assert doc["selectors"][0]["packets_observed"] == PACKETS
-            assert doc["service"]["reload_failures"] == 1 and doc["service"]["reloads"] == 0
-            cache = doc["caches"]["Flows"]
-            assert metrics["flowprobe_packets_received_total"] == PACKETS
-            assert metrics["flowprobe_packets_dropped_total"] == 0
-            assert metrics["flowprobe_cache_flows_created_total"] == cache["flows_created"]
-            assert metrics["flowprobe_reloads_total"] == 1  # the failed one
+def _scenarios(tmp_path: Path, trace: Path, ns: str, ours_if: str, peer_if: str,
+               started: list[Probe]) -> None:
+    from probe.collect.collector import Collector
 
-            # a good config: the old flows end as forced ends and are exported, the new
-            # pipeline starts, and the counters carry on
-            cfg.write_text(json.dumps(_config(ours_if, collector.port)))
-            probe.proc.send_signal(signal.SIGHUP)
-            probe.wait_log(r"reload: the new config runs")
-            after = probe.stats()
-            assert after["service"]["reloads"] == 1
-            assert after["observation_points"][0]["packets_decoded"] == PACKETS
-            assert after["caches"]["Flows"]["active"] == 0
-            assert after["caches"]["Flows"]["records"] == cache["flows_created"]
-            forced = after["caches"]["Flows"]["expired"].get("4", 0)
-            assert forced > 0
+    replay = ["ip", "netns", "exec", ns, "tcpreplay", "-q", "-i", peer_if, f"--pps={PPS}",
+              str(trace)]
 
+    # --- run 1: a broken reload, a full replay, statistics, SIGTERM
+    with Collector(["udp://127.0.0.1:0"]) as collector:
+        cfg = tmp_path / "live.json"
+        cfg.write_text(json.dumps(_config(ours_if, collector.port)))
+        probe = Probe(tmp_path, cfg, ours_if, "run1")
+        started.append(probe)
+        cfg.write_text('{"observationPoint": [{"name": "veth", "observationDomainId": -1}]}')
+        probe.proc.send_signal(signal.SIGHUP)
+        line = probe.wait_log(r".*keeping the running config")
+        assert "error" in line and "observationDomainId" in line
+        assert len(line.splitlines()) == 1
+
+        subprocess.run(replay, check=True, capture_output=True)
+        doc = _wait_metered(probe, PACKETS)
+        metrics = probe.metrics()
+        cap = doc["observation_points"][0]["capture"]
+        assert (cap["received"], cap["dropped"], cap["ifdropped"]) == (PACKETS, 0, 0), doc
+        assert doc["observation_points"][0]["packets_decoded"] == PACKETS
+        assert doc["selectors"][0]["packets_observed"] == PACKETS
+        assert doc["service"]["reload_failures"] == 1 and doc["service"]["reloads"] == 0
+        cache = doc["caches"]["Flows"]
+        assert metrics["flowprobe_packets_received_total"] == PACKETS
+        assert metrics["flowprobe_packets_dropped_total"] == 0
+        assert metrics["flowprobe_cache_flows_created_total"] == cache["flows_created"]
+        assert metrics["flowprobe_reloads_total"] == 1  # the failed one
+
+        # a good config: the old flows end as forced ends and are exported, the new
+        # pipeline starts, and the counters carry on
+        cfg.write_text(json.dumps(_config(ours_if, collector.port)))
+        probe.proc.send_signal(signal.SIGHUP)
+        probe.wait_log(r"reload: the new config runs")
+        after = probe.stats()
+        assert after["service"]["reloads"] == 1
+        assert after["observation_points"][0]["packets_decoded"] == PACKETS
+        assert after["caches"]["Flows"]["active"] == 0
+        assert after["caches"]["Flows"]["records"] == cache["flows_created"]
+        forced = after["caches"]["Flows"]["expired"].get("4", 0)
+        assert forced > 0
+
+        probe.terminate()
+        assert not probe.pid_file.exists() and not probe.sock.exists()
+        collector.wait_idle()
+        collector.stop()
+        flows = list(collector.records())
+    live = _totals(flows)
+    offline = ours(trace)
+    assert offline and live == offline
+    # what stats said matches what was exported: every flow it created, every packet
+    assert len(flows) == cache["flows_created"]
+    assert sum(1 for f in flows if int(f["flowEndReason"]) == 4) == forced
+    assert sum(int(f["packets"]) for f in flows) == PACKETS
+
+    # --- run 2: SIGTERM the moment tcpreplay returns: what the kernel holds is drained
+    with Collector(["udp://127.0.0.1:0"]) as collector:
+        cfg.write_text(json.dumps(_config(ours_if, collector.port)))
+        probe = Probe(tmp_path, cfg, ours_if, "run2")
+        started.append(probe)
+        subprocess.run(replay, check=True, capture_output=True)
+        probe.terminate()
+        received, dropped, decoded = _stop_counts(probe)
+        assert (received, dropped, decoded) == (PACKETS, 0, PACKETS)
+        assert _exported_packets(collector) == PACKETS
+
+    # --- run 3: SIGTERM while tcpreplay is still sending
+    with Collector(["udp://127.0.0.1:0"]) as collector:
+        cfg.write_text(json.dumps(_config(ours_if, collector.port)))
+        probe = Probe(tmp_path, cfg, ours_if, "run3")
+        started.append(probe)
+        sender = subprocess.Popen(replay, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(1.5)
+            assert sender.poll() is None, "tcpreplay ended before the SIGTERM"
             probe.terminate()
-            assert not probe.pid_file.exists() and not probe.sock.exists()
-            collector.wait_idle()
-            collector.stop()
-            flows = list(collector.records())
-        live = _totals(flows)
-        offline = ours(trace)
-        assert offline and live == offline
-        # what stats said matches what was exported: every flow it created, every packet
-        assert len(flows) == cache["flows_created"]
-        assert sum(1 for f in flows if int(f["flowEndReason"]) == 4) == forced
-        assert sum(int(f["packets"]) for f in flows) == PACKETS
+        finally:
+            sender.kill()
+            sender.wait()
+        received, dropped, decoded = _stop_counts(probe)
+        # every packet read is in an exported flow; the kernel may still have counted a few
+        # that arrived between the last read and closing the socket (tcpreplay goes on)
+        assert 0 < decoded < PACKETS and dropped == 0
+        assert 0 <= received - decoded < PPS // 10
+        assert _exported_packets(collector) == decoded
 
-        # --- run 2: SIGTERM the moment tcpreplay returns: what the kernel holds is drained
-        with Collector(["udp://127.0.0.1:0"]) as collector:
-            cfg.write_text(json.dumps(_config(ours_if, collector.port)))
-            probe = Probe(tmp_path, cfg, ours_if, "run2")
-            subprocess.run(replay, check=True, capture_output=True)
-            probe.terminate()
-            received, dropped, decoded = _stop_counts(probe)
-            assert (received, dropped, decoded) == (PACKETS, 0, PACKETS)
-            assert _exported_packets(collector) == PACKETS
-
-        # --- run 3: SIGTERM while tcpreplay is still sending
-        with Collector(["udp://127.0.0.1:0"]) as collector:
-            cfg.write_text(json.dumps(_config(ours_if, collector.port)))
-            probe = Probe(tmp_path, cfg, ours_if, "run3")
-            sender = subprocess.Popen(replay, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)
-            try:
-                time.sleep(1.5)
-                assert sender.poll() is None, "tcpreplay ended before the SIGTERM"
-                probe.terminate()
-            finally:
-                sender.kill()
-                sender.wait()
-            received, dropped, decoded = _stop_counts(probe)
-            # every packet read is in an exported flow; the kernel may still have counted a few
-            # that arrived between the last read and closing the socket (tcpreplay goes on)
-            assert 0 < decoded < PACKETS and dropped == 0
-            assert 0 <= received - decoded < PPS // 10
-            assert _exported_packets(collector) == decoded
-
-        # --- run 4: two capture workers in a PACKET_FANOUT hash group: same totals, summed stats
-        with Collector(["udp://127.0.0.1:0"]) as collector:
-            cfg.write_text(json.dumps(_config(ours_if, collector.port)))
-            probe = Probe(tmp_path, cfg, ours_if, "run4", workers=2)
-            subprocess.run(replay, check=True, capture_output=True)
-            doc = _wait_metered(probe, PACKETS)
-            cap = doc["observation_points"][0]["capture"]
-            assert (cap["received"], cap["dropped"], doc["service"]["workers"]) == (PACKETS, 0, 2)
-            probe.terminate()
-            collector.wait_idle()
-            collector.stop()
-            flows = list(collector.records())
-        assert _totals(flows) == offline
-        assert len(flows) == doc["caches"]["Flows"]["flows_created"]
-    finally:
-        if probe is not None:
-            probe.kill()
-        subprocess.run(["ip", "link", "del", ours_if], capture_output=True)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    # --- run 4: two capture workers in a PACKET_FANOUT hash group: same totals, summed stats
+    with Collector(["udp://127.0.0.1:0"]) as collector:
+        cfg.write_text(json.dumps(_config(ours_if, collector.port)))
+        probe = Probe(tmp_path, cfg, ours_if, "run4", workers=2)
+        started.append(probe)
+        subprocess.run(replay, check=True, capture_output=True)
+        doc = _wait_metered(probe, PACKETS)
+        cap = doc["observation_points"][0]["capture"]
+        assert (cap["received"], cap["dropped"], doc["service"]["workers"]) == (PACKETS, 0, 2)
+        probe.terminate()
+        collector.wait_idle()
+        collector.stop()
+        flows = list(collector.records())
+    assert _totals(flows) == offline
+    assert len(flows) == doc["caches"]["Flows"]["flows_created"]
