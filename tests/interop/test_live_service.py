@@ -170,11 +170,12 @@ def _scenarios(tmp_path: Path, trace: Path, ns: str, ours_if: str, peer_if: str,
         assert "error" in line and "observationDomainId" in line
         assert len(line.splitlines()) == 1
 
-        subprocess.run(replay, check=True, capture_output=True)
+        sent = subprocess.run(replay, check=True, capture_output=True, text=True).stdout
+        assert f"Actual: {PACKETS} packets" in sent, sent
         doc = _wait_metered(probe, PACKETS)
         metrics = probe.metrics()
         cap = doc["observation_points"][0]["capture"]
-        assert (cap["received"], cap["dropped"], cap["ifdropped"]) == (PACKETS, 0, 0), doc
+        assert (cap["received"], cap["dropped"], cap["ifdropped"]) == (PACKETS, 0, 0), (doc, sent)
         assert doc["observation_points"][0]["packets_decoded"] == PACKETS
         assert doc["selectors"][0]["packets_observed"] == PACKETS
         assert doc["service"]["reload_failures"] == 1 and doc["service"]["reloads"] == 0
