@@ -147,8 +147,22 @@ def reduce_runs(p: Prepared, idx: np.ndarray, seg: np.ndarray, t: np.ndarray) ->
         "max_len": np.maximum.reduceat(ip_len, seg),
         "version": bt.ip_version[idx[seg]],
     }
-    c.update(packet_values(bt.take(idx[seg]), p.value_names))
+    c.update(packet_values(_Rows(bt, idx[seg]), p.value_names))  # type: ignore[arg-type]
     return c
+
+
+class _Rows:
+    """Some rows of a batch, each column gathered when an IE first reads it: a flow keeps a
+    handful of first-packet values, so gathering all twenty columns would be wasted."""
+
+    def __init__(self, batch: PacketBatch, rows: np.ndarray) -> None:
+        self._batch = batch
+        self._rows = rows
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        col = getattr(self._batch, name)[self._rows]
+        setattr(self, name, col)
+        return col
 
 
 def fold_cached(c: Chunk, rows: np.ndarray, table: FlowTable, slots: np.ndarray) -> None:
