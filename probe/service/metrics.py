@@ -7,12 +7,14 @@ unless ``--metrics-address`` says otherwise: the counters describe the monitored
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from probe.errors import UserError
 from probe.service.stats import REASONS
 
+log = logging.getLogger(__name__)
 Snapshot = Callable[[], dict[str, Any]]
 
 
@@ -91,7 +93,12 @@ class _Collector:
         self.snapshot = snapshot
 
     def collect(self) -> Iterator[Any]:
-        return families(self.snapshot())
+        try:
+            doc = self.snapshot()
+        except Exception:  # a scrape must not print a traceback (wsgiref would, on many lines)
+            log.exception("metrics: cannot read the statistics")
+            return iter(())
+        return families(doc)
 
 
 def serve(snapshot: Snapshot, port: int, address: str = "127.0.0.1") -> Any:

@@ -88,3 +88,24 @@ def test_metrics_carry_the_same_counters() -> None:
     assert samples[("flowprobe_export_records_total", dest)] == 50
     assert samples[("flowprobe_export_failures_total", dest)] == 1
     assert samples[("flowprobe_reloads_total", (("result", "failed"),))] == 1
+
+
+def test_metrics_endpoint_serves_the_snapshot_on_loopback() -> None:
+    import urllib.request
+
+    from probe.service.metrics import serve
+
+    doc = _doc(100, 10, 50, 60)
+    server = serve(lambda: doc, 0)
+    try:
+        host, port = server.server_address[:2]
+        assert host == "127.0.0.1"
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        assert (b'flowprobe_packets_received_total{interface="eth1",observation_point="mirror"} '
+                b"100.0") in text
+        doc.clear()
+        doc["caches"] = {"Flows": {"active": 3}}  # every scrape reads a fresh snapshot
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        assert b'flowprobe_cache_active_flows{cache="Flows"} 3.0' in text
+    finally:
+        server.shutdown()
