@@ -171,7 +171,8 @@ class Service:
             pipeline = self._pipeline_for(config)
             with self._lock:
                 self._pipeline = pipeline
-                stop_now = self._stopping
+                # a SIGTERM, or a reload validated while no pipeline ran (during a switch)
+                stop_now = self._stopping or self._pending is not None
             if stop_now:
                 pipeline.stop()
             try:
