@@ -21,6 +21,7 @@ from probe.errors import UserError
 
 log = logging.getLogger(__name__)
 
+CAP_KILL = 5
 CAP_NET_ADMIN = 12
 CAP_NET_RAW = 13
 KEPT_CAPS = (CAP_NET_ADMIN, CAP_NET_RAW)
@@ -75,8 +76,9 @@ def _group_name(gid: int) -> str:
         return str(gid)
 
 
-def drop(account: Account) -> None:
-    """setgid/initgroups/setuid to ``account``, keeping only the capture capabilities."""
+def drop(account: Account, caps: tuple[int, ...] = KEPT_CAPS) -> None:
+    """setgid/initgroups/setuid to ``account``, keeping only ``caps`` (by default the capture
+    capabilities; the workers' supervisor keeps CAP_KILL instead, to signal them)."""
     if os.geteuid() == account.uid and os.getegid() == account.gid:
         return
     libc = _libc()
@@ -86,10 +88,11 @@ def drop(account: Account) -> None:
         os.initgroups(account.name, account.gid)
         os.setgid(account.gid)
         os.setuid(account.uid)
-        _keep_only(KEPT_CAPS)
+        _keep_only(caps)
         libc.prctl(_PR_SET_KEEPCAPS, 0, 0, 0, 0)
     except OSError as exc:
         raise UserError(f"--user {account.name}: cannot switch user: {exc}") from None
     groups = ",".join(sorted(_group_name(g) for g in os.getgroups()))
-    log.info("running as user %s (uid %d, groups %s), keeping CAP_NET_RAW and CAP_NET_ADMIN",
-             account.name, account.uid, groups or "-")
+    names = {CAP_KILL: "CAP_KILL", CAP_NET_ADMIN: "CAP_NET_ADMIN", CAP_NET_RAW: "CAP_NET_RAW"}
+    log.info("running as user %s (uid %d, groups %s), keeping %s", account.name, account.uid,
+             groups or "-", " ".join(names.get(c, str(c)) for c in sorted(caps)) or "nothing")

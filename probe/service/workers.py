@@ -16,9 +16,9 @@ over a private control socket.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection  # join() imports it lazily, maybe after --user
 import os
 import shutil
 import signal
@@ -101,8 +101,12 @@ class Supervisor:
     def _signal_all(self, sig: int) -> None:
         for p in self._procs:
             if p.pid and p.is_alive():
-                with contextlib.suppress(ProcessLookupError):
+                try:
                     os.kill(p.pid, sig)
+                except ProcessLookupError:
+                    pass  # exited meanwhile
+                except PermissionError as exc:
+                    log.error("cannot signal %s: %s", p.name, exc)
 
     def _on_stop(self, signum: int, _frame: Any) -> None:
         log.info("%s: stopping the workers", signal.Signals(signum).name)
@@ -135,10 +139,10 @@ class Supervisor:
     def run(self) -> int:
         old = {s: signal.signal(s, self._on_stop) for s in (signal.SIGTERM, signal.SIGINT)}
         old[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hup)
-        if self.account:
+        if self.account:  # the workers drop on their own once their captures are open
             from probe.service import privileges
 
-            privileges.drop(self.account)
+            privileges.drop(self.account, (privileges.CAP_KILL,))
         try:
             status = 0
             while any(p.is_alive() for p in self._procs):
