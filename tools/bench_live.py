@@ -267,9 +267,11 @@ def live_bench(rates: list[int], seconds: int, workers: int, softflowd: bool) ->
                    default=None)
         sf_best = max((r["softflowd"]["sent"] // seconds for r in rows
                        if r["softflowd"] and clean(r["softflowd"])), default=None)
-        print(f"live: flowprobe (--workers {workers}) takes {best or 'no tested'} pps for "
-              f"{seconds} s without a drop; softflowd at the same rates: "
-              f"{sf_best or 'none'} pps")
+        sf_text = ("not measured" if not any(r["softflowd"] for r in rows) else
+                   f"{sf_best} pps" if sf_best else "drops at every rate")
+        print(f"live: flowprobe (--workers {workers}) takes "
+              f"{f'{best} pps' if best else 'no tested rate'} for {seconds} s without a drop; "
+              f"softflowd at the same rates: {sf_text}")
         out = ROOT / "bench" / "out"
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"bench-live-{time.strftime('%Y%m%dT%H%M%S')}.json"
