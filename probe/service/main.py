@@ -94,16 +94,10 @@ def serve(args: argparse.Namespace) -> int:
             pidfile.write()
             stack.callback(pidfile.remove)
         status = svc.run()
-        if not live:
+        if not live and svc.last_stats is not None:  # offline runs keep their summary
+            import sys
+
             from probe.cli.replay import print_summary
 
-            _print_offline(svc, print_summary)
+            print_summary(svc.last_stats, sys.stderr)
         return status
-
-
-def _print_offline(svc: Any, print_summary: Any) -> None:
-    """Offline runs keep ``flowprobe run``'s old summary on stderr."""
-    import sys
-
-    if svc.last_stats is not None:
-        print_summary(svc.last_stats, sys.stderr)

@@ -48,14 +48,12 @@ class Service:
                  batch_size: int | None = None, buffer_size: int | None = None,
                  fanout: tuple[int, int] | None = None,
                  load: Callable[[str], model.Config] | None = None,
-                 on_capture_open: Callable[[], None] | None = None,
-                 workers: int = 1) -> None:
+                 on_capture_open: Callable[[], None] | None = None) -> None:
         self.config_path = config_path
         self.config = config
         self.batch_size = batch_size
         self.buffer_size = buffer_size
         self.fanout = fanout
-        self.workers = workers
         self._load = load or _load_config
         self._on_capture_open = on_capture_open
         self._lock = threading.Lock()
@@ -216,7 +214,7 @@ class Service:
             live = st.pipeline_document(pipeline)
             doc = st.merge(doc, live) if doc else live
         return st.complete(doc, config=self.config_path, started=self.started,
-                           workers=self.workers, reloads=self.reloads,
+                           workers=1, reloads=self.reloads,
                            reload_failures=self.reload_failures,
                            last_reload_error=self.last_reload_error)
 
