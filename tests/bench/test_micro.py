@@ -12,6 +12,8 @@ import pcapy
 import pytest
 
 from probe.cache import build_cache
+from probe.cache.fields import key_matrix
+from probe.cache.grouping import group
 from probe.cache.records import RecordBatch, column_spec
 from probe.capture.batch import DecodeStats
 from probe.capture.decode import decode_batch
@@ -79,3 +81,15 @@ def test_encode_records(benchmark) -> None:
     assert len(chunk.payload) == 10_000 * template.record_len
     assert chunk.packets == int(records.columns["_packets"].sum())
 
+
+
+def test_group_by_flow_key(benchmark, raw_batch: tuple[bytes, np.ndarray]) -> None:
+    """Every packet lands in the group of its key, in capture order, one group per key."""
+    batch = decode_batch(*raw_batch, 1, DecodeStats())
+    kmat = key_matrix(batch, default_config().caches[0].layout.key_names)
+    g = benchmark(group, kmat)
+    assert g.count == np.unique(kmat, axis=0).shape[0]
+    sizes = np.diff(np.append(g.starts, len(batch)))
+    assert np.array_equal(kmat[g.order], np.repeat(g.keys, sizes, axis=0))
+    gid = np.repeat(np.arange(g.count), sizes)
+    assert np.all((np.diff(g.order) > 0) | (np.diff(gid) != 0))
