@@ -112,7 +112,13 @@ def key_matrix(batch: PacketBatch, key_names: tuple[str, ...]) -> np.ndarray:
     kmat = np.empty((n, width + (-width % 8)), dtype=np.uint8)
     at = 0
     for part in parts:
-        kmat[:, at:at + part.shape[1]] = part
-        at += part.shape[1]
+        w = part.shape[1]
+        # A 2-, 4- or 8-octet column copied as one word per row, not octet by octet (5x).
+        size = next((s for s in (8, 4, 2) if w % s == 0 and at % s == 0), 1)
+        if size > 1:
+            kmat[:, at:at + w].view(f"<u{size}")[...] = part.view(f"<u{size}")
+        else:
+            kmat[:, at:at + w] = part
+        at += w
     kmat[:, at:] = 0
     return kmat
