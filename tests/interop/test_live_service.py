@@ -262,6 +262,14 @@ def _scenarios(tmp_path: Path, trace: Path, ns: str, ours_if: str, peer_if: str,
         doc = _wait_metered(probe, PACKETS)
         cap = doc["observation_points"][0]["capture"]
         assert (cap["received"], cap["dropped"], doc["service"]["workers"]) == (PACKETS, 0, 2)
+        # a broken reload is refused once, by the supervisor; the workers never see it
+        good = cfg.read_text()
+        cfg.write_text("{")
+        probe.proc.send_signal(signal.SIGHUP)
+        probe.wait_log(r".*keeping the running config")
+        cfg.write_text(good)
+        assert probe.stats()["service"]["reload_failures"] == 1
+        assert probe.log.read_text().count("reload:") == 1
         probe.terminate()
         collector.wait_idle()
         collector.stop()

@@ -89,3 +89,12 @@ def test_offline_run_removes_its_pid_file_and_logs_one_line_per_event(tmp_path: 
     logged = [line for line in out.stderr.splitlines() if line.startswith("<")]
     assert logged == ["<6>info: pipeline stopped: 0 packets received, 0 dropped by libpcap, "
                       "260 decoded, 38 flows expired, 38 records exported"]
+
+
+def test_buffer_sizes() -> None:
+    from probe.cli.run import parse_size
+
+    assert parse_size("32M") == 32 << 20
+    assert parse_size("512k") == 512 << 10
+    assert parse_size("1GB") == 1 << 30
+    assert parse_size("65536") == 65536
