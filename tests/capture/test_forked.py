@@ -90,12 +90,13 @@ def test_only_offline_sources_are_forked_and_only_with_a_spare_core(monkeypatch)
 def test_a_busy_machine_has_no_spare_core(monkeypatch):
     monkeypatch.setattr(forked, "_running", lambda: 1)
     monkeypatch.setattr(forked.os, "sched_getaffinity", lambda _: {0, 1})
-    monkeypatch.setattr(forked.os, "getloadavg", lambda: (1.0, 0.0, 0.0))
+    monkeypatch.setattr(forked.os, "getloadavg", lambda: (1.5, 0.0, 0.0))
     assert forked.spare_core()
     monkeypatch.setattr(forked.os, "getloadavg", lambda: (2.5, 0.0, 0.0))
     assert not forked.spare_core()
     monkeypatch.setattr(forked.os, "getloadavg", lambda: (1.0, 0.0, 0.0))
-    monkeypatch.setattr(forked, "_running", lambda: 2)  # something else is running now
+    looks = iter([1, 1, 2])  # something else became runnable at the third look
+    monkeypatch.setattr(forked, "_running", lambda: next(looks))
     assert not forked.spare_core()
     monkeypatch.setattr(forked, "_running", lambda: 1)
     monkeypatch.setattr(forked.os, "sched_getaffinity", lambda _: {0})
