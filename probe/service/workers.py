@@ -37,6 +37,18 @@ log = logging.getLogger(__name__)
 _PACKET_FANOUT_HASH = 0
 
 
+def _exit_with_supervisor() -> None:
+    """SIGTERM (export everything, exit) if the supervisor dies: no orphan keeps capturing."""
+    import ctypes
+    import ctypes.util
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() == 1:  # the supervisor died before we asked
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _worker(index: int, args: argparse.Namespace, config: model.Config, group: int,
             socket_path: str, account: Account | None) -> None:
     """A worker process: its own capture (joined to the fanout group), caches and exporters."""
@@ -45,9 +57,15 @@ def _worker(index: int, args: argparse.Namespace, config: model.Config, group: i
     from probe.service.runner import Service
 
     logsetup.configure(args.log_level, prefix=f"worker {index}: ")
-    drop = (lambda: privileges.drop(account)) if account else None
+    _exit_with_supervisor()
+
+    def drop() -> None:
+        privileges.drop(account)
+        _exit_with_supervisor()  # a change of user clears the parent-death signal
+
     svc = Service(args.config, config, batch_size=args.batch_size, buffer_size=args.buffer_size,
-                  fanout=(group, _PACKET_FANOUT_HASH), on_capture_open=drop)
+                  fanout=(group, _PACKET_FANOUT_HASH),
+                  on_capture_open=drop if account else None)
     owner = (account.uid, account.gid) if account else None
     status = 1
     try:
