@@ -25,8 +25,11 @@ lint: install
 demo: install
 	$(BIN)/flowprobe replay pcaps/demo.pcap
 
+# Offline table against softflowd, then the live row (needs root and network namespaces; without
+# them it says why and the offline table still stands).
 bench: install
 	$(BIN)/python -m tools.bench
+	-$(BIN)/python -m tools.bench --live
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
