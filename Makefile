@@ -23,7 +23,7 @@ lint: install
 	$(BIN)/ruff check probe tests tools
 
 demo: install
-	$(BIN)/flowprobe replay pcaps/demo.pcap
+	$(BIN)/flowprobe replay --format table pcaps/demo.pcap
 
 # Offline table against softflowd, then the live row (needs root and network namespaces; without
 # them it says why and the offline table still stands).
