@@ -3,8 +3,11 @@
 A replay is two halves of similar cost: reading + decoding, and metering + export. Threads do
 not overlap them (both halves are numpy calls on 64k-row columns with Python in between, so
 they take turns on the GIL), a second process does: the child iterates the already opened
-source and writes each decoded batch's columns down a pipe; the parent reads them into fresh
-arrays while the child decodes the next batch. Batches arrive in capture order, exactly as the
+source and copies each decoded batch's columns into one of two slots of shared memory, then
+says so down a pipe; the parent copies them out into fresh arrays and hands the slot back while
+the child decodes the next batch. (Sending the columns down the pipe itself needed five
+hand-overs per batch through its 1 MB, each a wake-up that a busy machine delays: twice as
+slow as one process at 5M packets.) Batches arrive in capture order, exactly as the
 source yields them, so records do not change. With each batch comes a copy of the source's
 decode counters as they were right after it, so statistics read while metering that batch
 (the reliability options record's ignored-packet count) are what a sequential read shows.
@@ -12,6 +15,8 @@ decode counters as they were right after it, so statistics read while metering t
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 import pickle
 import signal
@@ -27,18 +32,19 @@ from probe.capture.batch import COLUMNS, DecodeStats, PacketBatch
 from probe.capture.source import PacketSource
 
 _HEAD = struct.Struct("<I")
-_PIPE_SIZE = 1 << 20  # F_SETPIPE_SZ: what an unprivileged process may ask for by default
+_SLOTS = 2  # the child decodes one batch while the parent meters the other
 _SPECS = [(name, np.dtype(dt), shape) for name, (dt, shape) in COLUMNS.items()]
 
 
 def spare_core() -> bool:
     """Whether a second busy process would get a core of its own.
 
-    On a machine already busy the two halves would only take turns, and the pipe between them
-    costs more than it saves: measured on 2 cores under load 3, 1.1 s forked against 0.9 s in
-    one process per million packets. Busy means tasks other than this one runnable right now
-    (three looks, a millisecond apart) or a load average of every core: the load average
-    alone lags a minute behind, and a benchmark's own previous runs keep it near 1.
+    On a machine already busy the two halves would only take turns, and the hand-over between
+    them costs more than it saves: measured on 2 cores under load 3 (with the columns still
+    sent down the pipe), 1.1 s forked against 0.9 s in one process per million packets. Busy
+    means tasks other than this one runnable right now (three looks, a millisecond apart) or a
+    load average of every core: the load average alone lags a minute behind, and a
+    benchmark's own previous runs keep it near 1.
     """
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -74,23 +80,50 @@ def usable(source: Any) -> bool:
 
 def _frame(out: IO[bytes], head: tuple[Any, ...]) -> None:
     data = pickle.dumps(head, protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(_HEAD.pack(len(data)))
-    out.write(data)
+    out.write(_HEAD.pack(len(data)) + data)
+    out.flush()
 
 
-def _child(source: PacketSource, batch_size: int, fd: int) -> None:
+def _layout(capacity: int) -> tuple[list[tuple[str, np.dtype, tuple[int, ...], int, int]], int]:
+    """(column, dtype, row shape, offset, values per row) in a slot for ``capacity`` packets,
+    and the slot's size; every column starts on an 8-octet boundary."""
+    out, at = [], 0
+    for name, dt, shape in _SPECS:
+        per_row = int(np.prod(shape, dtype=np.int64))
+        out.append((name, dt, shape, at, per_row))
+        at += -(-capacity * per_row * dt.itemsize // 8) * 8
+    return out, max(at, 8)
+
+
+def _view(shm: mmap.mmap, dt: np.dtype, offset: int, n: int, shape: tuple[int, ...],
+          per_row: int) -> np.ndarray:
+    return np.frombuffer(shm, dtype=dt, count=n * per_row, offset=offset).reshape((n, *shape))
+
+
+def _child(source: PacketSource, batch_size: int, data_fd: int, free_fd: int,
+           shm: mmap.mmap) -> None:
     """Runs in the forked process: never returns into the parent's stack."""
     status = 0
+    layout, slot_size = _layout(batch_size)
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us by closing the pipe
-        with os.fdopen(fd, "wb", buffering=1 << 16) as out:
+        with os.fdopen(data_fd, "wb", buffering=1 << 12) as out:
             try:
                 for batch in source.batches(batch_size):
+                    n = len(batch)
+                    if n > batch_size:
+                        raise RuntimeError(f"capture reader: batch of {n} > {batch_size}")
+                    token = os.read(free_fd, 1)  # a free slot; none: the parent is gone
+                    if not token:
+                        raise BrokenPipeError
+                    slot = token[0]
+                    if n:
+                        for name, dt, shape, off, per_row in layout:
+                            _view(shm, dt, slot * slot_size + off, n, shape, per_row)[...] = \
+                                getattr(batch, name)
                     st = source.stats
-                    _frame(out, ("batch", len(batch), st.packets_read, st.packets_decoded,
+                    _frame(out, ("batch", slot, n, st.packets_read, st.packets_decoded,
                                  dict(st.ignored)))
-                    for name, _, _ in _SPECS:
-                        out.write(memoryview(np.ascontiguousarray(getattr(batch, name))))
                 st = source.stats
                 _frame(out, ("end", st.packets_read, st.packets_decoded, dict(st.ignored),
                              source.read_error))
@@ -128,21 +161,21 @@ def forked_batches(source: PacketSource, batch_size: int
     At the end ``source.stats`` and ``source.read_error`` are the child's final ones. Closing
     the iterator early stops the child.
     """
+    layout, slot_size = _layout(batch_size)
+    shm = mmap.mmap(-1, _SLOTS * slot_size)  # anonymous and shared: the child sees it too
     r, w = os.pipe()
-    try:
-        import fcntl
-
-        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-    except (ImportError, AttributeError, OSError):  # a smaller pipe only overlaps less
-        pass
+    free_r, free_w = os.pipe()
+    os.write(free_w, bytes(range(_SLOTS)))
     pid = os.fork()
     if pid == 0:
         os.close(r)
-        _child(source, batch_size, w)
+        os.close(free_w)
+        _child(source, batch_size, w, free_r, shm)
     os.close(w)
+    os.close(free_r)
     finished = False
     try:
-        with os.fdopen(r, "rb", buffering=1 << 16) as inp:
+        with os.fdopen(r, "rb", buffering=1 << 12) as inp:
             size = bytearray(_HEAD.size)
             while True:
                 _read_exact(inp, memoryview(size))
@@ -157,15 +190,16 @@ def forked_batches(source: PacketSource, batch_size: int
                     source.read_error = rest[3]
                     finished = True
                     return
-                n = rest[0]
-                cols = {}
-                for name, dt, shape in _SPECS:
-                    a = np.empty((n, *shape), dtype=dt)
-                    if a.nbytes:
-                        _read_exact(inp, memoryview(a).cast("B"))
-                    cols[name] = a
-                yield PacketBatch(**cols), _stats(*rest[1:])
+                slot, n = rest[0], rest[1]
+                cols = {name: _view(shm, dt, slot * slot_size + off, n, shape, per_row).copy()
+                        if n else np.zeros((0, *shape), dtype=dt)
+                        for name, dt, shape, off, per_row in layout}
+                with contextlib.suppress(BrokenPipeError):  # the child may be done already
+                    os.write(free_w, bytes((slot,)))
+                yield PacketBatch(**cols), _stats(*rest[2:])
     finally:
+        os.close(free_w)
         if not finished:
             os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+        shm.close()
