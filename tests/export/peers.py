@@ -14,9 +14,11 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
+
+from tools.bench import udp_socket_state
 
 ENV = {**os.environ, "TZ": "UTC", "LC_ALL": "C"}
 
@@ -56,20 +58,59 @@ def _wait_for(proc: subprocess.Popen, stream: IO[bytes], marker: bytes) -> None:
             raise RuntimeError(f"{proc.args[0]} did not start: {seen!r}")
 
 
+def rx_queue(port: int) -> int | None:
+    """Bytes waiting in the 127.0.0.1:port UDP socket (None: no such socket)."""
+    state = udp_socket_state(port)
+    return None if state is None else state[0]
+
+
+def wait_until(cond: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Poll ``cond`` until it holds; a deadline, not a guess of how long a busy machine needs."""
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise TimeoutError(f"{what} not within {timeout:.0f} s")
+        time.sleep(0.005)
+
+
 @contextlib.contextmanager
 def dumpcap(path: Path, bpf: str) -> Iterator[Path]:
-    """Capture on lo while the body runs; the file is complete when the block exits."""
-    proc = subprocess.Popen(["dumpcap", "-i", "lo", "-f", bpf, "-w", str(path), "-q"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
-    assert proc.stderr is not None
-    _wait_for(proc, proc.stderr, b"Capturing on")
-    time.sleep(0.2)
-    try:
-        yield path
-    finally:
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=10)
+    """Capture on lo while the body runs; the file is complete when the block exits.
+
+    Whether dumpcap really captures, and whether the body's last packet is already in the file,
+    is proven by a sentinel: one datagram to a port of our own (added to ``bpf`` with "or"),
+    sent after start and again before stop, waited for in the file. Readers of the capture see
+    these two plain UDP datagrams on a port other than the one they decode.
+    """
+    with udp_sink() as sentinel:
+        port = sentinel.getsockname()[1]
+        proc = subprocess.Popen(["dumpcap", "-i", "lo", "-f", f"({bpf}) or (udp port {port})",
+                                 "-w", str(path), "-q"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+        assert proc.stderr is not None
+        try:
+            _wait_for(proc, proc.stderr, b"Capturing on")
+            _sentinel(sentinel, path, b"start")
+            yield path
+            _sentinel(sentinel, path, b"stop")
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=10)
+
+
+def _sentinel(sock: socket.socket, path: Path, what: bytes) -> None:
+    """Send a unique datagram to ``sock`` until dumpcap has written it to ``path`` (resent
+    every 0.2 s: right after "Capturing on" the filter may not be attached yet)."""
+    mark = b"flowprobe-dumpcap-sentinel-" + what + os.urandom(8).hex().encode()
+    sent = [0.0]
+
+    def written() -> bool:
+        if time.monotonic() - sent[0] > 0.2:
+            sock.sendto(mark, sock.getsockname())
+            sent[0] = time.monotonic()
+        return path.exists() and mark in path.read_bytes()
+
+    wait_until(written, f"dumpcap writing its {what.decode()} sentinel")
 
 
 def tshark(*args: str) -> str:
@@ -111,17 +152,22 @@ def tshark_json(cap: Path, decode_as: str) -> list[dict]:
 
 @contextlib.contextmanager
 def nfcapd(directory: Path, port: int) -> Iterator[Path]:
-    """nfcapd on 127.0.0.1:port writing into ``directory``; files are closed on exit."""
+    """nfcapd on 127.0.0.1:port writing into ``directory``; files are closed on exit.
+
+    nfcapd is stopped only once the kernel says its socket has no datagram left to read, so
+    nothing the body sent is lost (nfcapd finishes the datagram it holds before it exits).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(["nfcapd", "-B", "67108864", "-w", str(directory), "-p", str(port),
                              "-b", "127.0.0.1"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, env=ENV)
     assert proc.stdout is not None
-    _wait_for(proc, proc.stdout, b"Startup")
     try:
+        _wait_for(proc, proc.stdout, b"Startup")
+        wait_until(lambda: rx_queue(port) is not None, f"nfcapd bound to port {port}")
         yield directory
+        wait_until(lambda: not rx_queue(port), f"nfcapd reading its queue on port {port}")
     finally:
-        time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
 
@@ -158,6 +204,8 @@ def tshark_flows(cap: Path, decode_as: str) -> list[dict[str, str]]:
 
     for pkt in tshark_json(cap, decode_as):
         cflows = pkt["_source"]["layers"].get("cflow")
+        if cflows is None:  # dumpcap()'s sentinels, on a port not decoded as cflow
+            continue
         for cf in cflows if isinstance(cflows, list) else [cflows]:
             hdr = {f"hdr.{k}": v for k, v in cf.items() if isinstance(v, str)}
             hdr.update({f"hdr.{k}": v for k, v in cf.get("cflow.timestamp_tree", {}).items()})
