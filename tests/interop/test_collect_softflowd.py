@@ -12,22 +12,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from tests.export.peers import free_port, have, nfcapd
+
 DEMO = Path(__file__).resolve().parents[2] / "pcaps" / "demo.pcap"
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.skipif(not all(shutil.which(t) for t in ("softflowd", "nfcapd", "nfdump")),
+    pytest.mark.skipif(not have("softflowd", "nfcapd", "nfdump"),
                        reason="softflowd, nfcapd and nfdump are needed"),
     pytest.mark.skipif(not DEMO.exists(), reason="pcaps/demo.pcap not committed"),
 ]
@@ -64,43 +63,30 @@ class Totals:
         self.flows[(k, start, end, flags, tos, pkts, octets)] += 1
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run_both(softflowd_args: list[str], tmp_path: Path) -> tuple[Totals, Totals, str]:
     out = tmp_path / "flows.json"
     flowdir = tmp_path / "nfcapd"
-    flowdir.mkdir()
-    nf_port = _free_udp_port()
-    ours = subprocess.Popen([sys.executable, "-m", "probe", "collect", "--listen",
-                             "udp://127.0.0.1:0", "--output", str(out)],
-                            stderr=subprocess.PIPE, text=True)
-    nfcapd = subprocess.Popen(["nfcapd", "-B", "67108864", "-b", "127.0.0.1", "-p",
-                               str(nf_port), "-w", str(flowdir)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert ours.stderr is not None
-        line = ours.stderr.readline()
-        assert line.startswith("listening on udp://127.0.0.1:"), line
-        our_port = int(line.rsplit(":", 1)[1])
-        time.sleep(0.5)  # nfcapd has no "ready" line
-        subprocess.run(["softflowd", "-r", str(DEMO), *softflowd_args, "-d", "-c", "none",
-                        "-n", f"127.0.0.1:{our_port},127.0.0.1:{nf_port}"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
-                       check=True)
-        time.sleep(0.3)
-        ours.send_signal(signal.SIGINT)
-        nfcapd.terminate()
-        _, err = ours.communicate(timeout=20)
-        nfcapd.wait(timeout=20)
-    finally:
-        for p in (ours, nfcapd):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    nf_port = free_port()
+    with nfcapd(flowdir, nf_port):
+        ours = subprocess.Popen([sys.executable, "-m", "probe", "collect", "--listen",
+                                 "udp://127.0.0.1:0", "--output", str(out)],
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            assert ours.stderr is not None
+            line = ours.stderr.readline()
+            assert line.startswith("listening on udp://127.0.0.1:"), line
+            our_port = int(line.rsplit(":", 1)[1])
+            subprocess.run(["softflowd", "-r", str(DEMO), *softflowd_args, "-d", "-c", "none",
+                            "-n", f"127.0.0.1:{our_port},127.0.0.1:{nf_port}"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+                           check=True)
+            # softflowd has exited: every datagram is in the kernel; collect drains it on SIGINT
+            ours.send_signal(signal.SIGINT)
+            _, err = ours.communicate(timeout=20)
+        finally:
+            if ours.poll() is None:
+                ours.kill()
+                ours.wait()
     assert ours.returncode == 0, err
 
     mine = Totals()
