@@ -163,8 +163,9 @@ def test_table_is_the_default_on_a_terminal() -> None:
 
 def test_make_demo_prints_a_flow_table_even_piped() -> None:
     """``make demo`` itself, piped as a user would (into less or grep), shows the table."""
-    r = subprocess.run(["make", "-s", "demo"], capture_output=True, text=True, timeout=120,
-                       cwd=ROOT, check=False)
+    # -o: never re-install the venv from inside a test (the other xdist worker runs from it)
+    r = subprocess.run(["make", "-s", "-o", ".venv/.installed", "demo"], capture_output=True,
+                       text=True, timeout=120, cwd=ROOT, check=False)
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stdout.splitlines() if ln and not ln.startswith(".venv/")]
     assert lines[0].startswith("first seen")

@@ -110,7 +110,8 @@ def test_live_capture_equals_offline_replay(tmp_path: Path) -> None:
         with Collector(["udp://127.0.0.1:0"]) as collector:
             cfg = tmp_path / "live.json"
             cfg.write_text(json.dumps(_config(ours_if, collector.port)))
-            probe = subprocess.Popen([sys.executable, "-m", "probe", "run", "-c", str(cfg)],
+            probe = subprocess.Popen([sys.executable, "-m", "probe", "run", "-c", str(cfg),
+                                      "--control-socket", "none"],
                                      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
             try:
