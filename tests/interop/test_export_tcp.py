@@ -5,7 +5,7 @@ record is lost. Templates are withdrawn at the clean close; tshark finds nothing
 
 from __future__ import annotations
 
-import time
+import contextlib
 from ipaddress import ip_address
 from pathlib import Path
 
@@ -15,7 +15,14 @@ from probe.config.defaults import default_config
 from probe.export import open_exporting_process
 from tests.export.expect import batch_rows
 from tests.export.flows import SYS_INIT_US, batch
-from tests.export.peers import TcpCollector, dumpcap, expert_problems, have, tshark_expert
+from tests.export.peers import (
+    TcpCollector,
+    dumpcap,
+    expert_problems,
+    have,
+    tshark_expert,
+    wait_until,
+)
 from tests.export.wire import Decoder, split_stream
 
 pytestmark = pytest.mark.interop
@@ -54,29 +61,31 @@ def test_tcp_collector_restart_loses_nothing(tmp_path: Path) -> None:
                for i, n in enumerate((500, 120, 333, 2000, 77, 900, 45, 1200))]
     cap = tmp_path / "tcp.pcap"
     use_tshark = have("dumpcap", "tshark")
-    ctx = dumpcap(cap, f"tcp port {port}") if use_tshark else None
-    if ctx:
-        ctx.__enter__()
-    try:
+    with contextlib.ExitStack() as stack:
+        if use_tshark:
+            stack.enter_context(dumpcap(cap, f"tcp port {port}"))
         rt = open_exporting_process(ep, cfg, SYS_INIT_US)
+        name = ep.destinations[0].name
         now = SYS_INIT_US + 120_000_000
         first = coll
         for i, b in enumerate(batches):
             if i == 3:
                 first.stop()  # the collector goes away mid-export...
-                time.sleep(0.1)
+                # ...and the exporter notices (its ticks see the peer's close)
+                def down(t: int = now) -> bool:
+                    rt.tick(t)
+                    return rt.stats()[name]["connected"] == 0
+
+                wait_until(down, "the exporter seeing the collector gone")
             if i == 6:
                 coll = TcpCollector(port).start()  # ...and comes back on the same port
             rt.export(b, now)
             now += 1_500_000
             rt.tick(now)
             if i == 4:
-                stats_down = rt.stats()[ep.destinations[0].name]
+                stats_down = rt.stats()[name]
         rt.close(now)
         coll.stop()
-    finally:
-        if ctx:
-            ctx.__exit__(None, None, None)
     assert stats_down["connected"] == 0 and stats_down["queued"] > 0
     streams = [bytes(s) for s in first.streams + coll.streams]
     assert len(streams) == 2
