@@ -28,6 +28,7 @@ demo: install
 # Offline table against softflowd, then the live row (needs root and network namespaces; without
 # them it says why and the offline table still stands).
 bench: install
+	$(BIN)/python -m compileall -q probe  # byte-code cached even where PYTHONDONTWRITEBYTECODE is set
 	$(BIN)/python -m tools.bench
 	-$(BIN)/python -m tools.bench --live
 
