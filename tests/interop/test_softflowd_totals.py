@@ -3,17 +3,14 @@
 softflowd is the reference probe: for every capture we commit (``pcaps/``) and every capture
 of the tcpdump test corpus, the packets and bytes of each (proto, src, dst, sport, dport) must
 equal softflowd's, except for the files in ``EXPECTED`` whose difference is by design. Each
-file gets its own nfcapd (a free port, its own directory); nfcapd is stopped only once the
-kernel says its socket has no datagram left to read, so nothing in flight is lost.
+file gets its own nfcapd (``tests.export.peers.nfcapd``: a free port, its own directory, stopped
+only once the kernel says its socket has no datagram left to read, so nothing in flight is lost).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import shutil
-import socket
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -24,6 +21,7 @@ from probe.cache.records import RecordBatch
 from probe.config.defaults import default_config
 from probe.errors import UserError
 from probe.pipeline import Pipeline
+from tests.export.peers import free_port, have, nfcapd
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path("/work/shared/pcaps/tcpdump-tests")
@@ -33,7 +31,7 @@ Tuple5 = tuple[int, str, str, int, int]
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.skipif(not all(shutil.which(t) for t in ("softflowd", "nfcapd", "nfdump")),
+    pytest.mark.skipif(not have("softflowd", "nfcapd", "nfdump"),
                        reason="softflowd, nfcapd and nfdump are needed"),
 ]
 
@@ -156,46 +154,13 @@ def ours(path: Path, batch_size: int = 65536) -> Counter[Tuple5]:
     return totals
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _rx_queue(port: int) -> int | None:
-    """Bytes waiting in the UDP socket bound to ``port`` (None: no such socket)."""
-    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
-        f = line.split()
-        if int(f[1].split(":")[1], 16) == port:
-            return int(f[4].split(":")[1], 16)
-    return None
-
-
-def _wait(cond, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise TimeoutError
-        time.sleep(0.005)
-
-
 def softflowd(path: Path, work: Path) -> Counter[Tuple5] | None:
     """softflowd's totals per 5-tuple, or None when softflowd cannot read the file."""
-    work.mkdir(parents=True, exist_ok=True)
-    port = _free_udp_port()
-    nfcapd = subprocess.Popen(["nfcapd", "-B", "67108864", "-b", "127.0.0.1", "-p", str(port),
-                               "-w", str(work)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    try:
-        _wait(lambda: _rx_queue(port) is not None)
+    port = free_port()
+    with nfcapd(work, port):
         sf = subprocess.run(["softflowd", "-r", str(path), "-v", "10", "-6", "-d", "-c", "none",
                              "-p", str(work / "sf.pid"), "-n", f"127.0.0.1:{port}"],
                             capture_output=True, text=True, timeout=60)
-        _wait(lambda: _rx_queue(port) == 0)
-        time.sleep(0.02)  # nfcapd has read the last datagram; let it store the records
-    finally:
-        nfcapd.terminate()
-        nfcapd.wait(timeout=20)
     if sf.returncode != 0:
         return None
     out = subprocess.run(["nfdump", "-R", str(work), "-N", "-6", "-q", "-o",
@@ -341,10 +306,11 @@ def check_reason(reason: str, path: Path, mine: Counter[Tuple5] | None,
 
 
 def softflowd_retry(path: Path, work: Path) -> Counter[Tuple5] | None:
-    """softflowd's totals; a second try on a fresh port if nfcapd did not come up in time."""
+    """softflowd's totals; a second try on a fresh port if nfcapd did not come up (its port
+    taken meanwhile) or did not read its queue in time."""
     try:
         return softflowd(path, work / "1")
-    except TimeoutError:
+    except (TimeoutError, RuntimeError):
         return softflowd(path, work / "2")
 
 
