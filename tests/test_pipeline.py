@@ -6,31 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from probe.cache.records import RecordBatch
 from probe.capture.batch import DecodeStats, PacketBatch
 from probe.config import model
 from probe.config.defaults import default_config, default_layout
 from probe.pipeline import Pipeline
 from tests.cache.synth import packets, record_set, split
+from tests.helpers import RecordingSink
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.records: list[RecordBatch] = []
-        self.ticks: list[int] = []
-        self.closed: int | None = None
-
-    def export(self, records: RecordBatch, now_us: int) -> None:
-        assert self.closed is None
-        self.records.append(records)
-
-    def tick(self, now_us: int) -> None:
-        self.ticks.append(now_us)
-
-    def close(self, now_us: int) -> None:
-        self.closed = now_us
 
 
 class Source:
@@ -70,7 +53,7 @@ def test_every_selection_process_feeds_its_cache_and_sinks_see_every_record() ->
     b = packets(4000, flows=30, seed=5, span_us=30_000_000)
     src = Source(split(b, 500))
     pipe = Pipeline(two_caches(), exporters=False, open_source=lambda op: src)
-    sink = Sink()
+    sink = RecordingSink()
     pipe.attach(sink)
     stats = pipe.run(handle_signals=False)
 
@@ -96,7 +79,7 @@ def test_stop_flushes_every_flow_as_forced_end() -> None:
     b = packets(1000, flows=10, seed=1)
     pipe = Pipeline(two_caches(), exporters=False,
                     open_source=lambda op: Source(split(b, 100)))
-    sink = Sink()
+    sink = RecordingSink()
     pipe.attach(sink, "timeouts")
     real_feed = pipe.feed
 
@@ -117,7 +100,7 @@ def test_records_identical_for_batch_sizes_1_7_65536(name: str) -> None:
     runs = []
     for size in (1, 7, 65536):
         pipe = Pipeline(default_config(str(path)), batch_size=size, exporters=False)
-        sink = Sink()
+        sink = RecordingSink()
         pipe.attach(sink)
         pipe.run(handle_signals=False)
         runs.append(record_set(sink.records))
@@ -130,7 +113,7 @@ def test_max_observing_packets_stops_the_point() -> None:
     cfg = cfg.model_copy(update={"observation_points": (op,)})
     b = packets(1000, flows=10, seed=2)
     pipe = Pipeline(cfg, exporters=False, open_source=lambda op: Source(split(b, 100)))
-    sink = Sink()
+    sink = RecordingSink()
     pipe.attach(sink, "timeouts")
     pipe.run(handle_signals=False)
     assert sum(int(rb.columns["_packets"].sum()) for rb in sink.records) == 250

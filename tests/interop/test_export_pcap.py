@@ -2,13 +2,12 @@
 and last packet's times to the millisecond, and nfdump's totals are the capture's.
 
 The flows come from a simple dpkt meter (tests/export/pcapmeter.py) so this checks the
-exporter on real packet times; once ``flowprobe replay`` exists the second test runs the real
-pipeline against the same expectations.
+exporter on real packet times; the later tests run the real pipeline and ``flowprobe replay``
+against the same expectations.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from probe.export import open_exporting_process
 from tests.export.expect import nfdump_row
 from tests.export.pcapmeter import meter, record_batches
 from tests.export.peers import free_port, have, nfcapd, nfdump_flows, nfdump_info
+from tests.helpers import RecordingSink
 
 pytestmark = [pytest.mark.interop,
               pytest.mark.skipif(not have("nfcapd", "nfdump"), reason="needs nfcapd and nfdump")]
@@ -65,8 +65,6 @@ def test_pcap_flow_times_in_nfdump_are_packet_times(tmp_path: Path, version: int
     _check(nfdir, version)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("probe.pipeline") is None,
-                    reason="the metering pipeline is not built yet (metering engineer)")
 @pytest.mark.parametrize("version", [10, 9, 5])
 def test_metering_pipeline_to_nfcapd(tmp_path: Path, version: int) -> None:
     """The real pipeline (capture, selection, cache) feeding the exporter, offline."""
@@ -80,8 +78,6 @@ def test_metering_pipeline_to_nfcapd(tmp_path: Path, version: int) -> None:
     _check(nfdir, version)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("probe.cli.replay") is None,
-                    reason="flowprobe replay is not built yet (metering engineer)")
 @pytest.mark.parametrize("version", [10, 9, 5])
 def test_flowprobe_replay_to_nfcapd(tmp_path: Path, version: int) -> None:
     port = free_port()
@@ -93,25 +89,7 @@ def test_flowprobe_replay_to_nfcapd(tmp_path: Path, version: int) -> None:
     _check(nfdir, version)
 
 
-class _Recorder:
-    """A sink beside the exporter that keeps what the cache expired."""
-
-    def __init__(self) -> None:
-        self.batches: list = []
-
-    def export(self, records, now_us: int) -> None:
-        self.batches.append(records)
-
-    def tick(self, now_us: int) -> None:
-        pass
-
-    def close(self, now_us: int) -> None:
-        pass
-
-
-@pytest.mark.skipif(importlib.util.find_spec("probe.pipeline") is None
-                    or not have("dumpcap", "tshark"),
-                    reason="needs the metering pipeline, dumpcap and tshark")
+@pytest.mark.skipif(not have("dumpcap", "tshark"), reason="needs dumpcap and tshark")
 @pytest.mark.parametrize("version", [10, 9, 5])
 def test_tshark_records_equal_what_the_cache_expired(tmp_path: Path, version: int) -> None:
     from probe.config.defaults import default_config as replay_config
@@ -119,7 +97,7 @@ def test_tshark_records_equal_what_the_cache_expired(tmp_path: Path, version: in
     from tests.export.expect import batch_rows, tshark_row
     from tests.export.peers import dumpcap, tshark_expert, tshark_flows, udp_sink
 
-    recorder = _Recorder()
+    recorder = RecordingSink()
     cap = tmp_path / "replay.pcap"
     with udp_sink() as sink:
         port = sink.getsockname()[1]
@@ -132,7 +110,7 @@ def test_tshark_records_equal_what_the_cache_expired(tmp_path: Path, version: in
     expert = tshark_expert(cap, decode_as)
     assert "Warns" not in expert and "Errors" not in expert, expert
     v5 = version == 5
-    expected = sorted(r for b in recorder.batches if not (v5 and b.ip_version == 6)
+    expected = sorted(r for b in recorder.records if not (v5 and b.ip_version == 6)
                       for r in batch_rows(b, v5))
     got = sorted(tshark_row(f) for f in tshark_flows(cap, decode_as)
                  if "cflow.srcaddr" in f or "cflow.srcaddrv6" in f)

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probe.cache.records import RecordBatch
 from probe.config.defaults import default_config
 from probe.errors import UserError
 from probe.pipeline import Pipeline
 from tests.export.peers import free_port, have, nfcapd
+from tests.helpers import RecordingSink
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path("/work/shared/pcaps/tcpdump-tests")
@@ -110,20 +110,6 @@ EXPECTED: dict[str, str] = {
 }
 
 
-class Collect:
-    def __init__(self) -> None:
-        self.batches: list[RecordBatch] = []
-
-    def export(self, records: RecordBatch, now_us: int) -> None:
-        self.batches.append(records)
-
-    def tick(self, now_us: int) -> None:
-        pass
-
-    def close(self, now_us: int) -> None:
-        pass
-
-
 def _addr(col: np.ndarray, i: int) -> str:
     if col.ndim == 2:
         return str(ipaddress.IPv6Address(bytes(col[i])))
@@ -132,12 +118,12 @@ def _addr(col: np.ndarray, i: int) -> str:
 
 def ours(path: Path, batch_size: int = 65536) -> Counter[Tuple5]:
     """flowprobe's records summed per 5-tuple; ICMP type/code in dport as NetFlow shows it."""
-    sink = Collect()
+    sink = RecordingSink()
     pipe = Pipeline(default_config(str(path)), batch_size=batch_size, exporters=False)
     pipe.attach(sink)
     pipe.run(handle_signals=False)
     totals: Counter[Tuple5] = Counter()
-    for rb in sink.batches:
+    for rb in sink.records:
         c = rb.columns
         v6 = rb.ip_version == 6
         src = c["sourceIPv6Address" if v6 else "sourceIPv4Address"]

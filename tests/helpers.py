@@ -1,0 +1,25 @@
+"""Helpers shared by tests of several packages."""
+
+from __future__ import annotations
+
+from probe.cache.records import RecordBatch
+
+
+class RecordingSink:
+    """A pipeline sink (beside or instead of the exporters) that keeps every expired record
+    batch, the tick times and the close time, so a test can judge what the cache handed on."""
+
+    def __init__(self) -> None:
+        self.records: list[RecordBatch] = []
+        self.ticks: list[int] = []
+        self.closed: int | None = None
+
+    def export(self, records: RecordBatch, now_us: int) -> None:
+        assert self.closed is None, "records exported after close"
+        self.records.append(records)
+
+    def tick(self, now_us: int) -> None:
+        self.ticks.append(now_us)
+
+    def close(self, now_us: int) -> None:
+        self.closed = now_us
