@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/cli is not a package
 from tests.collect.wire import (
     ipfix_message,
     ipfix_set,
