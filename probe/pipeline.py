@@ -8,6 +8,7 @@ deterministic; live the wall clock does, so flows on a quiet link still expire.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import signal
@@ -203,6 +204,13 @@ class Pipeline:
                 self._start(time.time_ns() // 1000)
             for i, batch in self._batches():  # after stop() they end once drained
                 self.feed(i, batch)
+        except BaseException:
+            # A capture that fails mid-run (an interface gone) must not lose the flows held:
+            # they go out as forced ends and the exporters close, then the error is reported.
+            if self.sys_init_us is not None:  # exporters running: else nothing is held
+                with contextlib.suppress(Exception):
+                    self.finish()
+            raise
         finally:
             for point in self.points:
                 if point.source is not None:
@@ -257,7 +265,7 @@ class Pipeline:
         yield from self._threaded()
 
     def _threaded(self) -> Iterator[tuple[int, PacketBatch]]:
-        q: queue.Queue[tuple[int, PacketBatch | None]] = queue.Queue(maxsize=64)
+        q: queue.Queue[tuple[int, PacketBatch | BaseException | None]] = queue.Queue(maxsize=64)
 
         def reader(i: int, point: _Point) -> None:
             # After stop() a reader keeps reading what the kernel already holds (until a read
@@ -276,6 +284,8 @@ class Pipeline:
                             break
                     elif self._stop.is_set():
                         drain_until = time.monotonic() + DRAIN_S
+            except BaseException as exc:  # handed to the main thread, which reports it
+                q.put((i, exc))
             finally:
                 q.put((i, None))
 
@@ -284,6 +294,7 @@ class Pipeline:
         for t in threads:
             t.start()
         running = len(threads)
+        failure: BaseException | None = None
         while running:
             try:
                 i, batch = q.get(timeout=0.2)
@@ -293,7 +304,13 @@ class Pipeline:
             if batch is None:
                 running -= 1
                 continue
+            if isinstance(batch, BaseException):  # one capture failed: stop and drain the rest
+                failure = failure or batch
+                self._stop.set()
+                continue
             yield i, batch
+        if failure is not None:
+            raise failure
 
     # ------------------------------------------------------------ statistics
     def export_stats(self) -> dict[str, dict[str, dict[str, int]]]:

@@ -163,9 +163,9 @@ class CollectorLoop:
         for sock in self._socks:
             if sock.type == socket.SOCK_DGRAM:  # bounded: a sender that never stops must not
                 self._read_udp(sock, limit=_DRAIN_LIMIT)  # keep us from exiting
-        for fd in list(self._conns):
+        for fd in list(self._conns):  # bounded too: a TCP sender may outrun the decoder
             conn = self._conns[fd]
-            self._read_conn(conn.sock, limit=None)
+            self._read_conn(conn.sock, limit=_DRAIN_LIMIT // 16)
             if fd in self._conns:
                 self._end_conn(conn)
 

@@ -138,8 +138,8 @@ class DestinationRuntime:
             chunk = concat_chunks(chunks)
             k = self.records_per_message(chunk)
             if k <= 0:
-                raise ValueError(f"{self.name}: a {chunk.record_len}-octet record does not fit "
-                                 f"in {self.max_size}-octet messages")
+                raise UserError(f"{self.name}: maxPacketSize {self.max_size} is too small for "
+                                f"one {chunk.record_len}-octet record and its headers")
             pos = 0
             while chunk.n - pos >= k or (flush and pos < chunk.n):
                 piece = chunk.slice(pos, min(pos + k, chunk.n))

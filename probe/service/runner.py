@@ -56,7 +56,9 @@ class Service:
         self.fanout = fanout
         self._load = load or _load_config
         self._on_capture_open = on_capture_open
-        self._lock = threading.Lock()
+        # Re-entrant: SIGTERM's handler calls stop() on the main thread, which may be inside
+        # _loop holding this lock; a plain Lock deadlocked the service there.
+        self._lock = threading.RLock()
         self._pipeline: Any = None
         self._pending: model.Config | None = None
         self._stopping = False
