@@ -17,7 +17,8 @@ _TIMES: dict[str, tuple[str, int]] = {
 }
 _SYSUP = {"flowStartSysUpTime": "start", "flowEndSysUpTime": "end"}
 _STATE_IE = {
-    "octetDeltaCount": "octets", "packetDeltaCount": "packets", "tcpControlBits": "flags",
+    "octetDeltaCount": "octets", "packetDeltaCount": "packets",
+    "octetTotalCount": "octets", "packetTotalCount": "packets", "tcpControlBits": "flags",
     "minimumTTL": "min_ttl", "maximumTTL": "max_ttl", "minimumIpTotalLength": "min_len",
     "maximumIpTotalLength": "max_len", "flowEndReason": "reason",
 }

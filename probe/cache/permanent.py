@@ -1,8 +1,10 @@
 """permanentCache and immediateCache (RFC 6728 §4.3).
 
 permanentCache: flows are never removed. Every ``exportInterval`` seconds of packet time
-(counted from ``sys_init_us``) each cached flow is exported with its counters so far
-(cumulative, not deltas) and stays cached; the export at boundary ``k`` holds exactly the
+(counted from ``sys_init_us``) each cached flow is exported with its counters so far and
+stays cached. The counters are cumulative, so the layout carries octetTotalCount and
+packetTotalCount (RFC 7012 defines the *DeltaCount IEs as "since the previous report"; the
+config check enforces this). The export at boundary ``k`` holds exactly the
 packets whose time is at or before the boundary, as a packet-at-a-time meter would send it
 when the first later packet arrives. Such a periodic record carries flowEndReason 2 (active
 timeout, the nearest RFC 7012 reason: the flow is still alive). At end of input every flow is

@@ -12,7 +12,16 @@ from decimal import Decimal
 from typing import Any
 
 from probe.config.paths import ROOT, quote
-from probe.ie import METERED, METERED_KEYS, V5_CARRIABLE, InformationElement, by_id, by_name
+from probe.ie import (
+    CUMULATIVE_COUNTERS,
+    DELTA_COUNTERS,
+    METERED,
+    METERED_KEYS,
+    V5_CARRIABLE,
+    InformationElement,
+    by_id,
+    by_name,
+)
 from probe.ie.iana import ELEMENTS
 
 CACHE_KINDS = ("immediateCache", "timeoutCache", "naturalCache", "permanentCache")
@@ -155,6 +164,12 @@ def _cache(path: str, cache: dict[str, Any]) -> Problems:
             problems.append((fpath, f"flowprobe's meter cannot fill {ie.name} ({ie.id})"))
         elif is_key and ie.name not in METERED_KEYS:
             problems.append((fpath, f"{ie.name} cannot be a flow key (it is a measured value)"))
+        elif kind == "permanentCache" and ie.name in DELTA_COUNTERS:
+            problems.append((fpath, f"a permanentCache reports cumulative counters: use "
+                                    f"{ie.name.replace('Delta', 'Total')}, not {ie.name}"))
+        elif kind != "permanentCache" and ie.name in CUMULATIVE_COUNTERS:
+            problems.append((fpath, f"a {kind} reports each flow once with delta counters: use "
+                                    f"{ie.name.replace('Total', 'Delta')}, not {ie.name}"))
         elif "ieLength" in field:
             allowed = ie.allowed_lengths()
             if int(field["ieLength"]) not in allowed:

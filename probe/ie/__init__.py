@@ -12,6 +12,8 @@ from functools import cache
 from probe.ie.iana import ELEMENTS, REGISTRY_UPDATED
 
 __all__ = [
+    "CUMULATIVE_COUNTERS",
+    "DELTA_COUNTERS",
     "IPV4_ONLY",
     "IPV6_ONLY",
     "METERED",
@@ -102,13 +104,19 @@ METERED_KEYS: frozenset[str] = frozenset({
     "tcpDestinationPort", "nextHeaderIPv6", "ipDiffServCodePoint", "ipPrecedence",
 })
 METERED_NONKEYS: frozenset[str] = frozenset({
-    "octetDeltaCount", "packetDeltaCount", "tcpControlBits",
+    "octetDeltaCount", "packetDeltaCount", "octetTotalCount", "packetTotalCount",
+    "tcpControlBits",
     "flowStartSysUpTime", "flowEndSysUpTime",
     "flowStartSeconds", "flowEndSeconds", "flowStartMilliseconds", "flowEndMilliseconds",
     "flowStartMicroseconds", "flowEndMicroseconds",
     "minimumTTL", "maximumTTL", "flowEndReason",
     "minimumIpTotalLength", "maximumIpTotalLength",
 })
+# RFC 7012: a *DeltaCount counts since the previous report, a *TotalCount since the flow was
+# first metered. A permanentCache reports each flow again and again with counters so far, so it
+# carries the total counts; every other cache reports a flow once, so it carries the deltas.
+CUMULATIVE_COUNTERS: frozenset[str] = frozenset({"octetTotalCount", "packetTotalCount"})
+DELTA_COUNTERS: frozenset[str] = frozenset({"octetDeltaCount", "packetDeltaCount"})
 # Any metered key IE may also be configured as a non-key field (its value from the first packet).
 METERED: frozenset[str] = METERED_KEYS | METERED_NONKEYS
 

@@ -8,9 +8,14 @@ from tests.cache.test_timeout_cache import T0, flow_packets, meter
 
 
 def test_permanent_cache_exports_cumulative_counters_every_interval() -> None:
-    cache = build_cache(cache_cfg("permanentCache", interval=10), 1)
+    cfg = cache_cfg("permanentCache", interval=10)
+    totals = tuple(f.model_copy(update={"ie_name": f.ie_name.replace("Delta", "Total"),
+                                        "ie_id": {1: 85, 2: 86}.get(f.ie_id, f.ie_id)})
+                   for f in cfg.layout.fields)  # the IEs RFC 7012 has for running totals
+    cache = build_cache(cfg.model_copy(update={"layout": cfg.layout.model_copy(
+        update={"fields": totals})}), 1)
     b = flow_packets([0.0, 5.0, 10.0, 12.0, 25.0, 26.0])
-    rows = [(r["packetDeltaCount"], r["flowEndReason"]) for rb in meter(cache, split(b, 4))
+    rows = [(r["packetTotalCount"], r["flowEndReason"]) for rb in meter(cache, split(b, 4))
             for r in rb.rows()]
     # boundaries at 10 s and 20 s after the first packet; a packet at 10.0 s is in the first
     assert rows == [(3, 2), (4, 2), (6, 4)]

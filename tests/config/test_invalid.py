@@ -181,6 +181,13 @@ SCHEMA_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
 ]
 
 SEMANTIC_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
+    ("total-counter-in-timeout-cache", _field(7, ieName="octetTotalCount"),
+     f"{C}/cacheLayout/cacheField[name='Field 8']", "a timeoutCache reports each flow once "
+     "with delta counters: use octetDeltaCount, not octetTotalCount"),
+    ("delta-counter-in-permanent-cache", _to_cache_kind("permanentCache",
+                                                        ("activeTimeout", "idleTimeout")),
+     "/ipfix/cache[name='Flow cache']/permanentCache/cacheLayout/cacheField[name='Field 8']",
+     "a permanentCache reports cumulative counters: use octetTotalCount, not octetDeltaCount"),
     ("unknown-ie-name", _field(1, ieName="destinationIPv4Adress"), f"{C}/cacheLayout/"
      "cacheField[name='Field 2']", "unknown Information Element 'destinationIPv4Adress'; "
      "did you mean 'destinationIPv4Address'?"),
