@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from probe.cache.records import RecordBatch, column_spec
+from probe.cache.records import RecordBatch, column_spec, uptime_ms
 from probe.cache.table import Chunk
 from probe.config import model
 from probe.ie import IPV4_ONLY, IPV6_ONLY
@@ -36,8 +36,7 @@ def _column(name: str, c: Chunk, sys_init_us: int) -> np.ndarray:
         which, div = _TIMES[name]
         return (c[which] // div).astype(dtype)
     if name in _SYSUP:
-        ms = (c[_SYSUP[name]] - sys_init_us) // 1000
-        return np.clip(ms, 0, 0xFFFFFFFF).astype(dtype)
+        return uptime_ms(c[_SYSUP[name]], sys_init_us)
     if name in _STATE_IE:
         return c[_STATE_IE[name]].astype(dtype)
     return c[name].astype(dtype)

@@ -38,6 +38,18 @@ META_COLUMNS: dict[str, str] = {
 }
 
 
+def uptime_ms(times_us: np.ndarray, sys_init_us: int) -> np.ndarray:
+    """sysUpTime milliseconds of packet times, as NetFlow v5/v9 and IPFIX carry them.
+
+    On the millisecond grid of the export headers (``t_ms - init_ms``, not ``(t - init)_ms``),
+    so a collector's boot time plus uptime lands exactly on the packet's millisecond; 32 bits,
+    wrapping as the wire field does after 49.7 days. The cache's column and every encoder use
+    this one function, so ``--verify`` compares like with like.
+    """
+    ms = times_us.astype(np.int64) // 1000 - sys_init_us // 1000
+    return (ms & 0xFFFFFFFF).astype(np.uint32)
+
+
 def column_spec(ie_name: str) -> tuple[str, tuple[int, ...]]:
     """dtype and per-row shape of the column holding IE ``ie_name``."""
     ie = by_name(ie_name)

@@ -23,7 +23,6 @@ _INTEGER_TYPES = {"unsigned8", "unsigned16", "unsigned32", "unsigned64", "ipv4Ad
 # silently under-report, a saturated one is at least visibly at its maximum.
 _SATURATING = {"deltaCounter", "totalCounter", "quantity"}
 # sysUpTime fields are re-derived from the meta columns on the exporter's millisecond grid.
-SYSUPTIME_FROM_META = {"flowStartSysUpTime": "_start_us", "flowEndSysUpTime": "_end_us"}
 
 
 @dataclass(frozen=True, slots=True)

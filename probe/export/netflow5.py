@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from probe.cache.records import RecordBatch
+from probe.cache.records import RecordBatch, uptime_ms
 from probe.export.templates import Chunk, cumulative
 
 V5_DTYPE = np.dtype([
@@ -62,8 +62,7 @@ def encode_v5(batch: RecordBatch) -> Chunk:
             arr["dstport"] = icmp
     arr["dPkts"] = np.minimum(c["_packets"].astype(np.uint64), _U32_MAX)
     arr["dOctets"] = np.minimum(c["_octets"].astype(np.uint64), _U32_MAX)
-    init_ms = batch.sys_init_us // 1000
-    arr["First"] = (c["_start_us"].astype(np.int64) // 1000 - init_ms) & 0xFFFFFFFF
-    arr["Last"] = (c["_end_us"].astype(np.int64) // 1000 - init_ms) & 0xFFFFFFFF
+    arr["First"] = uptime_ms(c["_start_us"], batch.sys_init_us)
+    arr["Last"] = uptime_ms(c["_end_us"], batch.sys_init_us)
     return Chunk(batch.observation_domain_id, None, arr.tobytes(), V5_DTYPE.itemsize,
                  cumulative(c["_packets"]), cumulative(c["_octets"]))

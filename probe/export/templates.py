@@ -13,7 +13,7 @@ import numpy as np
 
 from probe.cache.records import RecordBatch
 from probe.config.model import CacheField
-from probe.export.encoding import SYSUPTIME_FROM_META, FieldSpec, encode_columns, record_dtype
+from probe.export.encoding import FieldSpec, encode_columns, record_dtype
 from probe.ie import by_name
 
 FIRST_TEMPLATE_ID = 256
@@ -114,17 +114,8 @@ def cumulative(values: np.ndarray) -> np.ndarray:
 def encode_batch(batch: RecordBatch, template: Template) -> Chunk:
     """Encode a whole RecordBatch with its data Template (vectorised)."""
     n = len(batch)
-    init_ms = batch.sys_init_us // 1000
-    cols = []
-    for name in template.names:
-        meta = SYSUPTIME_FROM_META.get(name)
-        if meta is not None:
-            # Same millisecond grid as the NetFlow headers: start_ms - init_ms, so a collector's
-            # boot time + uptime lands exactly on the packet's millisecond.
-            ms = batch.columns[meta].astype(np.int64) // 1000 - init_ms
-            cols.append((ms & 0xFFFFFFFF).astype(np.uint64))
-        else:
-            cols.append(batch.columns[name])
+    # sysUpTime columns are already on the headers' millisecond grid (records.uptime_ms)
+    cols = [batch.columns[name] for name in template.names]
     payload = encode_columns(template.specs, cols, n)
     return Chunk(batch.observation_domain_id, template, payload, template.record_len,
                  cumulative(batch.columns["_packets"]), cumulative(batch.columns["_octets"]))
