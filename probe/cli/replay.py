@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from probe.batching import DEFAULT_BATCH_SIZE
 from probe.errors import UserError
+from probe.ie.reasons import FLOW_END_REASONS
 
 if TYPE_CHECKING:  # the pipeline and the config model load only when a command runs
     from collections.abc import Callable
@@ -21,8 +22,13 @@ if TYPE_CHECKING:  # the pipeline and the config model load only when a command 
     from probe.config import model
     from probe.pipeline import PipelineStats
 
-_REASONS = {1: "idle timeout", 2: "active timeout", 3: "end of flow", 4: "forced end",
-            5: "lack of resources"}
+
+
+def _check_pcap(path: str) -> None:
+    if os.path.isdir(path):
+        raise UserError(f"{path}: is a directory, not a capture file")
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such capture file")
 
 
 def parse_export_url(url: str) -> tuple[str, str, int]:
@@ -72,8 +78,7 @@ def build_config(args: argparse.Namespace) -> model.Config:
     """The config of a replay with ``--export`` (or none): the pcap feeds every observation
     point, and ``--export`` replaces the config's exporting processes."""
     export = parse_export_url(args.export) if args.export else None
-    if not os.path.isfile(args.pcap):
-        raise UserError(f"{args.pcap}: no such capture file")
+    _check_pcap(args.pcap)
     version = args.version or 10
     if args.config is None:
         from probe.config.defaults import default_config
@@ -105,8 +110,7 @@ def loopback_config(args: argparse.Namespace
     configured destinations (``flowprobe run -c`` sends there), in the version those
     destinations use unless ``--version`` says otherwise.
     """
-    if not os.path.isfile(args.pcap):
-        raise UserError(f"{args.pcap}: no such capture file")
+    _check_pcap(args.pcap)
     if args.config is None:
         from probe.config.defaults import default_config
 
@@ -149,7 +153,7 @@ def print_summary(stats: PipelineStats, out: TextIO) -> None:
         print(f"cache {name}", file=out)
         print(f"  flows created       {c.flows_created}", file=out)
         for reason, n in sorted(c.expired.items()):
-            print(f"  expired: {_REASONS.get(reason, reason):<18} {n}", file=out)
+            print(f"  expired: {FLOW_END_REASONS.get(reason, reason):<18} {n}", file=out)
         print(f"  records             {c.records}", file=out)
         if c.packets_dropped:
             print(f"  packets not metered (cache full) {c.packets_dropped}", file=out)

@@ -179,18 +179,5 @@ def json_converter(name: str) -> Callable[[object], object]:
     return _JSON_BY_TYPE.get(ie.data_type, _json_plain) if ie is not None else _json_plain
 
 
-def to_json_value(name: str, value: object) -> object:
-    """A raw value as it appears in a JSON line: addresses as text, octets as hex."""
-    return json_converter(name)(value)
-
-
 def ipv4_text(v: int) -> str:
     return f"{(v >> 24) & 255}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}"
-
-
-def mac_text(v: int) -> str:
-    return _mac_text(v)
-
-
-def ipv6_text(b: bytes) -> str:
-    return _ip_text(b)

@@ -12,14 +12,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from probe.errors import UserError
-from probe.service.stats import REASONS
+from probe.ie.reasons import FLOW_END_REASONS
 
 log = logging.getLogger(__name__)
 Snapshot = Callable[[], dict[str, Any]]
 
 
 def _reason_label(code: str) -> str:
-    return REASONS.get(int(code), f"reason {code}").replace(" ", "_")
+    return FLOW_END_REASONS.get(int(code), f"reason {code}").replace(" ", "_")
 
 
 def families(doc: dict[str, Any]) -> Iterator[Any]:

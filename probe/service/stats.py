@@ -13,9 +13,7 @@ import time
 from typing import Any
 
 from probe import __version__
-
-REASONS = {1: "idle timeout", 2: "active timeout", 3: "end of flow", 4: "forced end",
-           5: "lack of resources"}
+from probe.ie.reasons import FLOW_END_REASONS
 
 
 def pipeline_document(pipeline: Any) -> dict[str, Any]:
@@ -134,7 +132,7 @@ def format_text(doc: dict[str, Any]) -> str:
                   f"  flows created                {c.get('flows_created', 0)}",
                   f"  flows expired                {c.get('records', 0)}"]
         for reason, n in sorted(c.get("expired", {}).items(), key=lambda kv: int(kv[0])):
-            label = REASONS.get(int(reason), f"reason {reason}")
+            label = FLOW_END_REASONS.get(int(reason), f"reason {reason}")
             lines.append(f"    {label:<26} {n}")
         if c.get("packets_dropped"):
             lines.append(f"  packets not metered (cache full) {c['packets_dropped']}")
