@@ -16,10 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from probe.ie import by_id, by_name
+from probe.ie import NTP_EPOCH_OFFSET, by_id, by_name
 
 VARIABLE = 65535  # RFC 7011 §7: a field length of 65535 means variable length
-NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
 
 Converter = Callable[[bytes], object]
 

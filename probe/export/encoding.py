@@ -13,9 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from probe.ie import InformationElement, by_id
-
-NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
+from probe.ie import NTP_EPOCH_OFFSET, InformationElement, by_id
 
 _INTEGER_TYPES = {"unsigned8", "unsigned16", "unsigned32", "unsigned64", "ipv4Address",
                   "dateTimeSeconds", "dateTimeMilliseconds"}

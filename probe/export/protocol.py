@@ -8,7 +8,9 @@ Clocks (offline replay runs on the packet clock): NetFlow collectors compute a r
 absolute time as ``export_secs * 1000 - sysUptime + First``. The header's sysUptime is chosen
 as ``export_secs * 1000 - sys_init_ms`` so that boot time is exactly ``sys_init_ms`` and
 sysUpTime-relative times land on the packet's millisecond. The export time is the packet
-clock rounded *up* to the second, so it is never before a record's end.
+clock rounded *up* to the second, so it is never before a record's end. NetFlow v5 differs: its
+header has unix_nsecs, so it carries the exact millisecond and sysUptime is ``now_ms -
+sys_init_ms``.
 """
 
 from __future__ import annotations

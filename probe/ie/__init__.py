@@ -19,6 +19,7 @@ __all__ = [
     "METERED",
     "METERED_KEYS",
     "METERED_NONKEYS",
+    "NTP_EPOCH_OFFSET",
     "REGISTRY_UPDATED",
     "V5_CARRIABLE",
     "InformationElement",
@@ -37,6 +38,10 @@ _DEFAULT_LENGTH: dict[str, int | None] = {
     "octetArray": None, "string": None,
     "basicList": None, "subTemplateList": None, "subTemplateMultiList": None,
 }
+
+# dateTimeMicroseconds/Nanoseconds are NTP time stamps (RFC 7011 §6.1.9): seconds from
+# 1900-01-01 (NTP era 0) to the Unix epoch.
+NTP_EPOCH_OFFSET = 2_208_988_800
 
 # Types whose length may be reduced on the wire (RFC 7011 §6.2).
 _REDUCIBLE = {"unsigned16", "unsigned32", "unsigned64", "signed16", "signed32", "signed64",
