@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from probe.cache.records import RecordBatch
+
+ROOT = Path(__file__).resolve().parents[1]
+# The project's reference material sits beside the checkout (CI clones main with shared/ next to
+# it), never at a fixed absolute path.
+SHARED = ROOT.parent / "shared"
+CORPUS = SHARED / "pcaps" / "tcpdump-tests"
 
 
 class RecordingSink:

@@ -272,7 +272,9 @@ def open_observation_point(op: ObservationPoint, *, buffer_size: int | None = No
     ``buffer_size`` and ``fanout`` apply to live interfaces only (``flowprobe run`` options).
     """
     if op.offline_file:
-        return open_offline(op.offline_file, bpf_filter=op.bpf_filter, snap_length=op.snap_length)
+        # snapLength is a capture setting: a file is read as it was captured (its frames may
+        # exceed the 65535 default, e.g. BIG TCP, whose IP length field says 0)
+        return open_offline(op.offline_file, bpf_filter=op.bpf_filter)
     if not op.if_names:
         raise UserError(f"observation point {op.name}: neither offlineFile nor ifName is set")
     return open_live(

@@ -23,6 +23,7 @@ from probe.config.defaults import default_config
 from probe.export.transport import UdpTransport
 from probe.loopback import loop
 from probe.pipeline import Pipeline
+from tests.helpers import CORPUS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "pcaps" / "demo.pcap"
@@ -317,7 +318,6 @@ def test_bad_combinations_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[
 
 
 # ------------------------------------------------------------------ protocol limits, stated
-CORPUS = Path("/work/shared/pcaps/tcpdump-tests")
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="tcpdump test captures not present")

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from probe import ie
+from tests.helpers import SHARED
 
 REPO = Path(__file__).resolve().parents[2]
-XML = Path(__file__).parents[2].parent / "shared/iana/ipfix.xml"
+XML = SHARED / "iana" / "ipfix.xml"
 
 
 @pytest.mark.skipif(not XML.exists(), reason=f"IANA registry snapshot {XML} not present")

@@ -21,10 +21,9 @@ from probe.config.defaults import default_config
 from probe.errors import UserError
 from probe.pipeline import Pipeline
 from tests.export.peers import free_port, have, nfcapd
-from tests.helpers import RecordingSink
+from tests.helpers import CORPUS, RecordingSink
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = Path("/work/shared/pcaps/tcpdump-tests")
 FILES = sorted(ROOT.glob("pcaps/*.pcap*")) + sorted(CORPUS.glob("*.pcap*"))
 
 Tuple5 = tuple[int, str, str, int, int]
