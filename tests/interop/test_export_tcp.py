@@ -86,7 +86,8 @@ def test_tcp_collector_restart_loses_nothing(tmp_path: Path) -> None:
                 stats_down = rt.stats()[name]
         rt.close(now)
         coll.stop()
-    assert stats_down["connected"] == 0 and stats_down["queued"] > 0
+    assert stats_down["connected"] == 0, stats_down
+    assert stats_down["queued"] > 0, stats_down
     streams = [bytes(s) for s in first.streams + coll.streams]
     assert len(streams) == 2
     rows = []
@@ -104,6 +105,13 @@ def test_tcp_collector_restart_loses_nothing(tmp_path: Path) -> None:
     assert st["records"] == sum(len(b) for b in batches) and st["dropped"] == 0
     if use_tshark:
         expert = tshark_expert(cap, f"tcp.port=={port},cflow")
-        # The first collector goes away on purpose; its RST is the only warning allowed.
-        allowed = frozenset({("TCP", "Connection reset (RST)")})
+        # TCP-layer entries about the peer, not our stream: the first collector goes away on
+        # purpose (its RST), and on a loaded machine this small test collector reads slowly
+        # (window full / zero window). The IPFIX content is judged record by record above;
+        # any cflow warning or error still fails.
+        allowed = frozenset({
+            ("TCP", "Connection reset (RST)"),
+            ("TCP", "TCP window specified by the receiver is now completely full"),
+            ("TCP", "TCP Zero Window segment"),
+        })
         assert expert_problems(expert, allow=allowed) == [], expert
