@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,34 +20,12 @@ from pathlib import Path
 import pytest
 
 from tests.interop.test_softflowd_totals import ours
+from tools.bench_live import netns_problem, sockets_on, veth_into_netns
 
 ROOT = Path(__file__).resolve().parents[2]
 PCAP = ROOT / "pcaps" / "demo.pcap"
 
 pytestmark = [pytest.mark.live, pytest.mark.interop]
-
-
-def _netns_usable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    if not shutil.which("ip") or not shutil.which("tcpreplay"):
-        return "needs iproute2 and tcpreplay"
-    probe = f"fp-check-{os.getpid()}"
-    if subprocess.run(["ip", "netns", "add", probe], capture_output=True).returncode != 0:
-        return "cannot create network namespaces here"
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    return None
-
-
-def _sh(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True)
-
-
-def _capturing_on(if_name: str) -> bool:
-    """Has some packet socket (our probe's: the veth is new) bound to the interface?"""
-    index = Path(f"/sys/class/net/{if_name}/ifindex").read_text().strip()
-    rows = Path("/proc/net/packet").read_text().splitlines()[1:]
-    return any(r.split()[4] == index for r in rows if len(r.split()) > 4)
 
 
 def _config(if_name: str, port: int) -> dict:
@@ -89,24 +66,12 @@ def _totals(flows: list[dict]) -> Counter:
 
 
 def test_live_capture_equals_offline_replay(tmp_path: Path) -> None:
-    why = _netns_usable()
+    why = netns_problem()
     if why:
         pytest.skip(why)
     from probe.collect.collector import Collector
 
-    tag = f"{os.getpid() % 100000}"
-    ns, ours_if, peer_if = f"fp-live-{tag}", f"fpa{tag}", f"fpb{tag}"
-    try:
-        _sh("ip", "netns", "add", ns)
-        _sh("ip", "link", "add", ours_if, "type", "veth", "peer", "name", peer_if)
-        _sh("ip", "link", "set", peer_if, "netns", ns)
-        # No IPv6 on either end, so the kernel adds no neighbour discovery of its own.
-        _sh("sysctl", "-q", "-w", f"net.ipv6.conf.{ours_if}.disable_ipv6=1")
-        _sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w",
-            f"net.ipv6.conf.{peer_if}.disable_ipv6=1")
-        _sh("ip", "link", "set", ours_if, "up")
-        _sh("ip", "netns", "exec", ns, "ip", "link", "set", peer_if, "up")
-
+    with veth_into_netns(f"l{os.getpid() % 10000}") as (ns, ours_if, peer_if):
         with Collector(["udp://127.0.0.1:0"]) as collector:
             cfg = tmp_path / "live.json"
             cfg.write_text(json.dumps(_config(ours_if, collector.port)))
@@ -116,12 +81,12 @@ def test_live_capture_equals_offline_replay(tmp_path: Path) -> None:
                                      text=True)
             try:
                 deadline = time.monotonic() + 60  # loads its config, opens the capture
-                while not _capturing_on(ours_if):
+                while not sockets_on(ours_if):
                     assert probe.poll() is None, probe.communicate()[1]
                     assert time.monotonic() < deadline, "the probe never opened the capture"
                     time.sleep(0.05)
-                _sh("ip", "netns", "exec", ns, "tcpreplay", "-q", "-i", peer_if, "--mbps=10",
-                    str(PCAP))
+                subprocess.run(["ip", "netns", "exec", ns, "tcpreplay", "-q", "-i", peer_if,
+                                "--mbps=10", str(PCAP)], check=True, capture_output=True)
                 time.sleep(0.5)
                 probe.send_signal(signal.SIGTERM)
                 _, err = probe.communicate(timeout=30)
@@ -135,6 +100,3 @@ def test_live_capture_equals_offline_replay(tmp_path: Path) -> None:
             live = _totals(list(collector.records()))
         offline = ours(PCAP)
         assert offline and live == offline
-    finally:
-        subprocess.run(["ip", "link", "del", ours_if], capture_output=True)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
