@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -109,8 +110,8 @@ def test_records_identical_for_batch_sizes_1_7_65536(name: str) -> None:
 
 def test_max_observing_packets_stops_the_point() -> None:
     cfg = two_caches()
-    op = cfg.observation_points[0].model_copy(update={"max_observing_packets": 250})
-    cfg = cfg.model_copy(update={"observation_points": (op,)})
+    op = replace(cfg.observation_points[0], max_observing_packets=250)
+    cfg = replace(cfg, observation_points=(op,))
     b = packets(1000, flows=10, seed=2)
     pipe = Pipeline(cfg, exporters=False, open_source=lambda op: Source(split(b, 100)))
     sink = RecordingSink()

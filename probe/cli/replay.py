@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, TextIO
 
 from probe.batching import DEFAULT_BATCH_SIZE
@@ -54,7 +55,7 @@ def parse_export_url(url: str) -> tuple[str, str, int]:
 
 def _with_exporter(cfg: model.Cache, eps: tuple[model.ExportingProcess, ...] | None
                    ) -> model.Cache:
-    return cfg if eps is None else cfg.model_copy(update={"exporting_processes": eps})
+    return cfg if eps is None else replace(cfg, exporting_processes=eps)
 
 
 def rewire(config: model.Config, pcap: str,
@@ -62,16 +63,16 @@ def rewire(config: model.Config, pcap: str,
     """The config with every observation point reading ``pcap`` and, when ``eps`` is given,
     every cache exporting there instead of to its configured exporting processes."""
     caches = {c.name: _with_exporter(c, eps) for c in config.caches}
-    sps = {sp.name: sp.model_copy(update={"cache": caches.get(sp.cache.name) if sp.cache else None})
+    sps = {sp.name: replace(sp, cache=caches.get(sp.cache.name) if sp.cache else None)
            for sp in config.selection_processes}
-    ops = tuple(op.model_copy(update={
-        "offline_file": pcap, "if_names": (),
-        "selection_processes": tuple(sps.get(sp.name, sp) for sp in op.selection_processes)})
+    ops = tuple(replace(
+        op, offline_file=pcap, if_names=(),
+        selection_processes=tuple(sps.get(sp.name, sp) for sp in op.selection_processes))
         for op in config.observation_points)
-    return config.model_copy(update={
-        "observation_points": ops, "selection_processes": tuple(sps.values()),
-        "caches": tuple(caches.values()),
-        "exporting_processes": (*config.exporting_processes, *(eps or ()))})
+    return replace(
+        config, observation_points=ops, selection_processes=tuple(sps.values()),
+        caches=tuple(caches.values()),
+        exporting_processes=(*config.exporting_processes, *(eps or ())))
 
 
 def build_config(args: argparse.Namespace) -> model.Config:
@@ -133,7 +134,7 @@ def loopback_config(args: argparse.Namespace
 
     def make(ep: model.ExportingProcess) -> model.Config:
         cfg = rewire(base, args.pcap, (ep,))
-        return cfg.model_copy(update={"exporting_processes": (ep,)})
+        return replace(cfg, exporting_processes=(ep,))
 
     return version, make
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.config import build, normalise, references, semantic, source, yang_check
-from probe.config.model import Config
+from probe.config.model import Config, check_types
 from probe.errors import UserError
 
 
@@ -33,7 +33,7 @@ def check_data(doc: dict[str, Any], origin: str, *, replay: bool = False) -> dic
 
 
 def load_data(doc: dict[str, Any], origin: str = "<config>", *, replay: bool = False) -> Config:
-    return build.build(check_data(doc, origin, replay=replay), origin)
+    return check_types(build.build(check_data(doc, origin, replay=replay), origin))
 
 
 def load_text(text: str, origin: str = "<config>", *, replay: bool = False) -> Config:

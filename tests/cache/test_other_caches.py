@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from probe.cache import build_cache
 from tests.cache.synth import cache_cfg, packets, record_set, split
 from tests.cache.test_timeout_cache import T0, flow_packets, meter
@@ -9,11 +11,10 @@ from tests.cache.test_timeout_cache import T0, flow_packets, meter
 
 def test_permanent_cache_exports_cumulative_counters_every_interval() -> None:
     cfg = cache_cfg("permanentCache", interval=10)
-    totals = tuple(f.model_copy(update={"ie_name": f.ie_name.replace("Delta", "Total"),
-                                        "ie_id": {1: 85, 2: 86}.get(f.ie_id, f.ie_id)})
+    totals = tuple(replace(f, ie_name=f.ie_name.replace("Delta", "Total"),
+                           ie_id={1: 85, 2: 86}.get(f.ie_id, f.ie_id))
                    for f in cfg.layout.fields)  # the IEs RFC 7012 has for running totals
-    cache = build_cache(cfg.model_copy(update={"layout": cfg.layout.model_copy(
-        update={"fields": totals})}), 1)
+    cache = build_cache(replace(cfg, layout=replace(cfg.layout, fields=totals)), 1)
     b = flow_packets([0.0, 5.0, 10.0, 12.0, 25.0, 26.0])
     rows = [(r["packetTotalCount"], r["flowEndReason"]) for rb in meter(cache, split(b, 4))
             for r in rb.rows()]

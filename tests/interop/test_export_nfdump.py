@@ -5,6 +5,7 @@ and last packet's millisecond, whichever time fields the layout uses.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -70,8 +71,8 @@ def test_collector_started_late_decodes_within_one_refresh(tmp_path: Path, versi
     first = [batch(300, 4, seed=31)]  # sent before the collector listens: lost, templates too
     cfg = default_config(export=("udp", "127.0.0.1", port), version=version)
     ep = cfg.exporting_processes[0]
-    dest = ep.destinations[0].model_copy(update={"template_refresh_packet": refresh})
-    ep = ep.model_copy(update={"destinations": (dest,)})
+    dest = replace(ep.destinations[0], template_refresh_packet=refresh)
+    ep = replace(ep, destinations=(dest,))
     rt = open_exporting_process(ep, cfg, SYS_INIT_US)
     now = SYS_INIT_US + 120_000_000
     with udp_sink(port):  # nobody decodes these: the collector is not running yet

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -69,7 +71,7 @@ def test_rand_out_of_n_takes_size_out_of_every_population() -> None:
     assert mask.reshape(100, 10).sum(axis=1).tolist() == [3] * 100
     again, _ = run(CONFIGS[3], stream(1000), 1000)
     assert np.array_equal(mask, again)  # the seed makes it reproducible
-    other, _ = run(CONFIGS[3].model_copy(update={"seed": 8}), stream(1000), 1000)
+    other, _ = run(replace(CONFIGS[3], seed=8), stream(1000), 1000)
     assert not np.array_equal(mask, other)
 
 
