@@ -1,9 +1,12 @@
 """Group a batch's packets by flow key, keeping capture order inside each group.
 
-Sorting the wide key rows directly is slow, so the rows are hashed to one uint64 and the hash
-is sorted, with each group listing its packets in capture order. Hash collisions cannot
-merge two flows: the grouped rows are compared with their neighbours, and if any group holds
-two different keys the batch is regrouped by an exact lexicographic sort.
+Sorting the wide keys directly is slow, so each key is hashed to one uint64 and the hash is
+sorted, with each group listing its packets in capture order. Hash collisions cannot merge two
+flows: the grouped keys are compared with their neighbours, and if any group holds two
+different keys the batch is regrouped by an exact lexicographic sort.
+
+Keys come word-major, ``(words, packets)`` uint64 (``probe.cache.fields.key_matrix``), so every
+pass over a key word reads one contiguous column.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ _MIX = np.uint64(0xBF58476D1CE4E5B9)
 class Groups:
     order: np.ndarray  # packet indices, grouped by key, capture order within a group
     starts: np.ndarray  # offsets into ``order`` where each group begins
-    keys: np.ndarray  # (groups, width) uint8: each group's key row
+    keys: np.ndarray  # (groups, words) uint64: each group's key
 
     @property
     def count(self) -> int:
@@ -47,29 +50,41 @@ class Groups:
         return key_rows(self.keys)
 
 
-def key_rows(kmat: np.ndarray) -> list[bytes]:
-    """Rows of a key matrix as bytes objects (one C loop through a void view)."""
-    if kmat.shape[0] == 0:
+def take_keys(words: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The keys of packets ``idx`` as rows: ``(len(idx), words)`` uint64."""
+    out = np.empty((idx.shape[0], words.shape[0]), dtype=np.uint64)
+    for j in range(words.shape[0]):
+        out[:, j] = words[j][idx]
+    return out
+
+
+def key_rows(keys: np.ndarray) -> list[bytes]:
+    """Rows of ``(n, words)`` keys as bytes objects (one C loop through a void view)."""
+    if keys.shape[0] == 0:
         return []
-    rows = np.ascontiguousarray(kmat).view(f"V{kmat.shape[1]}").ravel()
+    rows = np.ascontiguousarray(keys, dtype="<u8").view(f"V{8 * keys.shape[1]}").ravel()
     return rows.tolist()
 
 
 def _hash(words: np.ndarray) -> np.ndarray:
-    h = np.zeros(words.shape[0], dtype=np.uint64)
-    for j in range(words.shape[1]):
-        h ^= words[:, j]
+    """One multiply per key word, then a full avalanche: the multiply carries every bit of a
+    word into the high bits that the grouping sorts on, and collisions only cost a regroup."""
+    h = words[0] * _MUL
+    for j in range(1, words.shape[0]):
+        h ^= words[j]
         h *= _MUL
-        h ^= h >> np.uint64(31)
-        h *= _MIX
+    h ^= h >> np.uint64(31)
+    h *= _MIX
+    h ^= h >> np.uint64(29)
     return h
 
 
-def group(kmat: np.ndarray) -> Groups:
-    n = kmat.shape[0]
+def group(words: np.ndarray) -> Groups:
+    """Group the packets whose keys are the columns of ``words`` (``(words, packets)``)."""
+    n = words.shape[1]
     if n == 0:
-        return Groups(np.zeros(0, np.int64), np.zeros(0, np.int64), kmat[:0])
-    words = kmat.view(np.uint64)
+        return Groups(np.zeros(0, np.int64), np.zeros(0, np.int64),
+                      np.zeros((0, words.shape[0]), np.uint64))
     with np.errstate(over="ignore"):
         h = _hash(words)
     # The packet index replaces the hash's low bits: sort keys become unique, so a plain
@@ -85,14 +100,16 @@ def group(kmat: np.ndarray) -> Groups:
     new = np.empty(n, dtype=bool)
     new[0] = True
     np.not_equal(hs[1:], hs[:-1], out=new[1:])
-    # Verify: neighbours in one group must have equal rows (compared word by word).
-    ws = kmat.view(f"V{kmat.shape[1]}").ravel()[order].view(np.uint64).reshape(n, -1)
-    same = ws[1:, 0] == ws[:-1, 0]
-    for j in range(1, ws.shape[1]):
-        same &= ws[1:, j] == ws[:-1, j]
+    # Verify: neighbours in one group must have equal keys, compared word by word.
+    same = np.ones(n - 1, dtype=bool)
+    for j in range(words.shape[0]):
+        w = words[j][order]
+        same &= w[1:] == w[:-1]
     if not np.all(same | new[1:]):  # a hash collision: regroup exactly
-        order = np.lexsort(words.T[::-1])
-        ws = words[order]
-        new[1:] = ~np.all(ws[1:] == ws[:-1], axis=1)
+        order = np.lexsort(words[::-1])
+        new[1:] = False
+        for j in range(words.shape[0]):
+            w = words[j][order]
+            new[1:] |= w[1:] != w[:-1]
     starts = np.flatnonzero(new)
-    return Groups(order=order, starts=starts, keys=kmat[order[starts]])
+    return Groups(order=order, starts=starts, keys=take_keys(words, order[starts]))

@@ -77,7 +77,7 @@ class PermanentCache(CacheBase):
             pos = end
 
     def _ingest(self, p: Prepared, a: int, b: int) -> None:
-        g = group(p.kmat[a:b])
+        g = group(p.kmat[:, a:b])
         gslot = self.table.lookup(g.key_bytes())
         idx = g.order + a
         sizes = np.diff(np.append(g.starts, g.order.shape[0]))

@@ -33,7 +33,7 @@ from probe.cache.base import (
     fold_cached,
     reduce_runs,
 )
-from probe.cache.grouping import Groups, group, key_rows
+from probe.cache.grouping import Groups, group, key_rows, take_keys
 from probe.capture.batch import PacketBatch
 from probe.config import model
 
@@ -115,7 +115,7 @@ class TimeoutCache(CacheBase):
         while pos < n:
             self._sweep(int(p.t[pos]))
             end = min(n, pos + look)
-            g = group(p.kmat[pos:end])
+            g = group(p.kmat[:, pos:end])
             gslot = self.table.lookup(g.key_bytes())
             newpos = np.sort(g.order[g.starts[gslot < 0]])
             free = self.max_flows - self.table.live
@@ -181,7 +181,7 @@ class TimeoutCache(CacheBase):
         ``g``/``gslot``: the window's grouping and table lookup when the caller has them.
         """
         if g is None:
-            g = group(p.kmat[a:b])
+            g = group(p.kmat[:, a:b])
         m = b - a
         order, starts = g.order, g.starts
         ts = p.t[a:b][order]
@@ -283,6 +283,6 @@ class TimeoutCache(CacheBase):
             self.table.write(slot[upd], {k: v[upd] for k, v in c.items()})
         new = np.flatnonzero(keep & ~is_cont)
         if new.shape[0]:
-            keys = key_rows(p.kmat[order[seg[new]] + a])
+            keys = key_rows(take_keys(p.kmat, order[seg[new]] + a))
             self.table.insert(keys, {k: v[new] for k, v in c.items()})
 

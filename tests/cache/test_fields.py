@@ -1,0 +1,58 @@
+"""Flow keys: two packets get the same key words exactly when their key IE values agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from probe.cache.fields import EXTRACT, key_matrix
+from probe.cache.grouping import key_rows, take_keys
+from probe.capture.batch import PacketBatch
+from probe.config.defaults import DEFAULT_KEYS
+
+
+def _mixed(n: int, seed: int) -> PacketBatch:
+    """Packets whose fields take few values each, so many share some but not all of them."""
+    rng = np.random.default_rng(seed)
+    b = PacketBatch.empty(n)
+    b.ip_version[:] = rng.choice(np.array([4, 6], np.uint8), n)
+    for col in (b.src_addr, b.dst_addr):
+        col[:, rng.integers(0, 16)] = rng.integers(0, 3, n)
+        col[:, 3] = rng.integers(0, 2, n)
+        col[b.ip_version == 4, 4:] = 0  # as the decoder leaves an IPv4 address
+    b.proto[:] = rng.choice(np.array([1, 6, 17, 58], np.uint8), n)
+    b.src_port[:] = rng.integers(0, 3, n) << 14
+    b.dst_port[:] = rng.integers(0, 3, n)
+    b.icmp_type[:] = rng.integers(0, 2, n)
+    b.icmp_code[:] = rng.integers(0, 2, n) << 7
+    b.tos[:] = rng.integers(0, 2, n) << 7
+    b.vlan_id[:] = rng.integers(0, 3, n) << 10
+    b.src_mac[:] = rng.integers(0, 2, n) << 47 | rng.integers(0, 2, n)
+    b.dst_mac[:] = rng.integers(0, 2, n) << 40
+    b.flow_label[:] = rng.integers(0, 2, n) << 19
+    return b
+
+
+LAYOUTS = [
+    DEFAULT_KEYS,
+    ("sourceIPv6Address", "destinationTransportPort"),
+    ("sourceMacAddress", "vlanId", "destinationMacAddress", "ipClassOfService"),
+    ("ipVersion", "protocolIdentifier", "sourceMacAddress", "flowLabelIPv6", "icmpTypeIPv4"),
+    ("sourceIPv4Address",),
+]
+
+
+@pytest.mark.parametrize("names", LAYOUTS)
+def test_equal_keys_exactly_when_key_values_agree(names: tuple[str, ...]) -> None:
+    b = _mixed(4000, seed=len(names))
+    words = key_matrix(b, names)
+    assert words.dtype == np.uint64 and words.shape[1] == len(b)
+    keys = key_rows(take_keys(words, np.arange(len(b))))
+    values = [b.ip_version] + [np.ascontiguousarray(EXTRACT[n](b)).reshape(len(b), -1)
+                               for n in names]
+    truth = [tuple(v[i].tobytes() for v in values) for i in range(len(b))]
+    by_key: dict[bytes, set[tuple[bytes, ...]]] = {}
+    for k, t in zip(keys, truth, strict=True):
+        by_key.setdefault(k, set()).add(t)
+    assert all(len(ts) == 1 for ts in by_key.values())  # one key: one set of values
+    assert len(by_key) == len(set(truth)) > 2  # different values: different keys
