@@ -4,7 +4,7 @@
     python -m tools.bench --live [--rates 20k,50k,100k,200k] [--seconds 10] [--workers N]
 
 For each synthetic trace (``tools/tracegen.py``; generated once per seed, size and generator
-version, then reused from ``--trace-dir``) it runs, ``--runs`` times each,
+version, then reused from ``--trace-dir``) it runs, ``--runs`` times each, alternating,
 
   (a) ``softflowd -r TRACE -v 10 -6 -d -c none -n 127.0.0.1:P``
   (b) ``flowprobe replay TRACE --export udp://127.0.0.1:P --version 10``
@@ -652,26 +652,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generated in {took:.1f} s" if took is not None else "cached", file=sys.stderr)
         result["traces"].append({k: v for k, v in trace.summary.items() if k != "path"}
                                 | {"label": label, "file": trace.path.name})
-        soft_wall = soft_cpu = None
-        for system in systems:
-            row: dict[str, Any] = {"trace": label, "system": system, "packets": packets}
-            if system == "flowprobe" and why_not is not None:
-                row.update(unavailable=why_not)
-                result["rows"].append(row)
-                continue
-            want = expected(trace.totals, SYSTEMS[system][1])
-            runs = []
-            for i in range(args.runs):
-                run = run_once(system, trace, want, workdir, args.keep)
-                runs.append(run)
+        # Runs alternate between the systems (softflowd, flowprobe, softflowd, ...), so a
+        # machine whose speed drifts during the bench (a shared host) weighs on both alike.
+        ready = [s for s in systems if not (s == "flowprobe" and why_not is not None)]
+        runs: dict[str, list[Run]] = {s: [] for s in ready}
+        want = {s: expected(trace.totals, SYSTEMS[s][1]) for s in ready}
+        for i in range(args.runs):
+            for system in ready:
+                run = run_once(system, trace, want[system], workdir, args.keep)
+                runs[system].append(run)
                 print(f"[bench]   {system} run {i + 1}: {run.wall_s:.2f} s wall, "
                       f"{run.cpu_s:.2f} s CPU, {run.maxrss_kb / 1024:.0f} MB, "
                       f"totals {'ok' if run.check['ok'] else 'DIFFER'}, "
                       f"{'LOSS' if run.check['loss'] else 'no loss'}", file=sys.stderr)
-            med = median_of(runs)
-            row.update(median=med, totals_ok=all(r.check["ok"] for r in runs),
-                       loss=any(r.check["loss"] for r in runs),
-                       runs=[r.__dict__ for r in runs])
+        soft_wall = soft_cpu = None
+        for system in systems:
+            row: dict[str, Any] = {"trace": label, "system": system, "packets": packets}
+            if system not in runs:
+                row.update(unavailable=why_not)
+                result["rows"].append(row)
+                continue
+            med = median_of(runs[system])
+            row.update(median=med, totals_ok=all(r.check["ok"] for r in runs[system]),
+                       loss=any(r.check["loss"] for r in runs[system]),
+                       runs=[r.__dict__ for r in runs[system]])
             if system == "softflowd":
                 soft_wall, soft_cpu = med["wall_s"], med["cpu_s"]
             elif soft_wall:
