@@ -1,7 +1,7 @@
 """Vectorised reads of headers at per-packet offsets inside one capture buffer.
 
 A header is read for the whole batch as a *window*: one row of ``width`` octets per packet,
-taken with a single fancy index into a sliding-window view of the buffer (one C loop, no
+taken with a single fancy index into an overlapping view of the buffer (one C loop, no
 per-field gathers); fields are then column slices of that window. The buffer is copied once
 with zero padding so a window may run past the last packet, and window starts are clipped to
 the buffer, so a header lying past a packet's captured end yields garbage instead of raising;
@@ -32,9 +32,14 @@ class Buffer:
         """``width`` octets from each row's ``start``, as an (n, width) uint8 array."""
         view = self._windows.get(width)
         if view is None:
-            view = np.lib.stride_tricks.sliding_window_view(self.data, width)
+            # Overlapping ``width``-octet items, one per buffer offset: a fancy index then
+            # copies each row as one item, twice as fast as indexing a (size, width) octet
+            # view (sliding_window_view), which copies octet by octet.
+            view = np.ndarray(buffer=self.data, dtype=f"V{width}",
+                              shape=(self.data.shape[0] - width + 1,), strides=(1,))
             self._windows[width] = view
-        return view[np.clip(start, 0, view.shape[0] - 1)]
+        rows = view[np.clip(start, 0, view.shape[0] - 1)]
+        return rows.view(np.uint8).reshape(-1, width)
 
 
 def be16(window: np.ndarray, col: int) -> np.ndarray:
