@@ -247,7 +247,9 @@ class Pipeline:
 
             for i, point in enumerate(self.points):
                 src = point.source
-                if forked.usable(src):  # read + decode on the other core meanwhile
+                if isinstance(src, forked.Reader):  # started before the pipeline was built
+                    ahead = iter(src)
+                elif forked.usable(src):  # read + decode on the other core meanwhile
                     ahead = forked.forked_batches(src, self.batch_size)
                 else:
                     ahead = ((b, src.stats) for b in src.batches(self.batch_size))

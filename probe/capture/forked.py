@@ -28,7 +28,8 @@ from typing import IO, Any
 import numpy as np
 
 from probe.capture.batch import COLUMNS, DecodeStats, PacketBatch
-from probe.capture.source import PacketSource
+from probe.capture.source import PacketSource, open_observation_point
+from probe.config.model import ObservationPoint
 
 _HEAD = struct.Struct("<I")
 _SLOTS = 2  # the child decodes one batch while the parent meters the other
@@ -90,7 +91,7 @@ def _view(shm: mmap.mmap, dt: np.dtype, offset: int, n: int, shape: tuple[int, .
     return np.frombuffer(shm, dtype=dt, count=n * per_row, offset=offset).reshape((n, *shape))
 
 
-def _child(source: PacketSource, batch_size: int, data_fd: int, free_fd: int,
+def _child(source: PacketSource, batch_size: int, first: int, data_fd: int, free_fd: int,
            shm: mmap.mmap) -> None:
     """Runs in the forked process: never returns into the parent's stack."""
     status = 0
@@ -99,7 +100,7 @@ def _child(source: PacketSource, batch_size: int, data_fd: int, free_fd: int,
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us by closing the pipe
         with os.fdopen(data_fd, "wb", buffering=1 << 12) as out:
             try:
-                for batch in source.batches(batch_size):
+                for batch in source.batches(batch_size, first=first):
                     n = len(batch)
                     if n > batch_size:
                         raise RuntimeError(f"capture reader: batch of {n} > {batch_size}")
@@ -144,52 +145,97 @@ def _read_exact(inp: IO[bytes], buf: memoryview) -> None:
         raise RuntimeError("capture reader process ended unexpectedly")
 
 
-def forked_batches(source: PacketSource, batch_size: int
-                   ) -> Iterator[tuple[PacketBatch, DecodeStats]]:
-    """(batch, decode counters after it) from a child process reading ``source``.
+class Reader:
+    """A child process reading ``source``, forked when the Reader is made.
 
-    At the end ``source.stats`` and ``source.read_error`` are the child's final ones. Closing
-    the iterator early stops the child.
+    Made as early as the capture is known (``flowprobe replay`` makes it before importing the
+    cache and the exporters), the child reads and decodes while this process is still starting
+    up. Iterate it once for (batch, decode counters after it); at the end ``source.stats`` and
+    ``source.read_error`` are the child's final ones. ``close()`` (or leaving the iteration
+    early) stops the child. The first batch is ``first`` packets (default: a sixteenth of
+    ``batch_size``), each next one four times as many up to ``batch_size``: metering starts
+    on a small batch instead of waiting for a full one.
     """
-    layout, slot_size = _layout(batch_size)
-    shm = mmap.mmap(-1, _SLOTS * slot_size)  # anonymous and shared: the child sees it too
-    r, w = os.pipe()
-    free_r, free_w = os.pipe()
-    os.write(free_w, bytes(range(_SLOTS)))
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        os.close(free_w)
-        _child(source, batch_size, w, free_r, shm)
-    os.close(w)
-    os.close(free_r)
-    finished = False
-    try:
-        with os.fdopen(r, "rb", buffering=1 << 12) as inp:
+
+    live = False
+
+    def __init__(self, source: PacketSource, batch_size: int, *, first: int | None = None
+                 ) -> None:
+        self.source = source
+        self._layout, self._slot_size = _layout(batch_size)
+        self._shm = mmap.mmap(-1, _SLOTS * self._slot_size)  # anonymous, shared with the child
+        r, w = os.pipe()
+        free_r, self._free_w = os.pipe()
+        os.write(self._free_w, bytes(range(_SLOTS)))
+        self._pid = os.fork()
+        if self._pid == 0:
+            os.close(r)
+            os.close(self._free_w)
+            _child(source, batch_size, first or max(1, batch_size // 16), w, free_r, self._shm)
+        os.close(w)
+        os.close(free_r)
+        self._inp = os.fdopen(r, "rb", buffering=1 << 12)
+        self._finished = False
+        self._closed = False
+
+    @property
+    def stats(self) -> DecodeStats:
+        return self.source.stats
+
+    def __iter__(self) -> Iterator[tuple[PacketBatch, DecodeStats]]:
+        try:
             size = bytearray(_HEAD.size)
             while True:
-                _read_exact(inp, memoryview(size))
+                _read_exact(self._inp, memoryview(size))
                 head = bytearray(_HEAD.unpack(size)[0])
-                _read_exact(inp, memoryview(head))
+                _read_exact(self._inp, memoryview(head))
                 kind, *rest = pickle.loads(head)
                 if kind == "error":
-                    finished = True
+                    self._finished = True
                     raise rest[0]
                 if kind == "end":
-                    source.stats = _stats(*rest[:3])
-                    source.read_error = rest[3]
-                    finished = True
+                    self.source.stats = _stats(*rest[:3])
+                    self.source.read_error = rest[3]
+                    self._finished = True
                     return
                 slot, n = rest[0], rest[1]
-                cols = {name: _view(shm, dt, slot * slot_size + off, n, shape, per_row).copy()
+                base = slot * self._slot_size
+                cols = {name: _view(self._shm, dt, base + off, n, shape, per_row).copy()
                         if n else np.zeros((0, *shape), dtype=dt)
-                        for name, dt, shape, off, per_row in layout}
+                        for name, dt, shape, off, per_row in self._layout}
                 with contextlib.suppress(BrokenPipeError):  # the child may be done already
-                    os.write(free_w, bytes((slot,)))
+                    os.write(self._free_w, bytes((slot,)))
                 yield PacketBatch(**cols), _stats(*rest[2:])
-    finally:
-        os.close(free_w)
-        if not finished:
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        shm.close()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """End the child (killed unless it already said it was done) and free its memory."""
+        if self._closed:
+            return
+        self._closed = True
+        os.close(self._free_w)
+        self._inp.close()
+        if not self._finished:
+            os.kill(self._pid, signal.SIGKILL)
+        os.waitpid(self._pid, 0)
+        self._shm.close()
+
+    def close(self) -> None:
+        """Stop the child and close the source (what closing a PacketSource does)."""
+        self.stop()
+        self.source.close()
+
+
+def forked_batches(source: PacketSource, batch_size: int, *, first: int | None = None
+                   ) -> Iterator[tuple[PacketBatch, DecodeStats]]:
+    """(batch, decode counters after it) from a child process reading ``source``, forked at
+    the first ``next()``. Closing the iterator early stops the child."""
+    yield from Reader(source, batch_size, first=first)
+
+
+def start(op: ObservationPoint, batch_size: int) -> Reader | PacketSource:
+    """Open an offline Observation Point's file and, when a core is free for it, start reading
+    it in a child right away (what ``Pipeline`` would do once built, only sooner)."""
+    source = open_observation_point(op)
+    return Reader(source, batch_size) if usable(source) else source

@@ -105,11 +105,14 @@ class PacketSource:
         self._delivered += meta.shape[0]
         return decode_batch(data, meta, self.datalink, self.stats)
 
-    def batches(self, batch_size: int = 65536) -> Iterator[PacketBatch]:
+    def batches(self, batch_size: int = 65536, *, first: int | None = None
+                ) -> Iterator[PacketBatch]:
         """Decoded batches in capture order.
 
         Offline: ends at end of file. Live: a read timeout yields an empty batch so callers can
-        run their timers; iteration ends once ``close()`` was called.
+        run their timers; iteration ends once ``close()`` was called. ``first``: the first
+        read takes at most that many packets and each next one four times as many, up to
+        ``batch_size``, so a consumer waiting for the first batch gets it sooner.
         """
         with self._lock:
             if self._reader is None:
@@ -117,10 +120,12 @@ class PacketSource:
             self._iterating = True
         timeout_s = self._timeout_ms / 1000
         last_yield = time.monotonic()
+        size = min(batch_size, max(1, first or batch_size))
         try:
             while not self._closing.is_set():
                 try:
-                    data, packed = self._reader.next_batch(batch_size)
+                    data, packed = self._reader.next_batch(size)
+                    size = min(batch_size, 4 * size)
                 except pcapy.PcapError as exc:
                     if self.live:
                         raise UserError(f"{self.name}: capture failed: {exc}") from None

@@ -7,8 +7,9 @@ import threading
 import numpy as np
 import pytest
 
-from probe.capture import COLUMNS, PacketBatch, forked, open_offline
+from probe.capture import COLUMNS, PacketBatch, PacketSource, forked, open_offline
 from probe.capture.forked import forked_batches, usable
+from probe.config.model import ObservationPoint
 from probe.errors import UserError
 from tests.capture.helpers import PCAPS
 
@@ -16,9 +17,11 @@ FILES = sorted(p.name for p in PCAPS.iterdir() if p.suffix in (".pcap", ".pcapng
 
 
 def _sequential(path: str, batch_size: int, **kwargs: object) -> list[tuple[PacketBatch, dict]]:
+    """Batches read in this process, growing from a sixteenth of ``batch_size`` as the child's
+    do."""
     out = []
     with open_offline(path, **kwargs) as source:  # type: ignore[arg-type]
-        for batch in source.batches(batch_size):
+        for batch in source.batches(batch_size, first=max(1, batch_size // 16)):
             st = source.stats
             out.append((batch, (st.packets_read, st.packets_decoded, dict(st.ignored))))
     return out
@@ -66,7 +69,7 @@ def test_an_error_in_the_reader_is_raised_after_the_batches_before_it():
     with open_offline(str(PCAPS / "demo.pcap")) as source:
         real = source.batches
 
-        def failing(batch_size: int):
+        def failing(batch_size: int, first: int):
             yield next(real(batch_size))
             raise UserError("demo.pcap: capture failed: gone")
 
@@ -101,3 +104,34 @@ def test_an_overloaded_machine_has_no_spare_core(monkeypatch):
     monkeypatch.setattr(forked.os, "sched_getaffinity", lambda _: {0})
     monkeypatch.setattr(forked.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert not forked.spare_core()
+
+
+def test_batches_grow_from_first_to_batch_size():
+    """260 packets, first 3: reads of 3, 12, 48, 100, 97 (each 4x, capped at 100)."""
+    with open_offline(str(PCAPS / "demo.pcap")) as source:
+        sizes = [len(b) for b in source.batches(100, first=3)]
+    assert sizes == [3, 12, 48, 100, 97]
+    with open_offline(str(PCAPS / "demo.pcap")) as source:
+        assert [len(b) for b, _ in forked_batches(source, 100)] == [6, 24, 96, 100, 34]
+
+
+def test_a_reader_started_early_is_stopped_by_close(monkeypatch):
+    """``flowprobe replay`` forks the reader before building the pipeline; if anything fails in
+    between, closing it must kill and reap the child and close the file."""
+    import os
+
+    op = ObservationPoint(name="p", observation_domain_id=1,
+                          offline_file=str(PCAPS / "demo.pcap"))
+    monkeypatch.setattr(forked, "usable", lambda source: False)
+    plain = forked.start(op, 4)  # no spare core: the plain source, read in-process later
+    assert isinstance(plain, PacketSource)
+    plain.close()
+    monkeypatch.setattr(forked, "usable", lambda source: True)
+    reader = forked.start(op, 4)
+    assert isinstance(reader, forked.Reader)
+    pid = reader._pid
+    reader.close()
+    reader.close()  # twice is harmless
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # already reaped
+    assert list(reader.source.batches(4)) == []  # the file is closed
