@@ -9,7 +9,8 @@ from typing import Protocol
 import numpy as np
 
 from probe.cache.build import concat_chunks, record_batches
-from probe.cache.fields import key_matrix, packet_values
+from probe.cache.fields import KeyLayout, packet_values
+from probe.cache.grouping import take_keys
 from probe.cache.records import RecordBatch
 from probe.cache.table import Chunk, FlowTable, value_specs
 from probe.capture.batch import PacketBatch
@@ -38,8 +39,9 @@ class CacheStats:
 
 @dataclass(slots=True)
 class Prepared:
-    """A batch as a cache needs it: clamped times and key rows; ``value_names`` are the IEs
-    whose first-packet values each flow keeps (read per flow, not per packet)."""
+    """A batch as a cache needs it: clamped times and flow keys (``KeyLayout.words``);
+    ``value_names`` are the non-key IEs whose first-packet values each flow keeps (read per
+    flow, not per packet)."""
 
     batch: PacketBatch
     t: np.ndarray
@@ -66,9 +68,12 @@ class CacheBase:
         self.clock: int | None = None
         self.seq = 0  # packets seen so far: a global order for least-recently-used eviction
         self.key_names = cfg.layout.key_names
-        nonkey_vals = tuple(n for n in cfg.layout.nonkey_names if n in METERED_KEYS)
-        self.value_names = tuple(dict.fromkeys(self.key_names + nonkey_vals))
-        self.table = FlowTable(value_specs(self.value_names))
+        self.key_layout = KeyLayout(self.key_names)
+        self.value_names = tuple(n for n in dict.fromkeys(cfg.layout.nonkey_names)
+                                 if n in METERED_KEYS and n not in self.key_names)
+        specs = value_specs(self.value_names)
+        specs["key"] = (np.dtype(np.uint64), (self.key_layout.words_per_key,))
+        self.table = FlowTable(specs)
         self._pending: list[Chunk] = []
 
     # ------------------------------------------------------------ input
@@ -78,7 +83,7 @@ class CacheBase:
         start = batch.ts_us[0] if self.clock is None else max(self.clock, int(batch.ts_us[0]))
         t = np.maximum.accumulate(np.maximum(batch.ts_us, start))
         self.clock = int(t[-1])
-        p = Prepared(batch, t, self.value_names, key_matrix(batch, self.key_names), self.seq)
+        p = Prepared(batch, t, self.value_names, self.key_layout.words(batch), self.seq)
         self.seq += len(batch)
         return p
 
@@ -114,6 +119,7 @@ class CacheBase:
             return []
         chunk = concat_chunks(self._pending)
         self._pending = []
+        chunk.update(self.key_layout.values(chunk["key"]))
         return record_batches(self.name, self.cfg.layout, self.domain_id,
                               self.sys_init_us or 0, chunk)
 
@@ -146,6 +152,7 @@ def reduce_runs(p: Prepared, idx: np.ndarray, seg: np.ndarray, t: np.ndarray) ->
         "min_len": np.minimum.reduceat(ip_len, seg),
         "max_len": np.maximum.reduceat(ip_len, seg),
         "version": bt.ip_version[idx[seg]],
+        "key": take_keys(p.kmat, idx[seg]),
     }
     c.update(packet_values(_Rows(bt, idx[seg]), p.value_names))  # type: ignore[arg-type]
     return c
@@ -176,4 +183,5 @@ def fold_cached(c: Chunk, rows: np.ndarray, table: FlowTable, slots: np.ndarray)
                  ("min_len", np.minimum), ("max_len", np.maximum)):
         c[k][rows] = f(c[k][rows], st[k][slots])
     for name in vals:
-        c[name][rows] = vals[name][slots]
+        if name != "key":  # the run's key is the cached flow's key
+            c[name][rows] = vals[name][slots]

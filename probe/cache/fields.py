@@ -3,7 +3,7 @@
 One function per packet-derived IE, all vectorised over a batch. A cache groups packets on the
 values of its key IEs and keeps, for a non-key use of a key IE, the value of the flow's first
 packet. Values of the other IP family's IEs are zero, so IPv4 and IPv6 packets never share a
-flow (the IP version is part of every key anyway, see ``key_matrix``).
+flow (the IP version is part of every key anyway, see ``KeyLayout``).
 """
 
 from __future__ import annotations
@@ -81,53 +81,112 @@ def _icmp_either(b: PacketBatch) -> np.ndarray:
     return _only(icmp, _type_code(b))
 
 
+class _Version:
+    """What the address extractors read of a batch, for key values given back from keys."""
+
+    __slots__ = ("ip_version",)
+
+    def __init__(self, ip_version: np.ndarray) -> None:
+        self.ip_version = ip_version
+
+
+def _split_address(raw: np.ndarray, version: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    b = _Version(version)
+    return _v4_addr(raw, b), _v6_addr(raw, b)  # type: ignore[arg-type]
+
+
+def _split_icmp(raw: np.ndarray, version: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return _only(version == 4, raw), _only(version == 6, raw)
+
+
+Split = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
 # Key IE pairs, one per IP family, that one column can stand for: each member is zero for the
-# other family's packets and the IP version leads every key, so the merged column keys flows
-# exactly as the pair does, in fewer bytes to hash and compare.
-_MERGED: tuple[tuple[str, str, Callable[[PacketBatch], np.ndarray]], ...] = (
-    ("sourceIPv4Address", "sourceIPv6Address", lambda b: b.src_addr),
-    ("destinationIPv4Address", "destinationIPv6Address", lambda b: b.dst_addr),
-    ("icmpTypeCodeIPv4", "icmpTypeCodeIPv6", _icmp_either),
+# other family's packets and the IP version is in every key, so the merged column keys flows
+# exactly as the pair does, in fewer bytes to hash and compare; ``split`` gives the pair's
+# values back from the merged column and the IP version.
+_MERGED: tuple[tuple[str, str, Callable[[PacketBatch], np.ndarray], Split], ...] = (
+    ("sourceIPv4Address", "sourceIPv6Address", lambda b: b.src_addr, _split_address),
+    ("destinationIPv4Address", "destinationIPv6Address", lambda b: b.dst_addr, _split_address),
+    ("icmpTypeCodeIPv4", "icmpTypeCodeIPv6", _icmp_either, _split_icmp),
 )
 
 
-def key_matrix(batch: PacketBatch, key_names: tuple[str, ...]) -> np.ndarray:
-    """The flow key of every packet as ``(words, packets)`` uint64: word-major, so hashing and
-    comparing a key word reads one contiguous column (row-major keys made every pass strided,
-    and grouping twice as slow).
+class _Part:
+    """One column of the key: where it sits and how to read it back."""
 
-    Packet ``i``'s key is column ``i``; as bytes (``key_rows``) it is the concatenation of its
-    key values, widest alignment first (16-octet addresses, then 4-, 2- and 1-octet values) and
-    zero-padded to whole words; the default 5-tuple key is exactly five words. The IP version
-    is always part of the key: records are exported per IP version, so a flow never mixes
-    families even when the layout has no address key. Only the key columns are computed here,
-    per packet; other values are read at each flow's first packet (``packet_values``).
+    __slots__ = ("dtype", "extract", "names", "offset", "shape", "split", "width")
+
+    def __init__(self, names: tuple[str, ...], extract: Callable[[PacketBatch], np.ndarray],
+                 split: Split | None) -> None:
+        probe = np.asarray(extract(PacketBatch.empty(0)))
+        self.names, self.extract, self.split = names, extract, split
+        self.dtype, self.shape = probe.dtype, probe.shape[1:]
+        self.width = probe.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64))
+        self.offset = 0
+
+
+class KeyLayout:
+    """A cache's flow key, both ways: ``words`` builds every packet's key, ``values`` gives a
+    flow's key IE values back from its key.
+
+    A key is ``(words, packets)`` uint64, word-major, so hashing and comparing a key word reads
+    one contiguous column. As bytes (``probe.cache.grouping.key_rows``) a key is its columns
+    concatenated, widest alignment first (16-octet addresses, then 8-, 4-, 2- and 1-octet
+    values), zero-padded to whole words: the default 5-tuple key is exactly five words. The IP
+    version is always in the key: records are exported per IP version, so a flow never mixes
+    families even when the layout has no address key. A flow keeps only its key, not one
+    column per key IE: the IE values are read back from it when its record is built.
     """
-    n = len(batch)
-    columns: list[np.ndarray] = [batch.ip_version]
-    names = [name for name in key_names if name != "ipVersion"]
-    for v4, v6, merged in _MERGED:
-        if v4 in names and v6 in names:
-            names.remove(v4)
-            names.remove(v6)
-            columns.append(merged(batch))
-    columns += [EXTRACT[name](batch) for name in names]
-    parts = [np.ascontiguousarray(c).reshape(n, -1).view(np.uint8) for c in columns]
-    parts.sort(key=lambda part: -_alignment(part.shape[1]))  # stable: same order every batch
-    width = sum(p.shape[1] for p in parts)
-    words = np.zeros((-(-width // 8), n), dtype=np.uint64)
-    at = 0
-    for part in parts:
-        w = part.shape[1]
-        # Every column is 1, 2, 4 or a multiple of 8 octets, so after the sort none crosses
-        # a word: whole words (addresses, MACs) are copied, smaller values shifted into place.
-        if w % 8 == 0:
-            words[at // 8:(at + w) // 8] = part.view("<u8").T
-        else:
-            value = part.view(f"<u{w}").ravel().astype(np.uint64)
-            words[at // 8] |= value << np.uint64(8 * (at % 8))
-        at += w
-    return words
+
+    def __init__(self, key_names: tuple[str, ...]) -> None:
+        self.key_names = key_names
+        names = [name for name in key_names if name != "ipVersion"]
+        parts = [_Part(("ipVersion",), EXTRACT["ipVersion"], None)]
+        for v4, v6, merged, split in _MERGED:
+            if v4 in names and v6 in names:
+                names.remove(v4)
+                names.remove(v6)
+                parts.append(_Part((v4, v6), merged, split))
+        parts += [_Part((name,), EXTRACT[name], None) for name in names]
+        parts.sort(key=lambda part: -_alignment(part.width))  # stable
+        at = 0
+        for part in parts:
+            part.offset = at
+            at += part.width
+        self.parts = parts
+        self.words_per_key = -(-at // 8)
+        self._version = parts[[p.names for p in parts].index(("ipVersion",))].offset
+
+    def words(self, batch: PacketBatch) -> np.ndarray:
+        """Every packet's key, ``(words, packets)`` uint64."""
+        n = len(batch)
+        words = np.zeros((self.words_per_key, n), dtype=np.uint64)
+        for part in self.parts:
+            col = np.ascontiguousarray(part.extract(batch)).reshape(n, -1).view(np.uint8)
+            at, w = part.offset, part.width
+            # Every column is 1, 2, 4 or a multiple of 8 octets, so after the sort none crosses
+            # a word: whole words (addresses, MACs) are copied, smaller values shifted in.
+            if w % 8 == 0:
+                words[at // 8:(at + w) // 8] = col.view("<u8").T
+            else:
+                value = col.view(f"<u{w}").ravel().astype(np.uint64)
+                words[at // 8] |= value << np.uint64(8 * (at % 8))
+        return words
+
+    def values(self, keys: np.ndarray) -> dict[str, np.ndarray]:
+        """Each key IE's values (as ``EXTRACT`` gives them) for keys as rows, ``(k, words)``."""
+        octets = np.ascontiguousarray(keys, dtype="<u8").view(np.uint8)
+        version = octets[:, self._version].copy()
+        out: dict[str, np.ndarray] = {}
+        for part in self.parts:
+            raw = np.ascontiguousarray(octets[:, part.offset:part.offset + part.width])
+            value = raw.view(part.dtype).reshape(keys.shape[0], *part.shape)
+            if part.split is not None:
+                out[part.names[0]], out[part.names[1]] = part.split(value, version)
+            else:
+                out[part.names[0]] = value
+        return {name: out[name] for name in self.key_names}
 
 
 def _alignment(width: int) -> int:

@@ -12,7 +12,7 @@ import pcapy
 import pytest
 
 from probe.cache import build_cache
-from probe.cache.fields import key_matrix
+from probe.cache.fields import KeyLayout
 from probe.cache.grouping import group
 from probe.cache.records import RecordBatch, column_spec
 from probe.capture.batch import DecodeStats
@@ -86,7 +86,7 @@ def test_encode_records(benchmark) -> None:
 def test_group_by_flow_key(benchmark, raw_batch: tuple[bytes, np.ndarray]) -> None:
     """Every packet lands in the group of its key, in capture order, one group per key."""
     batch = decode_batch(*raw_batch, 1, DecodeStats())
-    kmat = key_matrix(batch, default_config().caches[0].layout.key_names)
+    kmat = KeyLayout(default_config().caches[0].layout.key_names).words(batch)
     g = benchmark(group, kmat)
     assert g.count == np.unique(kmat, axis=1).shape[1]
     sizes = np.diff(np.append(g.starts, len(batch)))

@@ -1,11 +1,12 @@
-"""Flow keys: two packets get the same key words exactly when their key IE values agree."""
+"""Flow keys: two packets get the same key exactly when their key IE values agree, and the
+values read back from a key are the packet's."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from probe.cache.fields import EXTRACT, key_matrix
+from probe.cache.fields import EXTRACT, KeyLayout
 from probe.cache.grouping import key_rows, take_keys
 from probe.capture.batch import PacketBatch
 from probe.config.defaults import DEFAULT_KEYS
@@ -45,7 +46,7 @@ LAYOUTS = [
 @pytest.mark.parametrize("names", LAYOUTS)
 def test_equal_keys_exactly_when_key_values_agree(names: tuple[str, ...]) -> None:
     b = _mixed(4000, seed=len(names))
-    words = key_matrix(b, names)
+    words = KeyLayout(names).words(b)
     assert words.dtype == np.uint64 and words.shape[1] == len(b)
     keys = key_rows(take_keys(words, np.arange(len(b))))
     values = [b.ip_version] + [np.ascontiguousarray(EXTRACT[n](b)).reshape(len(b), -1)
@@ -56,3 +57,17 @@ def test_equal_keys_exactly_when_key_values_agree(names: tuple[str, ...]) -> Non
         by_key.setdefault(k, set()).add(t)
     assert all(len(ts) == 1 for ts in by_key.values())  # one key: one set of values
     assert len(by_key) == len(set(truth)) > 2  # different values: different keys
+
+
+@pytest.mark.parametrize("names", LAYOUTS)
+def test_key_values_read_back_from_keys(names: tuple[str, ...]) -> None:
+    """A flow keeps only its key; its record's key fields are read back from it and must be
+    what the packets carried (IPv4 addresses as numbers, IPv6 as octets, ICMP per family)."""
+    b = _mixed(4000, seed=7 + len(names))
+    layout = KeyLayout(names)
+    got = layout.values(take_keys(layout.words(b), np.arange(len(b))))
+    assert list(got) == list(names)
+    for name in names:
+        want = EXTRACT[name](b)
+        assert got[name].dtype == want.dtype, name
+        np.testing.assert_array_equal(got[name], want, err_msg=name)
