@@ -12,12 +12,21 @@ from probe.cache.build import concat_chunks, record_batches
 from probe.cache.fields import KeyLayout, packet_values
 from probe.cache.grouping import take_keys
 from probe.cache.records import RecordBatch
-from probe.cache.table import Chunk, FlowTable, value_specs
+from probe.cache.table import STATE, Chunk, FlowTable, value_specs
 from probe.capture.batch import PacketBatch
 from probe.config import model
 from probe.ie import METERED_KEYS
 
 END_IDLE, END_ACTIVE, END_OF_FLOW, END_FORCED, END_RESOURCES = 1, 2, 3, 4, 5
+
+# Per-flow extremes: state column -> (packet column, reduction, the IE that exports it). A
+# cache keeps only those its layout exports: each costs a gather and a reduction per packet.
+EXTREMES: dict[str, tuple[str, np.ufunc, str]] = {
+    "min_ttl": ("ttl", np.minimum, "minimumTTL"),
+    "max_ttl": ("ttl", np.maximum, "maximumTTL"),
+    "min_len": ("ip_len", np.minimum, "minimumIpTotalLength"),
+    "max_len": ("ip_len", np.maximum, "maximumIpTotalLength"),
+}
 
 
 class Sink(Protocol):
@@ -48,6 +57,7 @@ class Prepared:
     value_names: tuple[str, ...]
     kmat: np.ndarray
     seq0: int
+    extremes: tuple[str, ...] = ()  # the EXTREMES this cache keeps
 
 
 class CacheBase:
@@ -73,7 +83,10 @@ class CacheBase:
                                  if n in METERED_KEYS and n not in self.key_names)
         specs = value_specs(self.value_names)
         specs["key"] = (np.dtype(np.uint64), (self.key_layout.words_per_key,))
-        self.table = FlowTable(specs)
+        exported = {f.ie_name for f in cfg.layout.fields}
+        self.extremes = tuple(k for k, (_, _, ie) in EXTREMES.items() if ie in exported)
+        self.table = FlowTable(specs, state=tuple(k for k in STATE
+                                                  if k not in EXTREMES or k in self.extremes))
         self._pending: list[Chunk] = []
 
     # ------------------------------------------------------------ input
@@ -83,7 +96,8 @@ class CacheBase:
         start = batch.ts_us[0] if self.clock is None else max(self.clock, int(batch.ts_us[0]))
         t = np.maximum.accumulate(np.maximum(batch.ts_us, start))
         self.clock = int(t[-1])
-        p = Prepared(batch, t, self.value_names, self.key_layout.words(batch), self.seq)
+        p = Prepared(batch, t, self.value_names, self.key_layout.words(batch), self.seq,
+                     self.extremes)
         self.seq += len(batch)
         return p
 
@@ -139,7 +153,7 @@ def reduce_runs(p: Prepared, idx: np.ndarray, seg: np.ndarray, t: np.ndarray) ->
     """
     bt = p.batch
     seg_end = np.append(seg[1:], idx.shape[0])
-    ip_len, ttl = bt.ip_len[idx], bt.ttl[idx]
+    ip_len = bt.ip_len[idx]
     c: Chunk = {
         "start": t[seg],
         "end": t[seg_end - 1],
@@ -147,13 +161,15 @@ def reduce_runs(p: Prepared, idx: np.ndarray, seg: np.ndarray, t: np.ndarray) ->
         "packets": (seg_end - seg).astype(np.uint64),
         "octets": np.add.reduceat(ip_len, seg, dtype=np.uint64),
         "flags": np.bitwise_or.reduceat(bt.tcp_flags[idx], seg),
-        "min_ttl": np.minimum.reduceat(ttl, seg),
-        "max_ttl": np.maximum.reduceat(ttl, seg),
-        "min_len": np.minimum.reduceat(ip_len, seg),
-        "max_len": np.maximum.reduceat(ip_len, seg),
         "version": bt.ip_version[idx[seg]],
         "key": take_keys(p.kmat, idx[seg]),
     }
+    gathered = {"ip_len": ip_len}
+    for name in p.extremes:
+        column, reduce, _ = EXTREMES[name]
+        if column not in gathered:
+            gathered[column] = getattr(bt, column)[idx]
+        c[name] = reduce.reduceat(gathered[column], seg)
     c.update(packet_values(_Rows(bt, idx[seg]), p.value_names))  # type: ignore[arg-type]
     return c
 
@@ -179,9 +195,9 @@ def fold_cached(c: Chunk, rows: np.ndarray, table: FlowTable, slots: np.ndarray)
     for k in ("packets", "octets"):
         c[k][rows] += st[k][slots]
     c["flags"][rows] |= st["flags"][slots]
-    for k, f in (("min_ttl", np.minimum), ("max_ttl", np.maximum),
-                 ("min_len", np.minimum), ("max_len", np.maximum)):
-        c[k][rows] = f(c[k][rows], st[k][slots])
+    for k, (_, f, _) in EXTREMES.items():
+        if k in st:
+            c[k][rows] = f(c[k][rows], st[k][slots])
     for name in vals:
         if name != "key":  # the run's key is the cached flow's key
             c[name][rows] = vals[name][slots]

@@ -14,7 +14,8 @@ import numpy as np
 
 from probe.cache.fields import EXTRACT
 
-# Per-flow state shared by the table and by expired-record chunks: name -> dtype.
+# Per-flow state shared by the table and by expired-record chunks: name -> dtype. The extremes
+# (min/max TTL and length) are kept only by caches whose layout exports them.
 STATE: dict[str, str] = {
     "start": "int64", "end": "int64", "seq": "int64", "packets": "uint64", "octets": "uint64",
     "flags": "uint16", "min_ttl": "uint8", "max_ttl": "uint8", "min_len": "uint32",
@@ -26,10 +27,10 @@ Chunk = dict[str, np.ndarray]  # expired records: STATE columns, "reason", and I
 
 class FlowTable:
     def __init__(self, value_specs: dict[str, tuple[np.dtype, tuple[int, ...]]],
-                 capacity: int = 1024) -> None:
+                 capacity: int = 1024, state: tuple[str, ...] = tuple(STATE)) -> None:
         self.value_specs = value_specs
         self.cap = 0
-        self.state: dict[str, np.ndarray] = {k: np.zeros(0, dt) for k, dt in STATE.items()}
+        self.state: dict[str, np.ndarray] = {k: np.zeros(0, STATE[k]) for k in state}
         self.values: dict[str, np.ndarray] = {
             k: np.zeros((0, *shape), dt) for k, (dt, shape) in value_specs.items()}
         self.used = np.zeros(0, dtype=bool)

@@ -173,3 +173,39 @@ def test_flood_of_a_million_flows_never_overfills_and_loses_no_packet() -> None:
     assert sum(int(rb.columns["_packets"].sum()) for rb in rbs) == 1_000_000
     assert sum(int(rb.columns["_octets"].sum()) for rb in rbs) == int(b.ip_len.sum())
     assert cache.stats.expired == {5: 990_000, 4: 10_000}
+
+
+@pytest.mark.parametrize("extremes", [("minimumTTL", "maximumIpTotalLength"),
+                                      ("maximumTTL", "minimumTTL", "minimumIpTotalLength")])
+def test_ttl_and_length_extremes_span_every_batch_of_a_flow(extremes: tuple[str, ...]) -> None:
+    """A cache keeps the extremes its layout exports (and only those): each record's minimum
+    and maximum are over all of the flow's packets, whichever batches they came in."""
+    from dataclasses import replace
+
+    from probe.config.model import CacheField
+    from probe.ie import by_name
+
+    base = cache_cfg("timeoutCache")
+    extra = tuple(CacheField(name=n, ie_id=by_name(n).id, ie_name=n)  # type: ignore[union-attr]
+                  for n in extremes)
+    cfg = replace(base, layout=replace(base.layout, fields=base.layout.fields + extra))
+    b = packets(500, flows=30, seed=3, v6_share=0.3)
+    key = [(int(b.ip_version[i]), int(b.src_port[i])) for i in range(len(b))]
+    want: dict[tuple[int, int], dict[str, int]] = {}
+    for i, k in enumerate(key):
+        ttl, length = int(b.ttl[i]), int(b.ip_len[i])
+        w = want.setdefault(k, {"minimumTTL": ttl, "maximumTTL": ttl,
+                                "minimumIpTotalLength": length, "maximumIpTotalLength": length})
+        w["minimumTTL"], w["maximumTTL"] = min(w["minimumTTL"], ttl), max(w["maximumTTL"], ttl)
+        w["minimumIpTotalLength"] = min(w["minimumIpTotalLength"], length)
+        w["maximumIpTotalLength"] = max(w["maximumIpTotalLength"], length)
+    for size in (1, 7, 65536):
+        cache = build_cache(cfg, 1)
+        assert set(cache.table.state) & {"min_ttl", "max_ttl", "min_len", "max_len"} == {
+            {"minimumTTL": "min_ttl", "maximumTTL": "max_ttl", "minimumIpTotalLength": "min_len",
+             "maximumIpTotalLength": "max_len"}[n] for n in extremes}
+        got = {}
+        for rb in meter(cache, split(b, size)):
+            for row in rb.rows():
+                got[(rb.ip_version, row["sourceTransportPort"])] = {n: row[n] for n in extremes}
+        assert got == {k: {n: w[n] for n in extremes} for k, w in want.items()}
