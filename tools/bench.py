@@ -430,6 +430,9 @@ def profile_flowprobe(trace: Trace, workdir: Path, keep: bool) -> tuple[Path, di
     return prof, time_by_box(prof)
 
 
+_HELPERS = {"branchless"}
+
+
 def time_by_box(prof: Path) -> dict[str, float]:
     """Seconds per box: a probe function's own time goes to its package; a library or builtin
     function's own time is split among its callers (by the time each call path spent in it)
@@ -443,7 +446,9 @@ def time_by_box(prof: Path) -> dict[str, float]:
         if func[2] == "<module>" or "importlib" in path or path.startswith("<frozen"):
             return "start-up (imports)"
         if "/probe/" in path:
-            return "probe." + path.split("/probe/", 1)[1].split("/")[0].removesuffix(".py")
+            name = path.split("/probe/", 1)[1].split("/")[0].removesuffix(".py")
+            # helper modules (np.where without branches) are the time of the box calling them
+            return None if name in _HELPERS else "probe." + name
         return None
 
     def share(func: tuple, seen: frozenset) -> dict[str, float]:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from probe.branchless import keep
 from probe.capture.batch import PacketBatch
 
 _ICMP4, _ICMP6, _TCP, _UDP = 1, 58, 6, 17
@@ -20,19 +21,15 @@ _ICMP4, _ICMP6, _TCP, _UDP = 1, 58, 6, 17
 def _v4_addr(col: np.ndarray, b: PacketBatch) -> np.ndarray:
     a = col[:, :4].astype(np.uint32)
     v = (a[:, 0] << 24) | (a[:, 1] << 16) | (a[:, 2] << 8) | a[:, 3]
-    return np.where(b.ip_version == 4, v, np.uint32(0))
+    return keep(b.ip_version == 4, v)
 
 
 def _v6_addr(col: np.ndarray, b: PacketBatch) -> np.ndarray:
-    return np.where((b.ip_version == 6)[:, None], col, np.uint8(0))
-
-
-def _only(cond: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return np.where(cond, v, np.zeros(1, dtype=v.dtype))
+    return keep(b.ip_version == 6, col)
 
 
 def _icmp(b: PacketBatch, version: int, proto: int, v: np.ndarray) -> np.ndarray:
-    return _only((b.ip_version == version) & (b.proto == proto), v)
+    return keep((b.ip_version == version) & (b.proto == proto), v)
 
 
 def _type_code(b: PacketBatch) -> np.ndarray:
@@ -47,10 +44,10 @@ EXTRACT: dict[str, Callable[[PacketBatch], np.ndarray]] = {
     "protocolIdentifier": lambda b: b.proto,
     "sourceTransportPort": lambda b: b.src_port,
     "destinationTransportPort": lambda b: b.dst_port,
-    "tcpSourcePort": lambda b: _only(b.proto == _TCP, b.src_port),
-    "tcpDestinationPort": lambda b: _only(b.proto == _TCP, b.dst_port),
-    "udpSourcePort": lambda b: _only(b.proto == _UDP, b.src_port),
-    "udpDestinationPort": lambda b: _only(b.proto == _UDP, b.dst_port),
+    "tcpSourcePort": lambda b: keep(b.proto == _TCP, b.src_port),
+    "tcpDestinationPort": lambda b: keep(b.proto == _TCP, b.dst_port),
+    "udpSourcePort": lambda b: keep(b.proto == _UDP, b.src_port),
+    "udpDestinationPort": lambda b: keep(b.proto == _UDP, b.dst_port),
     "icmpTypeCodeIPv4": lambda b: _icmp(b, 4, _ICMP4, _type_code(b)),
     "icmpTypeIPv4": lambda b: _icmp(b, 4, _ICMP4, b.icmp_type),
     "icmpCodeIPv4": lambda b: _icmp(b, 4, _ICMP4, b.icmp_code),
@@ -61,13 +58,13 @@ EXTRACT: dict[str, Callable[[PacketBatch], np.ndarray]] = {
     "ipDiffServCodePoint": lambda b: b.tos >> 2,
     "ipPrecedence": lambda b: b.tos >> 5,
     "ipVersion": lambda b: b.ip_version,
-    "flowLabelIPv6": lambda b: _only(b.ip_version == 6, b.flow_label),
+    "flowLabelIPv6": lambda b: keep(b.ip_version == 6, b.flow_label),
     "fragmentIdentification": lambda b: b.frag_id,
     "vlanId": lambda b: b.vlan_id,
     "sourceMacAddress": lambda b: b.src_mac,
     "destinationMacAddress": lambda b: b.dst_mac,
     "postDestinationMacAddress": lambda b: b.dst_mac,
-    "nextHeaderIPv6": lambda b: _only(b.ip_version == 6, b.next_header),
+    "nextHeaderIPv6": lambda b: keep(b.ip_version == 6, b.next_header),
 }
 
 
@@ -78,7 +75,7 @@ def packet_values(batch: PacketBatch, names: tuple[str, ...]) -> dict[str, np.nd
 def _icmp_either(b: PacketBatch) -> np.ndarray:
     """icmpTypeCodeIPv4 | icmpTypeCodeIPv6: each is zero where the other may be set."""
     icmp = ((b.ip_version == 4) & (b.proto == _ICMP4)) | ((b.ip_version == 6) & (b.proto == _ICMP6))
-    return _only(icmp, _type_code(b))
+    return keep(icmp, _type_code(b))
 
 
 class _Version:
@@ -96,7 +93,7 @@ def _split_address(raw: np.ndarray, version: np.ndarray) -> tuple[np.ndarray, np
 
 
 def _split_icmp(raw: np.ndarray, version: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return _only(version == 4, raw), _only(version == 6, raw)
+    return keep(version == 4, raw), keep(version == 6, raw)
 
 
 Split = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]

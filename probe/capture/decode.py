@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from probe.branchless import keep, pick
 from probe.capture import reasons as r
 from probe.capture.batch import DecodeStats, PacketBatch
 from probe.capture.gather import Buffer, be16
@@ -54,13 +55,12 @@ def _addresses(ip: np.ndarray, is6: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     word 2; little-endian words keep octet order on any host.
     """
     words = ip.view("<u8")
-    zero = np.uint64(0)
     src = np.empty((ip.shape[0], 2), dtype="<u8")
     dst = np.empty((ip.shape[0], 2), dtype="<u8")
-    src[:, 0] = np.where(is6, words[:, 1], words[:, 1] >> np.uint64(32))
-    src[:, 1] = np.where(is6, words[:, 2], zero)
-    dst[:, 0] = np.where(is6, words[:, 3], words[:, 2] & np.uint64(0xFFFFFFFF))
-    dst[:, 1] = np.where(is6, words[:, 4], zero)
+    src[:, 0] = pick(is6, words[:, 1], words[:, 1] >> np.uint64(32))
+    src[:, 1] = keep(is6, words[:, 2])
+    dst[:, 0] = pick(is6, words[:, 3], words[:, 2] & np.uint64(0xFFFFFFFF))
+    dst[:, 1] = keep(is6, words[:, 4])
     return src.view(np.uint8), dst.view(np.uint8)
 
 
@@ -98,13 +98,13 @@ def decode_batch(
     _flag(reason, p + 1 > end, r.TOO_SHORT)
     first = ip[:, 0]
     version = first >> 4
-    family = np.where(link.family == 0, version, link.family).astype(np.uint8)
+    family = pick(link.family == 0, version, link.family).astype(np.uint8)
     _flag(reason, (version != family) | ((family != 4) & (family != 6)), r.BAD_VERSION)
     is6 = family == 6
     v4 = ~is6
     ihl = (first & 0x0F).astype(index) * 4
     total = be16(ip, 2)
-    total = np.where(total == 0, end - p, total)  # TSO / BIG TCP: the frame says how long
+    total = pick(total == 0, end - p, total)  # TSO / BIG TCP: the frame says how long
     _flag(reason, v4 & (p + 20 > end), r.TOO_SHORT)
     _flag(reason, v4 & (ihl < 20), r.BAD_HEADER_LENGTH)
     _flag(reason, v4 & (p + ihl > end), r.TOO_SHORT)
@@ -114,15 +114,16 @@ def decode_batch(
     b1 = ip[:, 1]
     payload_len = be16(ip, 4)  # IPv4: identification
     frag_field = be16(ip, 6)
-    proto = np.where(is6, ip[:, 6], ip[:, 9])
-    l4 = np.where(is6, p + 40, p + ihl)
+    proto = pick(is6, ip[:, 6], ip[:, 9])
+    l4 = pick(is6, p + 40, p + ihl)
     # A zero IPv6 payload length is a jumbogram or Linux BIG TCP (which may omit the jumbo
     # hop-by-hop option on tunnels): the frame says how long.
-    ip_end = np.where(is6, np.where(payload_len == 0, end, p + 40 + payload_len), p + total)
-    fragment = np.where(
-        is6, 0, np.where(frag_field & 0x1FFF, 2, np.where(frag_field & 0x2000, 1, 0))
-    ).astype(np.uint8)
-    frag_id = np.where(is6, 0, payload_len).astype(np.uint32)
+    ip_end = pick(is6, pick(payload_len == 0, end, p + 40 + payload_len), p + total)
+    # IPv4 only: 2 = a later fragment (offset set), 1 = a first one (more fragments), 0 = none
+    later = (frag_field & 0x1FFF) != 0
+    more = (frag_field & 0x2000) != 0
+    fragment = keep(v4, np.uint8(2) * later + (more & ~later))
+    frag_id = keep(v4, payload_len).astype(np.uint32)
 
     # --- slow path: IPv6 extension-header chains, walked per packet, written back in place.
     chain = np.flatnonzero((reason == r.OK) & is6 & _IS_EXTENSION[proto])
@@ -143,7 +144,7 @@ def decode_batch(
     is_tcp = ported & (proto == TCP)
     is_icmp = (
         has_l4
-        & np.where(is6, proto == ICMPV6, proto == ICMP)
+        & ((is6 & (proto == ICMPV6)) | (v4 & (proto == ICMP)))
         & (l4 + _ICMP_HEADER <= l4_end)
     )
     upper = mem.window(l4, 14)
@@ -158,33 +159,31 @@ def decode_batch(
     kept = int(counts[r.OK])
     stats.packets_decoded += kept
 
-    zero16 = np.uint16(0)
-    zero8 = np.uint8(0)
     columns = {
         "ts_us": meta[:, 0].astype(np.int64) * 1_000_000 + meta[:, 1],
         "ip_version": family,
         "src_addr": src,
         "dst_addr": dst,
         "proto": proto,
-        "src_port": np.where(ported, be16(upper, 0), 0).astype(np.uint16),
-        "dst_port": np.where(ported, be16(upper, 2), 0).astype(np.uint16),
-        "icmp_type": np.where(is_icmp, upper[:, 0], zero8),
-        "icmp_code": np.where(is_icmp, upper[:, 1], zero8),
-        "tos": np.where(is6, ((first & 0x0F) << 4) | (b1 >> 4), b1).astype(np.uint8),
-        "ttl": np.where(is6, ip[:, 7], ip[:, 8]),
+        "src_port": keep(ported, be16(upper, 0)).astype(np.uint16),
+        "dst_port": keep(ported, be16(upper, 2)).astype(np.uint16),
+        "icmp_type": keep(is_icmp, upper[:, 0]),
+        "icmp_code": keep(is_icmp, upper[:, 1]),
+        "tos": pick(is6, ((first & 0x0F) << 4) | (b1 >> 4), b1).astype(np.uint8),
+        "ttl": pick(is6, ip[:, 7], ip[:, 8]),
         "ip_len": (ip_end - p).astype(np.uint32),
-        "tcp_flags": np.where(is_tcp, tcp_flags, zero16).astype(np.uint16),
-        "flow_label": np.where(
-            is6, ((b1.astype(np.uint32) & 0x0F) << 16) | be16(ip, 2).astype(np.uint32), 0
+        "tcp_flags": keep(is_tcp, tcp_flags).astype(np.uint16),
+        "flow_label": keep(
+            is6, ((b1.astype(np.uint32) & 0x0F) << 16) | be16(ip, 2).astype(np.uint32)
         ).astype(np.uint32),
         "frag_id": frag_id,
         "fragment": fragment,
-        "next_header": np.where(is6, ip[:, 6], zero8),
+        "next_header": keep(is6, ip[:, 6]),
         "vlan_id": link.vlan_id,
         "src_mac": link.src_mac,
         "dst_mac": link.dst_mac,
     }
     if kept != n:
-        keep = reason == r.OK
-        columns = {k: v[keep] for k, v in columns.items()}
+        decoded = reason == r.OK
+        columns = {k: v[decoded] for k, v in columns.items()}
     return PacketBatch(**columns)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from probe.branchless import keep
 from probe.capture import linktypes as lt
 from probe.capture import reasons as r
 from probe.capture.gather import Buffer, be16, macs
@@ -57,8 +58,8 @@ def _ethertype_payload(
                 break
     # _V4/_V6 are the IP versions themselves; everything else is not IP we open.
     ip = (kind == _V4) | (kind == _V6)
-    family = np.where(ip, kind, 0).astype(np.uint8)
-    reason = np.where(ip, r.OK, r.NON_IP).astype(np.uint8)
+    family = keep(ip, kind)
+    reason = keep(~ip, np.full(n, r.NON_IP, np.uint8))  # r.OK is 0
     if not ip.all():
         reason[(kind == _TAG) | (kind == _UNOPENED)] = r.UNSUPPORTED_LINK
     # The ethertype that decided the row sits in the two bytes before p: it must be captured.
