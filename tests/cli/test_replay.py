@@ -72,3 +72,20 @@ def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], needle: str) ->
     r = flowprobe("replay", *args)
     assert r.returncode == 2
     assert needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_garbage_collection_is_back_on_after_a_replay_in_process(tmp_path: Path) -> None:
+    """replay defers collection during start-up; it must be on again afterwards, also when the
+    replay failed (an embedding program keeps running)."""
+    import gc
+
+    from probe.cli import main
+
+    assert main(["replay", str(tmp_path / "missing.pcap"), "--export",
+                 "udp://127.0.0.1:9"]) == 2
+    assert gc.isenabled()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        assert main(["replay", str(DEMO), "-q", "--export", f"udp://127.0.0.1:{port}"]) == 0
+    assert gc.isenabled()
