@@ -2,10 +2,10 @@
 
 A header is read for the whole batch as a *window*: one row of ``width`` octets per packet,
 taken with a single fancy index into an overlapping view of the buffer (one C loop, no
-per-field gathers); fields are then column slices of that window. The buffer is copied once
-with zero padding so a window may run past the last packet, and window starts are clipped to
-the buffer, so a header lying past a packet's captured end yields garbage instead of raising;
-callers mask such rows by comparing offsets with the packet's end.
+per-field gathers); fields are then column slices of that window. The buffer is read in place;
+a window that runs past its end reads a zero-padded copy of the last octets, and window starts
+are clipped to the buffer, so a header lying past a packet's captured end yields garbage
+instead of raising; callers mask such rows by comparing offsets with the packet's end.
 """
 
 from __future__ import annotations
@@ -17,28 +17,43 @@ PAD = 64
 
 
 class Buffer:
-    """The batch's packet bytes, padded for windowed reads."""
+    """The batch's packet bytes, read in place; windows that would run past the end are read
+    from a zero-padded copy of the last ``PAD`` octets (copying the whole buffer to pad it was
+    a memcpy of every captured octet)."""
 
-    __slots__ = ("_windows", "data")
+    __slots__ = ("_tail", "_tail_start", "_windows", "data")
 
     def __init__(self, buf: bytes) -> None:
-        size = len(buf)
-        self.data = np.empty(size + PAD, dtype=np.uint8)
-        self.data[:size] = np.frombuffer(buf, dtype=np.uint8)
-        self.data[size:] = 0
-        self._windows: dict[int, np.ndarray] = {}
+        self.data = np.frombuffer(buf, dtype=np.uint8)
+        size = self.data.shape[0]
+        self._tail_start = size - min(size, PAD)
+        self._tail = np.zeros(size - self._tail_start + PAD, dtype=np.uint8)
+        self._tail[:size - self._tail_start] = self.data[self._tail_start:]
+        self._windows: dict[tuple[int, bool], np.ndarray] = {}
+
+    def _items(self, data: np.ndarray, width: int, tail: bool) -> np.ndarray:
+        # Overlapping ``width``-octet items, one per offset: a fancy index then copies each row
+        # as one item, twice as fast as indexing a (size, width) octet view
+        # (sliding_window_view), which copies octet by octet.
+        view = self._windows.get((width, tail))
+        if view is None:
+            view = np.ndarray(buffer=data, dtype=f"V{width}",
+                              shape=(data.shape[0] - width + 1,), strides=(1,))
+            self._windows[(width, tail)] = view
+        return view
 
     def window(self, start: np.ndarray, width: int) -> np.ndarray:
         """``width`` octets from each row's ``start``, as an (n, width) uint8 array."""
-        view = self._windows.get(width)
-        if view is None:
-            # Overlapping ``width``-octet items, one per buffer offset: a fancy index then
-            # copies each row as one item, twice as fast as indexing a (size, width) octet
-            # view (sliding_window_view), which copies octet by octet.
-            view = np.ndarray(buffer=self.data, dtype=f"V{width}",
-                              shape=(self.data.shape[0] - width + 1,), strides=(1,))
-            self._windows[width] = view
-        rows = view[np.clip(start, 0, view.shape[0] - 1)]
+        size = self.data.shape[0]
+        if size >= width:
+            rows = self._items(self.data, width, False)[np.clip(start, 0, size - width)]
+            late = np.flatnonzero(start > size - width)
+        else:  # a buffer shorter than one window: every row reads the padded tail
+            rows = np.empty(start.shape[0], dtype=f"V{width}")
+            late = np.arange(start.shape[0])
+        if late.shape[0]:
+            tail = self._items(self._tail, width, True)
+            rows[late] = tail[np.clip(start[late] - self._tail_start, 0, tail.shape[0] - 1)]
         return rows.view(np.uint8).reshape(-1, width)
 
 
