@@ -23,6 +23,7 @@ import numpy as np
 
 from probe.batching import DEFAULT_BATCH_SIZE
 from probe.cache import CacheBase, CacheStats, Sink, build_cache
+from probe.cache.base import columns_for_point
 from probe.capture.batch import DecodeStats, PacketBatch
 from probe.config import model
 from probe.selection import SelectionProcess
@@ -234,6 +235,7 @@ class Pipeline:
             from probe.capture import open_observation_point
 
             src = open_observation_point(point.cfg)
+            src.columns = columns_for_point(point.cfg)  # decode only what is metered
         point.source = src
         point.decode = src.stats
         return src

@@ -13,7 +13,7 @@ from probe.cache.fields import KeyLayout, packet_values
 from probe.cache.grouping import take_keys
 from probe.cache.records import RecordBatch
 from probe.cache.table import STATE, Chunk, FlowTable, value_specs
-from probe.capture.batch import PacketBatch
+from probe.capture.batch import COLUMNS, PacketBatch
 from probe.config import model
 from probe.ie import METERED_KEYS
 
@@ -79,12 +79,10 @@ class CacheBase:
         self.seq = 0  # packets seen so far: a global order for least-recently-used eviction
         self.key_names = cfg.layout.key_names
         self.key_layout = KeyLayout(self.key_names)
-        self.value_names = tuple(n for n in dict.fromkeys(cfg.layout.nonkey_names)
-                                 if n in METERED_KEYS and n not in self.key_names)
+        self.value_names = first_packet_values(cfg.layout)
         specs = value_specs(self.value_names)
         specs["key"] = (np.dtype(np.uint64), (self.key_layout.words_per_key,))
-        exported = {f.ie_name for f in cfg.layout.fields}
-        self.extremes = tuple(k for k, (_, _, ie) in EXTREMES.items() if ie in exported)
+        self.extremes = kept_extremes(cfg.layout)
         self.table = FlowTable(specs, state=tuple(k for k in STATE
                                                   if k not in EXTREMES or k in self.extremes))
         self._pending: list[Chunk] = []
@@ -144,6 +142,58 @@ class CacheBase:
             for sink in self.sinks:
                 sink.export(rb, now_us)
         return out
+
+
+def first_packet_values(layout: model.CacheLayout) -> tuple[str, ...]:
+    """Non-key IEs a flow takes from its first packet (a key-capable IE used as a non-key)."""
+    keys = layout.key_names
+    return tuple(n for n in dict.fromkeys(layout.nonkey_names)
+                 if n in METERED_KEYS and n not in keys)
+
+
+def kept_extremes(layout: model.CacheLayout) -> tuple[str, ...]:
+    """The EXTREMES a cache with this layout keeps: those it exports."""
+    exported = {f.ie_name for f in layout.fields}
+    return tuple(k for k, (_, _, ie) in EXTREMES.items() if ie in exported)
+
+
+# PacketBatch columns every cache reads: time, IP version and protocol (FIN/RST), IP length
+# (octets) and TCP flags.
+_ALWAYS_READ = frozenset({"ts_us", "ip_version", "proto", "ip_len", "tcp_flags"})
+
+
+class _Reads:
+    """Stands in for a PacketBatch and notes which columns are read."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def __len__(self) -> int:
+        return 0
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        dtype, shape = COLUMNS[name]
+        self.names.add(name)
+        return np.zeros((0, *shape), dtype)
+
+
+def columns_read(cfg: model.Cache) -> frozenset[str]:
+    """The PacketBatch columns a cache of this config reads, found by running its key builder
+    and value extractors on a batch that notes what they read (so they cannot disagree)."""
+    reads = _Reads()
+    KeyLayout(cfg.layout.key_names).words(reads)  # type: ignore[arg-type]
+    packet_values(reads, first_packet_values(cfg.layout))  # type: ignore[arg-type]
+    return _ALWAYS_READ | reads.names | {EXTREMES[k][0] for k in kept_extremes(cfg.layout)}
+
+
+def columns_for_point(op: model.ObservationPoint) -> frozenset[str]:
+    """What an Observation Point must decode: what its caches read, and packet times for the
+    selectors (count- and time-based sampling read nothing else)."""
+    out = {"ts_us"}
+    for sp in op.selection_processes:
+        if sp.cache is not None:
+            out |= columns_read(sp.cache)
+    return frozenset(out)
 
 
 def reduce_runs(p: Prepared, idx: np.ndarray, seg: np.ndarray, t: np.ndarray) -> Chunk:

@@ -160,7 +160,7 @@ class KeyLayout:
         n = len(batch)
         words = np.zeros((self.words_per_key, n), dtype=np.uint64)
         for part in self.parts:
-            col = np.ascontiguousarray(part.extract(batch)).reshape(n, -1).view(np.uint8)
+            col = np.ascontiguousarray(part.extract(batch)).view(np.uint8).reshape(n, part.width)
             at, w = part.offset, part.width
             # Every column is 1, 2, 4 or a multiple of 8 octets, so after the sort none crosses
             # a word: whole words (addresses, MACs) are copied, smaller values shifted in.

@@ -27,11 +27,13 @@ Decisions, each checked against softflowd 1.1.0 and tshark 4.0 on the same captu
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+
 import numpy as np
 
 from probe.branchless import keep, pick
 from probe.capture import reasons as r
-from probe.capture.batch import DecodeStats, PacketBatch
+from probe.capture.batch import COLUMNS, DecodeStats, PacketBatch
 from probe.capture.gather import Buffer, be16
 from probe.capture.ipv6ext import EXTENSION_HEADERS, walk
 from probe.capture.link import decode_link
@@ -70,11 +72,14 @@ def _flag(reason: np.ndarray, where: np.ndarray, code: int) -> None:
 
 
 def decode_batch(
-    buf: bytes, meta: np.ndarray | bytes, linktype: int, stats: DecodeStats
+    buf: bytes, meta: np.ndarray | bytes, linktype: int, stats: DecodeStats,
+    columns: Collection[str] | None = None,
 ) -> PacketBatch:
     """Decode packets ``meta`` describes (rows: sec, usec, offset, caplen) within ``buf``.
 
-    ``meta`` is an (n, 4) uint32 array or pcapy-ng's packed table itself.
+    ``meta`` is an (n, 4) uint32 array or pcapy-ng's packed table itself. ``columns``: the
+    PacketBatch columns to fill (what the configuration meters, ``probe.cache.columns_read``);
+    the others are zeros. Which packets decode, and why the others do not, is the same.
     """
     if isinstance(meta, bytes | bytearray | memoryview):  # next_batch's packed table as is
         meta = np.frombuffer(meta, dtype=np.uint32)
@@ -89,7 +94,8 @@ def decode_batch(
     off = meta[:, 2].astype(index)
     end = off + meta[:, 3].astype(index)
 
-    link = decode_link(mem, off, end, linktype)
+    want = COLUMNS if columns is None else columns
+    link = decode_link(mem, off, end, linktype, macs="src_mac" in want or "dst_mac" in want)
     reason = link.reason
     p = link.l3
 
@@ -148,9 +154,8 @@ def decode_batch(
         & (l4 + _ICMP_HEADER <= l4_end)
     )
     upper = mem.window(l4, 14)
-    tcp_flags = ((upper[:, 12].astype(np.uint16) & 1) << 8) | upper[:, 13]
 
-    src, dst = _addresses(ip, is6)
+    src, dst = _addresses(ip, is6) if "src_addr" in want or "dst_addr" in want else (ip, ip)
 
     counts = np.bincount(reason, minlength=len(r.NAMES) + 1)
     for code, name in r.NAMES.items():
@@ -159,31 +164,38 @@ def decode_batch(
     kept = int(counts[r.OK])
     stats.packets_decoded += kept
 
-    columns = {
-        "ts_us": meta[:, 0].astype(np.int64) * 1_000_000 + meta[:, 1],
-        "ip_version": family,
-        "src_addr": src,
-        "dst_addr": dst,
-        "proto": proto,
-        "src_port": keep(ported, be16(upper, 0)).astype(np.uint16),
-        "dst_port": keep(ported, be16(upper, 2)).astype(np.uint16),
-        "icmp_type": keep(is_icmp, upper[:, 0]),
-        "icmp_code": keep(is_icmp, upper[:, 1]),
-        "tos": pick(is6, ((first & 0x0F) << 4) | (b1 >> 4), b1).astype(np.uint8),
-        "ttl": pick(is6, ip[:, 7], ip[:, 8]),
-        "ip_len": (ip_end - p).astype(np.uint32),
-        "tcp_flags": keep(is_tcp, tcp_flags).astype(np.uint16),
-        "flow_label": keep(
+    make: dict[str, Callable[[], np.ndarray]] = {
+        "ts_us": lambda: meta[:, 0].astype(np.int64) * 1_000_000 + meta[:, 1],
+        "ip_version": lambda: family,
+        "src_addr": lambda: src,
+        "dst_addr": lambda: dst,
+        "proto": lambda: proto,
+        "src_port": lambda: keep(ported, be16(upper, 0)).astype(np.uint16),
+        "dst_port": lambda: keep(ported, be16(upper, 2)).astype(np.uint16),
+        "icmp_type": lambda: keep(is_icmp, upper[:, 0]),
+        "icmp_code": lambda: keep(is_icmp, upper[:, 1]),
+        "tos": lambda: pick(is6, ((first & 0x0F) << 4) | (b1 >> 4), b1).astype(np.uint8),
+        "ttl": lambda: pick(is6, ip[:, 7], ip[:, 8]),
+        "ip_len": lambda: (ip_end - p).astype(np.uint32),
+        "tcp_flags": lambda: keep(
+            is_tcp, ((upper[:, 12].astype(np.uint16) & 1) << 8) | upper[:, 13]
+        ).astype(np.uint16),
+        "flow_label": lambda: keep(
             is6, ((b1.astype(np.uint32) & 0x0F) << 16) | be16(ip, 2).astype(np.uint32)
         ).astype(np.uint32),
-        "frag_id": frag_id,
-        "fragment": fragment,
-        "next_header": keep(is6, ip[:, 6]),
-        "vlan_id": link.vlan_id,
-        "src_mac": link.src_mac,
-        "dst_mac": link.dst_mac,
+        "frag_id": lambda: frag_id,
+        "fragment": lambda: fragment,
+        "next_header": lambda: keep(is6, ip[:, 6]),
+        "vlan_id": lambda: link.vlan_id,
+        "src_mac": lambda: link.src_mac,
+        "dst_mac": lambda: link.dst_mac,
     }
-    if kept != n:
-        decoded = reason == r.OK
-        columns = {k: v[decoded] for k, v in columns.items()}
+    decoded = None if kept == n else reason == r.OK
+    columns = {}
+    for name, (dtype, shape) in COLUMNS.items():
+        if name not in want:
+            columns[name] = np.zeros((kept, *shape), dtype)
+            continue
+        value = make[name]()
+        columns[name] = value if decoded is None else value[decoded]
     return PacketBatch(**columns)

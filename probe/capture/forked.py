@@ -75,11 +75,15 @@ def _frame(out: IO[bytes], head: tuple[Any, ...]) -> None:
     out.flush()
 
 
-def _layout(capacity: int) -> tuple[list[tuple[str, np.dtype, tuple[int, ...], int, int]], int]:
+def _layout(capacity: int, columns: frozenset[str] | None = None
+            ) -> tuple[list[tuple[str, np.dtype, tuple[int, ...], int, int]], int]:
     """(column, dtype, row shape, offset, values per row) in a slot for ``capacity`` packets,
-    and the slot's size; every column starts on an 8-octet boundary."""
+    and the slot's size; every column starts on an 8-octet boundary. Only ``columns`` (the
+    ones the source decodes) travel; the parent makes the others zeros, as the source would."""
     out, at = [], 0
     for name, dt, shape in _SPECS:
+        if columns is not None and name not in columns:
+            continue
         per_row = int(np.prod(shape, dtype=np.int64))
         out.append((name, dt, shape, at, per_row))
         at += -(-capacity * per_row * dt.itemsize // 8) * 8
@@ -95,7 +99,7 @@ def _child(source: PacketSource, batch_size: int, first: int, data_fd: int, free
            shm: mmap.mmap) -> None:
     """Runs in the forked process: never returns into the parent's stack."""
     status = 0
-    layout, slot_size = _layout(batch_size)
+    layout, slot_size = _layout(batch_size, source.columns)
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us by closing the pipe
         with os.fdopen(data_fd, "wb", buffering=1 << 12) as out:
@@ -162,7 +166,7 @@ class Reader:
     def __init__(self, source: PacketSource, batch_size: int, *, first: int | None = None
                  ) -> None:
         self.source = source
-        self._layout, self._slot_size = _layout(batch_size)
+        self._layout, self._slot_size = _layout(batch_size, source.columns)
         self._shm = mmap.mmap(-1, _SLOTS * self._slot_size)  # anonymous, shared with the child
         r, w = os.pipe()
         free_r, self._free_w = os.pipe()
@@ -201,8 +205,10 @@ class Reader:
                 slot, n = rest[0], rest[1]
                 base = slot * self._slot_size
                 cols = {name: _view(self._shm, dt, base + off, n, shape, per_row).copy()
-                        if n else np.zeros((0, *shape), dtype=dt)
                         for name, dt, shape, off, per_row in self._layout}
+                for name, dt, shape in _SPECS:  # not decoded: zeros, as the source gives them
+                    if name not in cols:
+                        cols[name] = np.zeros((n, *shape), dtype=dt)
                 with contextlib.suppress(BrokenPipeError):  # the child may be done already
                     os.write(self._free_w, bytes((slot,)))
                 yield PacketBatch(**cols), _stats(*rest[2:])
@@ -234,8 +240,11 @@ def forked_batches(source: PacketSource, batch_size: int, *, first: int | None =
     yield from Reader(source, batch_size, first=first)
 
 
-def start(op: ObservationPoint, batch_size: int) -> Reader | PacketSource:
+def start(op: ObservationPoint, batch_size: int, columns: frozenset[str] | None = None
+          ) -> Reader | PacketSource:
     """Open an offline Observation Point's file and, when a core is free for it, start reading
-    it in a child right away (what ``Pipeline`` would do once built, only sooner)."""
+    it in a child right away (what ``Pipeline`` would do once built, only sooner), decoding
+    ``columns`` (None: all)."""
     source = open_observation_point(op)
+    source.columns = columns
     return Reader(source, batch_size) if usable(source) else source

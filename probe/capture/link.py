@@ -67,7 +67,11 @@ def _ethertype_payload(
     return p, family, reason, vlan
 
 
-def ethernet(buf: Buffer, off: np.ndarray, end: np.ndarray) -> LinkLayer:
+def ethernet(buf: Buffer, off: np.ndarray, end: np.ndarray, want_macs: bool = True
+             ) -> LinkLayer:
+    if not want_macs:  # only the ethertype: a 2-octet window instead of 16
+        et = be16(buf.window(off + 12, 2), 0)
+        return _no_mac(*_ethertype_payload(buf, et, off + 14, end))
     head = buf.window(off, 16)
     l3, family, reason, vlan = _ethertype_payload(buf, be16(head, 12), off + 14, end)
     src, dst = macs(head)
@@ -133,9 +137,11 @@ def _no_mac(l3: np.ndarray, family: np.ndarray, reason: np.ndarray, vlan: np.nda
     return LinkLayer(l3, family, reason, vlan, zeros, zeros.copy())
 
 
-def decode_link(buf: Buffer, off: np.ndarray, end: np.ndarray, linktype: int) -> LinkLayer:
+def decode_link(buf: Buffer, off: np.ndarray, end: np.ndarray, linktype: int,
+                macs: bool = True) -> LinkLayer:
+    """``macs``: whether the MAC columns are wanted (else zeros, as on links without MACs)."""
     if linktype == lt.EN10MB:
-        return ethernet(buf, off, end)
+        return ethernet(buf, off, end, macs)
     if linktype == lt.LINUX_SLL:
         return linux_sll(buf, off, end)
     if linktype == lt.LINUX_SLL2:

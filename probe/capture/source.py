@@ -78,6 +78,9 @@ class PacketSource:
         self.read_error: str | None = None
         self._snap = snap_length
         self._filter = bpf_filter
+        # The PacketBatch columns decoded (None: all); the rest are zeros. The pipeline sets
+        # what its caches and selectors read (``probe.cache.columns_read``).
+        self.columns: frozenset[str] | None = None
         self._delivered = 0  # packets handed to the decoder, for resuming a damaged file
         self._closing = threading.Event()
         self._lock = threading.Lock()
@@ -103,7 +106,7 @@ class PacketSource:
             meta = meta.copy()
             np.minimum(meta[:, 3], self._snap, out=meta[:, 3])
         self._delivered += meta.shape[0]
-        return decode_batch(data, meta, self.datalink, self.stats)
+        return decode_batch(data, meta, self.datalink, self.stats, self.columns)
 
     def batches(self, batch_size: int = 65536, *, first: int | None = None
                 ) -> Iterator[PacketBatch]:

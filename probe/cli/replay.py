@@ -181,10 +181,12 @@ def replay(args: argparse.Namespace) -> int:
         config = build_config(args)
         # The first observation point's file is opened, and a child starts reading it, before
         # the pipeline's modules are imported: the read overlaps the rest of start-up.
+        from probe.cache.base import columns_for_point
         from probe.capture import forked
 
         first = next(iter(config.observation_points), None)
-        early = forked.start(first, args.batch_size) if first is not None else None
+        if first is not None:
+            early = forked.start(first, args.batch_size, columns_for_point(first))
         from probe.capture import open_observation_point
         from probe.pipeline import Pipeline
 

@@ -135,3 +135,20 @@ def test_a_reader_started_early_is_stopped_by_close(monkeypatch):
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # already reaped
     assert list(reader.source.batches(4)) == []  # the file is closed
+
+
+def test_only_the_decoded_columns_travel_and_the_rest_arrive_as_zeros():
+    want = frozenset({"ts_us", "ip_version", "src_addr", "ip_len", "tcp_flags"})
+    with open_offline(str(PCAPS / "vlan.pcap")) as source:
+        source.columns = want
+        reference = [b for b in source.batches(5, first=1)]
+    with open_offline(str(PCAPS / "vlan.pcap")) as source:
+        source.columns = want
+        got = [b for b, _ in forked_batches(source, 5, first=1)]
+    assert [len(b) for b in got] == [len(b) for b in reference]
+    for batch, ref in zip(got, reference, strict=True):
+        for column in COLUMNS:
+            np.testing.assert_array_equal(getattr(batch, column), getattr(ref, column),
+                                          err_msg=column)
+    assert PacketBatch.concat(got).vlan_id.sum() == 0  # tagged, but the VID was not asked for
+    assert PacketBatch.concat(got).ip_len.sum() > 0
