@@ -178,6 +178,9 @@ def replay(args: argparse.Namespace) -> int:
     gc.disable()
     early = None
     try:
+        from probe.memory import keep_freed_memory
+
+        keep_freed_memory()  # before the reader is forked: it inherits the setting
         config = build_config(args)
         # The first observation point's file is opened, and a child starts reading it, before
         # the pipeline's modules are imported: the read overlaps the rest of start-up.
