@@ -75,8 +75,9 @@ class Chunk:
     """Encoded records of one Template, not yet framed into messages.
 
     Kept unframed so a TCP session that reconnects can frame them again with fresh sequence
-    numbers and templates; ``cum_packets``/``cum_octets`` (length n + 1) give the packet and
-    octet totals of any slice, which the not-sent counters need when records are dropped.
+    numbers and templates; ``cum_packets``/``cum_octets`` (length n + 1, running totals
+    from any origin: a slice shares its parent's, unshifted) give the packet and octet totals
+    of any slice, which the not-sent counters need when records are dropped.
     """
 
     domain: int
@@ -91,18 +92,18 @@ class Chunk:
         self.n = len(self.payload) // self.record_len
 
     def slice(self, a: int, b: int) -> Chunk:
+        """Records ``a:b`` (one per message sent: views, no arithmetic)."""
         return Chunk(self.domain, self.template, self.payload[a * self.record_len:
                                                               b * self.record_len],
-                     self.record_len, self.cum_packets[a:b + 1] - self.cum_packets[a],
-                     self.cum_octets[a:b + 1] - self.cum_octets[a])
+                     self.record_len, self.cum_packets[a:b + 1], self.cum_octets[a:b + 1])
 
     @property
     def packets(self) -> int:
-        return int(self.cum_packets[-1])
+        return int(self.cum_packets[-1] - self.cum_packets[0])
 
     @property
     def octets(self) -> int:
-        return int(self.cum_octets[-1])
+        return int(self.cum_octets[-1] - self.cum_octets[0])
 
 
 def cumulative(values: np.ndarray) -> np.ndarray:
@@ -129,7 +130,7 @@ def concat_chunks(chunks: list[Chunk]) -> Chunk:
     packets = [first.cum_packets]
     octets = [first.cum_octets]
     for c in chunks[1:]:
-        packets.append(c.cum_packets[1:] + packets[-1][-1])
-        octets.append(c.cum_octets[1:] + octets[-1][-1])
+        packets.append(c.cum_packets[1:] - c.cum_packets[0] + packets[-1][-1])
+        octets.append(c.cum_octets[1:] - c.cum_octets[0] + octets[-1][-1])
     return Chunk(first.domain, first.template, b"".join(c.payload for c in chunks),
                  first.record_len, np.concatenate(packets), np.concatenate(octets))

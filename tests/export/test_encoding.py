@@ -52,3 +52,20 @@ def test_template_per_domain_and_layout_with_ie_length() -> None:
     assert t4.template_id == 257
     assert [(s.ie_id, s.length) for s in t1.specs] == [(8, 4), (12, 4), (1, 4), (2, 2)]
     assert t1.record_len == 14
+
+
+def test_slices_and_concatenations_keep_packet_and_octet_totals() -> None:
+    """What the not-sent counters read of a dropped part of a chunk: any slice of a slice, and
+    slices glued back together, total exactly the records they hold."""
+    from probe.export.templates import Chunk, concat_chunks, cumulative
+
+    packets = np.arange(1, 41, dtype=np.uint64)
+    octets = packets * 100
+    whole = Chunk(1, None, bytes(40 * 4), 4, cumulative(packets), cumulative(octets))
+    assert (whole.packets, whole.octets) == (820, 82000)
+    part = whole.slice(5, 30).slice(3, 20)  # records 8..24
+    assert part.n == 17
+    assert (part.packets, part.octets) == (int(packets[8:25].sum()), int(octets[8:25].sum()))
+    glued = concat_chunks([whole.slice(0, 7), whole.slice(7, 31).slice(0, 24), whole.slice(31, 40)])
+    assert (glued.n, glued.packets, glued.octets) == (40, 820, 82000)
+    assert glued.slice(10, 12).packets == 11 + 12
