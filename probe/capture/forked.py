@@ -167,6 +167,13 @@ class Reader:
                  ) -> None:
         self.source = source
         self._layout, self._slot_size = _layout(batch_size, source.columns)
+        # Columns not decoded arrive as views of one read-only zero array each, made once:
+        # nothing downstream writes into a batch, and a write would raise instead of leaking.
+        sent = {name for name, *_ in self._layout}
+        self._zeros = {name: np.zeros((batch_size, *shape), dtype=dt)
+                       for name, dt, shape in _SPECS if name not in sent}
+        for z in self._zeros.values():
+            z.flags.writeable = False
         self._shm = mmap.mmap(-1, _SLOTS * self._slot_size)  # anonymous, shared with the child
         r, w = os.pipe()
         free_r, self._free_w = os.pipe()
@@ -206,9 +213,7 @@ class Reader:
                 base = slot * self._slot_size
                 cols = {name: _view(self._shm, dt, base + off, n, shape, per_row).copy()
                         for name, dt, shape, off, per_row in self._layout}
-                for name, dt, shape in _SPECS:  # not decoded: zeros, as the source gives them
-                    if name not in cols:
-                        cols[name] = np.zeros((n, *shape), dtype=dt)
+                cols.update({name: z[:n] for name, z in self._zeros.items()})
                 with contextlib.suppress(BrokenPipeError):  # the child may be done already
                     os.write(self._free_w, bytes((slot,)))
                 yield PacketBatch(**cols), _stats(*rest[2:])
