@@ -252,7 +252,7 @@ class Pipeline:
                 if isinstance(src, forked.Reader):  # started before the pipeline was built
                     ahead = iter(src)
                 elif forked.usable(src):  # read + decode on the other core meanwhile
-                    ahead = forked.forked_batches(src, self.batch_size)
+                    ahead = iter(forked.Reader(src, self.batch_size, copy=False))
                 else:
                     ahead = ((b, src.stats) for b in src.batches(self.batch_size))
                 for batch, point.decode in ahead:

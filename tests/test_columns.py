@@ -93,3 +93,23 @@ def test_decoded_columns_equal_a_full_decode_and_the_rest_are_zero(name: str) ->
             np.testing.assert_array_equal(got, getattr(full, column), err_msg=column)
         else:
             assert got.shape == getattr(full, column).shape and not got.any(), column
+
+
+def test_records_are_the_same_read_by_the_forked_reader_without_copying(trace: Path) -> None:
+    """The pipeline meters batches in place in the reader's shared memory; nothing it keeps may
+    still point there when the slot is reused (records identical to an in-process read)."""
+    from probe.capture import forked
+
+    config = default_config(str(trace))
+
+    def records(open_source) -> list[tuple]:  # type: ignore[no-untyped-def]
+        pipe = Pipeline(config, exporters=False, batch_size=2048, open_source=open_source)
+        sink = RecordingSink()
+        pipe.attach(sink)
+        pipe.run(handle_signals=False)
+        return record_set(sink.records)
+
+    in_process = records(open_observation_point)
+    forked_in_place = records(
+        lambda op: forked.Reader(open_observation_point(op), 2048, copy=False))
+    assert forked_in_place == in_process

@@ -152,3 +152,19 @@ def test_only_the_decoded_columns_travel_and_the_rest_arrive_as_zeros():
                                           err_msg=column)
     assert PacketBatch.concat(got).vlan_id.sum() == 0  # tagged, but the VID was not asked for
     assert PacketBatch.concat(got).ip_len.sum() > 0
+
+
+def test_without_copying_each_batch_is_a_read_only_view_until_the_next():
+    """copy=False: the same batches, each valid until the iteration is advanced."""
+    reference = _sequential(str(PCAPS / "demo.pcap"), 16)
+    with open_offline(str(PCAPS / "demo.pcap")) as source:
+        reader = forked.Reader(source, 16, copy=False)
+        seen = 0
+        for (batch, _), (ref, _) in zip(reader, reference, strict=True):
+            for column in COLUMNS:  # compared before advancing: after it, the slot is reused
+                np.testing.assert_array_equal(getattr(batch, column), getattr(ref, column),
+                                              err_msg=column)
+            with pytest.raises(ValueError, match="read-only"):
+                batch.ip_len[:1] = 0
+            seen += 1
+    assert seen == len(reference) > 3  # more batches than slots: slots were handed back
