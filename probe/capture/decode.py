@@ -78,8 +78,9 @@ def decode_batch(
     """Decode packets ``meta`` describes (rows: sec, usec, offset, caplen) within ``buf``.
 
     ``meta`` is an (n, 4) uint32 array or pcapy-ng's packed table itself. ``columns``: the
-    PacketBatch columns to fill (what the configuration meters, ``probe.cache.columns_read``);
-    the others are zeros. Which packets decode, and why the others do not, is the same.
+    PacketBatch columns to fill (what the configuration meters,
+    ``probe.cache.base.columns_for_point``); the others are zeros. Which packets decode, and
+    why the others do not, is the same.
     """
     if isinstance(meta, bytes | bytearray | memoryview):  # next_batch's packed table as is
         meta = np.frombuffer(meta, dtype=np.uint32)

@@ -79,7 +79,7 @@ class PacketSource:
         self._snap = snap_length
         self._filter = bpf_filter
         # The PacketBatch columns decoded (None: all); the rest are zeros. The pipeline sets
-        # what its caches and selectors read (``probe.cache.columns_read``).
+        # what its caches and selectors read (``probe.cache.base.columns_for_point``).
         self.columns: frozenset[str] | None = None
         self._delivered = 0  # packets handed to the decoder, for resuming a damaged file
         self._closing = threading.Event()
