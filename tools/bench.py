@@ -275,6 +275,10 @@ class Run:
     check: dict[str, Any] = field(default_factory=dict)
     collector: dict[str, Any] = field(default_factory=dict)
     loadavg_before: float | None = None  # 1-min load average: other work skews wall times
+    # CPU time the rest of the machine used during the run (all CPUs' busy time minus the
+    # exporter's and nfcapd's), and time the hypervisor took away (steal): what skews walls.
+    others_cpu_s: float | None = None
+    steal_s: float | None = None
 
 
 # Linux carries a process's peak RSS across exec (and a vfork child shares its parent's memory),
@@ -367,6 +371,17 @@ def flowprobe_available() -> str | None:
     return None
 
 
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(busy, steal) clock ticks of all CPUs since boot (/proc/stat), None off Linux."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+                int, f.readline().split()[1:9])
+    except (OSError, ValueError):
+        return None
+    return user + nice + system + irq + softirq, steal
+
+
 def run_once(system: str, trace: Trace, want: dict[Key, tuple[int, int]], workdir: Path,
              keep: bool) -> Run:
     cmd_of, _, records_of = SYSTEMS[system]
@@ -374,8 +389,15 @@ def run_once(system: str, trace: Trace, want: dict[Key, tuple[int, int]], workdi
     try:
         log = col.dir / f"{system}.log"
         load = os.getloadavg()[0]
+        ticks0 = _cpu_ticks()
         run = measure(cmd_of(trace.path, col.port), log)
+        ticks1 = _cpu_ticks()
         col.stop()
+        if ticks0 is not None and ticks1 is not None:
+            hz = os.sysconf("SC_CLK_TCK")
+            busy = (ticks1[0] - ticks0[0]) / hz
+            run.others_cpu_s = max(0.0, busy - run.cpu_s - (col.cpu_s or 0.0))
+            run.steal_s = (ticks1[1] - ticks0[1]) / hz
         sent = records_of(log.read_text(errors="replace"))
         run.collector = {**col.info(), "socket_drops": col.drops, "records_sent": sent,
                          "nfcapd_cpu_s": col.cpu_s}
@@ -704,12 +726,15 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"{t['label']}: {t['packets']} packets, {t['flows']} flows "
                      f"({t['packets_per_flow']} packets/flow), {t['duration_s'] / 60:.0f} min, "
                      f"max {t.get('max_active_flows', '?')} flows in cache")
-    loads = [r["loadavg_before"] for row in result["rows"] for r in row.get("runs", [])
-             if r.get("loadavg_before") is not None]
-    busy = max(loads, default=0.0)
-    if busy > 0.5 * (os.cpu_count() or 1):
-        notes.append(f"WARNING: the machine was busy (1-min load up to {busy:.1f} on "
-                     f"{os.cpu_count()} CPUs): wall times are inflated, CPU times less so")
+    # Other work on the machine during the runs, as a share of a CPU over each run's wall time
+    # (the load average would count the bench's own previous runs).
+    taken = [((r.get("others_cpu_s") or 0.0) + (r.get("steal_s") or 0.0)) / r["wall_s"]
+             for row in result["rows"] for r in row.get("runs", [])
+             if r.get("others_cpu_s") is not None and r["wall_s"] > 0.2]
+    busy = max(taken, default=0.0)
+    if busy > 0.25:
+        notes.append(f"WARNING: other work or the hypervisor (steal) took up to {busy:.2f} CPU "
+                     "during a run: wall times are inflated, CPU times less so")
     marginal = marginal_bytes_per_flow(result["rows"])
     if marginal is not None:
         result["flowprobe_marginal_bytes_per_flow"] = marginal

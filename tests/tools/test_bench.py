@@ -6,7 +6,9 @@ same code path on a small trace and also feeds it a wrong expectation."""
 from __future__ import annotations
 
 import cProfile
+import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +128,15 @@ def test_softflowd_totals_match_the_generator_and_a_wrong_expectation_fails(
     run = bench.run_once("softflowd", trace, wrong, tmp_path, keep=False)
     assert not run.check["ok"] and run.check["octet_mismatch"] > 0
     assert run.check["packet_mismatch"] == 0
+
+
+def test_cpu_ticks_see_busy_time_pass() -> None:
+    """The busy-machine warning reads all CPUs' busy and steal time from /proc/stat."""
+    before = bench._cpu_ticks()
+    assert before is not None and before[0] > 0 and before[1] >= 0
+    end = time.process_time() + 0.2
+    while time.process_time() < end:  # burn 0.2 s of CPU
+        pass
+    after = bench._cpu_ticks()
+    assert after is not None
+    assert (after[0] - before[0]) / os.sysconf("SC_CLK_TCK") >= 0.15
