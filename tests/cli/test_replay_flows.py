@@ -9,6 +9,7 @@ import pty
 import socket
 import struct
 import subprocess
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -292,11 +293,33 @@ def test_no_loss_with_an_unprivileged_socket_buffer(
 
 def test_loss_is_reported_not_hidden(many_flows: Path, capsys: pytest.CaptureFixture[str],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without pacing and with a tiny buffer datagrams are lost: replay must say so, exit 1."""
+    """Without pacing, with a tiny buffer and a collector that falls behind, datagrams are
+    lost: replay must say so, exit 1.
+
+    The collector reads nothing until the exporting process has sent its last message, so the
+    loss does not hang on whether its thread happens to keep up on this host (on CI it once did:
+    the meter's expiries came spread over enough batches for a fast reader to drain them).
+    """
+    from probe.collect.server import CollectorLoop
+    from probe.export.process import ExportingProcessRuntime
+
     monkeypatch.setattr("probe.collect.server._RCVBUF", 4096)
     monkeypatch.setattr(loop, "_WINDOW_MESSAGES", 10**9)
     monkeypatch.setattr(loop, "_SLICE_RECORDS", 10**9)
     monkeypatch.setattr(loop, "_STALL_S", 0.3)
+    all_sent = threading.Event()
+    read_udp, close = CollectorLoop._read_udp, ExportingProcessRuntime.close
+
+    def late_read(self: CollectorLoop, *args: object, **kw: object) -> None:
+        all_sent.wait(timeout=60)
+        read_udp(self, *args, **kw)
+
+    def close_then_open_gate(self: ExportingProcessRuntime, now_us: int) -> None:
+        close(self, now_us)
+        all_sent.set()
+
+    monkeypatch.setattr(CollectorLoop, "_read_udp", late_read)
+    monkeypatch.setattr(ExportingProcessRuntime, "close", close_then_open_gate)
     status, out, err = _replay(capsys, str(many_flows), "-q")
     assert status == 1
     (line,) = [ln for ln in err.splitlines() if ln.startswith("flowprobe replay: the collector")]
