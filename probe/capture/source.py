@@ -108,14 +108,16 @@ class PacketSource:
         self._delivered += meta.shape[0]
         return decode_batch(data, meta, self.datalink, self.stats, self.columns)
 
-    def batches(self, batch_size: int = 65536, *, first: int | None = None
-                ) -> Iterator[PacketBatch]:
+    def batches(self, batch_size: int = 65536, *, first: int | None = None,
+                piece: int | None = None) -> Iterator[PacketBatch]:
         """Decoded batches in capture order.
 
         Offline: ends at end of file. Live: a read timeout yields an empty batch so callers can
         run their timers; iteration ends once ``close()`` was called. ``first``: the first
         read takes at most that many packets and each next one four times as many, up to
-        ``batch_size``, so a consumer waiting for the first batch gets it sooner.
+        ``batch_size``, so a consumer waiting for the first batch gets it sooner. ``piece``:
+        each of those reads is made, decoded and yielded in pieces of at most this many
+        packets (``read_sizes``).
         """
         with self._lock:
             if self._reader is None:
@@ -123,12 +125,11 @@ class PacketSource:
             self._iterating = True
         timeout_s = self._timeout_ms / 1000
         last_yield = time.monotonic()
-        size = min(batch_size, max(1, first or batch_size))
+        sizes = read_sizes(batch_size, first, piece)
         try:
             while not self._closing.is_set():
                 try:
-                    data, packed = self._reader.next_batch(size)
-                    size = min(batch_size, 4 * size)
+                    data, packed = self._reader.next_batch(next(sizes))
                 except pcapy.PcapError as exc:
                     if self.live:
                         raise UserError(f"{self.name}: capture failed: {exc}") from None
@@ -207,6 +208,20 @@ class PacketSource:
             self.capture_stats()  # keep the final counters readable after close
             self._reader.close()
             self._reader = None
+
+
+def read_sizes(batch_size: int, first: int | None = None, piece: int | None = None
+               ) -> Iterator[int]:
+    """Packets per read: batches of ``first``, four times as many, ... up to ``batch_size``
+    (all of ``batch_size`` without ``first``), each split in reads of at most ``piece``."""
+    size = min(batch_size, max(1, first or batch_size))
+    step = max(1, piece or batch_size)
+    while True:
+        left = size
+        while left:
+            yield min(left, step)
+            left -= min(left, step)
+        size = min(batch_size, 4 * size)
 
 
 def open_offline(

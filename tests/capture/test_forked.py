@@ -27,9 +27,13 @@ def _sequential(path: str, batch_size: int, **kwargs: object) -> list[tuple[Pack
     return out
 
 
-@pytest.mark.parametrize("batch_size", [7, 65536])
+@pytest.mark.parametrize(("batch_size", "piece"), [(7, None), (65536, None), (7, 2), (48, 5)])
 @pytest.mark.parametrize("name", FILES)
-def test_same_batches_and_counters_as_reading_in_process(name, batch_size):
+def test_same_batches_and_counters_as_reading_in_process(name, batch_size, piece, monkeypatch):
+    """Also when the child reads in pieces smaller than a batch (``_PIECE``, 16k packets on
+    the bench), dividing the batch or not: the batches are still those of whole reads."""
+    if piece is not None:
+        monkeypatch.setattr(forked, "_PIECE", piece)
     path = str(PCAPS / name)
     reference = _sequential(path, batch_size, snap_length=96)
     with open_offline(path, snap_length=96) as source:
@@ -53,14 +57,23 @@ def test_stopping_early_ends_the_child():
         it.close()  # kills and reaps the reader; must not hang
 
 
-def test_a_damaged_file_salvaged_in_the_child_reads_the_same(tmp_path):
+@pytest.mark.parametrize(("batch_size", "piece"), [(4, None), (12, 5)])
+def test_a_damaged_file_salvaged_in_the_child_reads_the_same(tmp_path, batch_size, piece,
+                                                             monkeypatch):
+    """In pieces, the salvaged packets may cut a batch short, never lose or repeat one."""
+    if piece is not None:
+        monkeypatch.setattr(forked, "_PIECE", piece)
     path = tmp_path / "cut.pcap"
     path.write_bytes((PCAPS / "demo.pcap").read_bytes()[:-5])  # the last record is damaged
-    reference = _sequential(str(path), 4)
+    reference = _sequential(str(path), batch_size)
     with open_offline(str(path)) as source:
-        got = list(forked_batches(source, 4))
+        got = list(forked_batches(source, batch_size))
         assert source.read_error
-    assert [len(b) for b, _ in got] == [len(b) for b, _ in reference]
+        final = source.stats
+    if piece is None:
+        assert [len(b) for b, _ in got] == [len(b) for b, _ in reference]
+    assert (final.packets_read, final.packets_decoded) == reference[-1][1][:2]
+    assert max(len(b) for b, _ in got) <= batch_size
     assert np.array_equal(PacketBatch.concat([b for b, _ in got]).ts_us,
                           PacketBatch.concat([b for b, _ in reference]).ts_us)
 
@@ -69,7 +82,7 @@ def test_an_error_in_the_reader_is_raised_after_the_batches_before_it():
     with open_offline(str(PCAPS / "demo.pcap")) as source:
         real = source.batches
 
-        def failing(batch_size: int, first: int):
+        def failing(batch_size: int, first: int, **reading: object):
             yield next(real(batch_size))
             raise UserError("demo.pcap: capture failed: gone")
 
