@@ -1,5 +1,5 @@
 """``python -m probe`` is the ``flowprobe`` command."""
 
-from probe.cli import main
+from probe.cli import entry
 
-raise SystemExit(main())
+entry()

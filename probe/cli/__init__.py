@@ -7,7 +7,9 @@ User errors are printed one line per problem, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import os
 import sys
 
@@ -38,6 +40,21 @@ def build_parser() -> argparse.ArgumentParser:
             continue  # sub-command not built yet
         module.add_parser(sub)
     return parser
+
+
+def entry() -> None:
+    """The ``flowprobe`` command: ``main``, then out without tearing the interpreter down.
+
+    Nothing is left to finish when ``main`` returns (files are closed, exporters closed,
+    children reaped), yet freeing every module and array of a replay took 20-25 ms, 5 % of
+    the 1M bench trace; only the standard streams still hold output.
+    """
+    status = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError, ValueError):  # reader gone, stream closed
+            stream.flush()
+    os._exit(status)
 
 
 def main(argv: list[str] | None = None) -> int:
