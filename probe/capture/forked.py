@@ -133,8 +133,8 @@ def _child(source: PacketSource, batch_size: int, first: int, data_fd: int, free
     libpcap reads at most ``_PIECE`` packets at a time, each piece decoded into the slot after
     the previous one until the slot holds the batch a read of the whole would have given. A
     64k-packet read made libpcap's and the decoder's buffers fault in 12.5k fresh pages on the
-    1M bench trace (3.3k in 16k pieces), at 2-4 us a page on a VM; the 8 MB buffers also no
-    longer fit in cache. 1M packets: 0.62 CPU-s instead of 0.65, 0.41-0.44 s instead of 0.44-0.46.
+    1M bench trace (3.3k in 16k pieces), at 2-4 us a page on a VM, and 8 MB buffers do not
+    stay in cache: pieces take about 0.02 s and 0.03 CPU-s off a 0.45 s replay of that trace.
     """
     status = 0
     layout, slot_size = _layout(batch_size, source.columns)
@@ -148,6 +148,8 @@ def _child(source: PacketSource, batch_size: int, first: int, data_fd: int, free
                 batches = read_sizes(batch_size, first)  # what each batch reads
                 target, began = next(batches), 0  # ... and what was read before this one
                 for piece in source.batches(batch_size, first=first, piece=_PIECE):
+                    if len(piece) > batch_size:  # would run into the next slot
+                        raise RuntimeError(f"capture reader: {len(piece)} > {batch_size} rows")
                     if slot.slot >= 0 and slot.rows + len(piece) > batch_size:
                         slot.ship(counters)  # only after a damaged record (``_salvage``)
                         began = counters[0]
