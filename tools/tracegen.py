@@ -105,11 +105,25 @@ class _Trace:
     """Per-packet columns of one trace, in capture order."""
 
     def __init__(self, packets: int, seed: int, flow_packets: float, duration_s: float,
-                 mix: Mix) -> None:
+                 mix: Mix, pattern: str = "normal") -> None:
         self.rng = np.random.default_rng(seed)
         self.mix = mix
         self.duration_s = duration_s
-        self._conversations(packets, flow_packets)
+        shares = PATTERNS[pattern]
+        normal = round(packets * shares.get("normal", 0.0))
+        self.plain = np.zeros(0, dtype=bool)  # conversations of normal traffic
+        self.alternate = np.zeros(0, dtype=bool)  # directions strictly alternate
+        if normal:
+            self._conversations(normal, flow_packets)
+            self.plain = np.ones(self.c, dtype=bool)
+            self.alternate = np.zeros(self.c, dtype=bool)
+        hostile = [(kind, share) for kind, share in shares.items() if kind != "normal"]
+        left = packets - normal
+        for i, (kind, share) in enumerate(hostile):
+            want = left if i == len(hostile) - 1 else round(packets * share)
+            left -= want
+            if want:
+                self._append(_HOSTILE[kind](self.rng, want, duration_s, flow_packets))
         self._packets()
         self._times()
         self._sort()
@@ -170,6 +184,19 @@ class _Trace:
         self.start_s = rng.random(c) * np.maximum(d - span - MAX_PAUSE_S, 0.0)
         self.isn = rng.integers(0, 1 << 32, (c, 2), dtype=np.uint64)
 
+    def _append(self, conv: dict[str, np.ndarray]) -> None:
+        """Add hostile conversations (``_conversation_arrays``) after the normal ones."""
+        if not self.plain.shape[0]:
+            self.gw_mac = np.uint64(0x02AA00000001)
+            for name in _CONV_FIELDS:
+                setattr(self, name, conv[name])
+        else:
+            for name in _CONV_FIELDS:
+                setattr(self, name, np.concatenate([getattr(self, name), conv[name]]))
+        self.c = len(self.n)
+        self.plain = np.concatenate([self.plain, np.zeros(len(conv["n"]), dtype=bool)])
+        self.alternate = np.concatenate([self.alternate, conv["alternate"]])
+
     @staticmethod
     def _addr(host: np.ndarray, v6: np.ndarray, v4_prefix16: int, v6_prefix64: int) -> np.ndarray:
         out = np.zeros((len(host), 16), dtype=np.uint8)
@@ -229,6 +256,8 @@ class _Trace:
         # UDP: requests and answers; fragmenting conversations send pairs of fragments.
         u = cls == UDP
         to_cli[u] = (k[u] > 0) & (r[u] < 0.5)
+        alt = u & self.alternate[conv]
+        to_cli[alt] = k[alt] % 2 == 1
         small = r2 < 0.6
         udp_max = np.where(v6, 1452, 1472)
         payload[u] = np.where(small[u], size_draw[u] % 200,
@@ -280,7 +309,7 @@ class _Trace:
         scale = self.mean_gap_s * (self.n - 1) / np.maximum(np.add.reduceat(gap, self.starts), 1e-9)
         gap *= scale[conv]
         gap[self.frag == 2] = 20e-6
-        pause = (self.n >= 4) & (rng.random(self.c) < self.mix.idle_gap) & ~self.long
+        pause = (self.n >= 4) & (rng.random(self.c) < self.mix.idle_gap) & ~self.long & self.plain
         where = self.starts + 2 + (rng.integers(0, 1 << 30, self.c) % np.maximum(self.n - 2, 1))
         where = where[pause]
         where -= (self.frag[where] == 2).astype(np.int64)  # never split a fragment pair
@@ -366,6 +395,115 @@ class _Trace:
         ev_d = np.concatenate([np.ones(len(starts), np.int64), -np.ones(len(ends), np.int64)])
         o = np.lexsort((-ev_d, ev_t))  # at equal times count the arrival before the expiry
         return int(np.cumsum(ev_d[o]).max())
+
+
+# Traffic patterns: shares of the packets. The hostile ones are what a sniffing host meets on
+# its worst day, each flow one or two packets (or far more flows alive at once than a default
+# cache of 65536 holds), so that the flow cache is full and busy evicting.
+PATTERNS: dict[str, dict[str, float]] = {
+    "normal": {"normal": 1.0},
+    "scan": {"scan": 1.0},  # one source probing many destination hosts and ports
+    "synflood": {"synflood": 1.0},  # SYNs from random spoofed sources to one server
+    "concurrent": {"concurrent": 1.0},  # many long-lived flows alive at once
+    "mixed": {"normal": 0.4, "scan": 0.2, "synflood": 0.2, "concurrent": 0.2},
+}
+
+# Per-conversation arrays of a _Trace (what _conversations draws).
+_CONV_FIELDS = ("n", "cls", "v6", "vlan", "cli", "srv", "cli_mac", "cli_port", "srv_port", "tos",
+                "flow_label", "icmp_id", "icmp_answered", "icmp_payload", "frag", "rst", "long",
+                "mean_gap_s", "start_s", "isn")
+
+
+def _conversation_arrays(rng: np.random.Generator, sizes: np.ndarray, cls: int
+                         ) -> dict[str, np.ndarray]:
+    """Plain IPv4 conversations of one class: no VLAN, no fragments, no pauses, addresses and
+    ports left for the pattern to fill."""
+    c = len(sizes)
+    return {
+        "n": sizes.astype(np.int64), "cls": np.full(c, cls, np.uint8),
+        "v6": np.zeros(c, dtype=bool), "vlan": np.zeros(c, np.int64),
+        "cli": np.zeros((c, 16), np.uint8), "srv": np.zeros((c, 16), np.uint8),
+        "cli_mac": np.zeros(c, np.uint64), "cli_port": np.zeros(c, np.int64),
+        "srv_port": np.zeros(c, np.int64), "tos": np.zeros(c, np.int64),
+        "flow_label": np.zeros((c, 2), np.int64), "icmp_id": np.zeros(c, np.int64),
+        "icmp_answered": np.ones(c, dtype=bool), "icmp_payload": np.zeros(c, np.int64),
+        "frag": np.zeros(c, dtype=bool), "rst": np.zeros(c, dtype=bool),
+        "long": np.zeros(c, dtype=bool), "mean_gap_s": np.full(c, 0.001),
+        "start_s": np.zeros(c), "isn": rng.integers(0, 1 << 32, (c, 2), dtype=np.uint64),
+        "alternate": np.zeros(c, dtype=bool),
+    }
+
+
+def _sizes(rng: np.random.Generator, packets: int, two: float) -> np.ndarray:
+    """Conversations of one packet, or two (an answer) with probability ``two``, summing to
+    ``packets``."""
+    sizes = 1 + (rng.random(packets) < two).astype(np.int64)
+    c = int(np.searchsorted(np.cumsum(sizes), packets)) + 1
+    sizes = sizes[:c]
+    sizes[-1] -= int(sizes.sum()) - packets
+    return sizes
+
+
+def _v4(x: np.ndarray) -> np.ndarray:
+    out = np.zeros((len(x), 16), np.uint8)
+    out[:, :4] = _be(x.astype(np.uint32), 4)
+    return out
+
+
+def _scan(rng: np.random.Generator, packets: int, d: float, _fp: float) -> dict[str, np.ndarray]:
+    """A TCP SYN scan from one host (one source port, as nmap uses) over a /20 and the low
+    1024 ports, in time order; 30 % of the probes answered by RST/ACK (a closed port)."""
+    sizes = _sizes(rng, packets, 0.3)
+    c = len(sizes)
+    conv = _conversation_arrays(rng, sizes, TCP)
+    conv["cli"] = _v4(np.full(c, (10 << 24) | (66 << 16) | (6 << 8) | 6))
+    conv["cli_mac"][:] = 0x020000000666
+    conv["cli_port"][:] = 61000
+    conv["srv"] = _v4((172 << 24) | (16 << 16) | rng.integers(1, 4096, c))
+    conv["srv_port"] = rng.integers(1, 1025, c)
+    conv["start_s"] = np.sort(rng.random(c)) * d * 0.999
+    return conv
+
+
+def _synflood(rng: np.random.Generator, packets: int, d: float, _fp: float
+              ) -> dict[str, np.ndarray]:
+    """SYNs to one web server from random spoofed sources and ports; 10 % answered."""
+    sizes = _sizes(rng, packets, 0.1)
+    c = len(sizes)
+    conv = _conversation_arrays(rng, sizes, TCP)
+    conv["cli"] = _v4(rng.integers(1 << 24, 224 << 24, c))
+    conv["cli_mac"][:] = 0x020000000bad
+    conv["cli_port"] = rng.integers(1024, 65536, c)
+    conv["srv"] = _v4(np.full(c, (172 << 24) | (16 << 16) | 80))
+    conv["srv_port"][:] = 80
+    conv["start_s"] = rng.random(c) * d * 0.999
+    return conv
+
+
+def _concurrent(rng: np.random.Generator, packets: int, d: float, flow_packets: float
+                ) -> dict[str, np.ndarray]:
+    """Long-lived UDP conversations, ``flow_packets`` each way, each spanning 80-100 % of the
+    trace: packets / flow_packets flows alive at once for most of it."""
+    per = max(2, 2 * round(flow_packets))
+    sizes = np.full(max(1, packets // per), per, np.int64)
+    sizes[-1] += packets - int(sizes.sum())
+    c = len(sizes)
+    conv = _conversation_arrays(rng, sizes, UDP)
+    host = rng.integers(0, 1 << 20, c)
+    conv["cli"] = _v4((10 << 24) | (host << 4) | 1)
+    conv["cli_mac"] = 0x020000000000 | host.astype(np.uint64)
+    conv["cli_port"] = rng.integers(1024, 65536, c)
+    conv["srv"] = _v4((172 << 24) | (16 << 16) | rng.integers(1, 256, c))
+    conv["srv_port"] = rng.choice(np.array([53, 123, 443, 514, 4500]), c)
+    span = d * rng.uniform(0.8, 1.0, c)
+    conv["start_s"] = rng.random(c) * (d - span)
+    conv["mean_gap_s"] = span / sizes
+    conv["long"][:] = True
+    conv["alternate"][:] = True
+    return conv
+
+
+_HOSTILE = {"scan": _scan, "synflood": _synflood, "concurrent": _concurrent}
 
 
 def default_duration_s(packets: int) -> float:
@@ -490,9 +628,10 @@ def _records(t: _Trace, sl: slice, snaplen: int, width: int) -> np.ndarray:
     return mat[keep]
 
 
-def generate(path: str | Path, packets: int, seed: int = 1, *, flow_packets: float = 20.0,
+def generate(path: str | Path, packets: int, seed: int = 1, *, flow_packets: float | None = None,
              duration_s: float | None = None, snaplen: int = 128, mix: Mix | None = None,
-             totals: bool = False, chunk: int = 262_144) -> dict[str, Any]:
+             totals: bool = False, chunk: int = 262_144, pattern: str = "normal",
+             ) -> dict[str, Any]:
     """Write a trace to ``path`` and return a summary of what is in it.
 
     With ``totals=True`` the summary has ``"totals"``: a structured array (``TOTALS_DTYPE``)
@@ -502,14 +641,19 @@ def generate(path: str | Path, packets: int, seed: int = 1, *, flow_packets: flo
         raise ValueError("packets must be at least 1")
     if snaplen < 98:
         raise ValueError("snaplen must be at least 98 (the longest header stack)")
+    if pattern not in PATTERNS:
+        raise ValueError(f"unknown pattern {pattern!r} (known: {', '.join(PATTERNS)})")
     mix = mix or Mix()
+    if flow_packets is None:
+        flow_packets = 4.0 if pattern == "concurrent" else 20.0
     duration = default_duration_s(packets) if duration_s is None else duration_s
-    t = _Trace(packets, seed, flow_packets, duration, mix)
+    t = _Trace(packets, seed, flow_packets, duration, mix, pattern)
     _write_pcap(t, Path(path), snaplen, chunk)
     tot = t.totals()
     cls = t.cls[t.conv]
     summary: dict[str, Any] = {
         "path": str(path), "packets": packets, "seed": seed, "snaplen": snaplen,
+        "pattern": pattern,
         "flow_packets": flow_packets, "mix": asdict(mix),
         "conversations": int(t.c), "flows": len(tot),
         "packets_per_flow": round(packets / len(tot), 2),
@@ -566,11 +710,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", help="pcap file to write")
     ap.add_argument("--packets", type=int, required=True)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--flow-packets", type=float, default=20.0,
-                    help="mean packets per unidirectional 5-tuple (default 20)")
+    ap.add_argument("--flow-packets", type=float, default=None,
+                    help="mean packets per unidirectional 5-tuple (default 20; 4 for the "
+                         "concurrent pattern, which keeps packets / N flows alive at once)")
     ap.add_argument("--duration", type=float, default=None,
                     help="seconds the trace spans (default 2400 per million packets, min 2400)")
     ap.add_argument("--snaplen", type=int, default=128)
+    ap.add_argument("--pattern", choices=list(PATTERNS), default="normal",
+                    help="normal traffic (default), or what a meter must survive: scan (one "
+                         "source, many destination hosts and ports), synflood (random spoofed "
+                         "sources), concurrent (more long-lived flows alive at once than a "
+                         "default cache holds), mixed (40 %% normal, 20 %% of each other)")
     ap.add_argument("--mix", default="", metavar="NAME=SHARE,...",
                     help="override shares, e.g. ipv6=1,vlan=0 (names: "
                          + ", ".join(f.name for f in fields(Mix)) + ")")
@@ -580,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         s = generate(args.out, args.packets, args.seed, flow_packets=args.flow_packets,
                      duration_s=args.duration, snaplen=args.snaplen, mix=parse_mix(args.mix),
-                     totals=bool(args.totals))
+                     totals=bool(args.totals), pattern=args.pattern)
     except (ValueError, OSError) as exc:
         print(f"tracegen: {exc}", file=sys.stderr)
         return 2
