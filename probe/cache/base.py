@@ -9,10 +9,9 @@ from typing import Protocol
 import numpy as np
 
 from probe.cache.build import concat_chunks, record_batches
-from probe.cache.fields import KeyLayout, packet_values
-from probe.cache.grouping import take_keys
+from probe.cache.fields import KeyLayout, packet_values, take_keys, value_specs
 from probe.cache.records import RecordBatch
-from probe.cache.table import STATE, Chunk, FlowTable, value_specs
+from probe.cache.table import STATE, Chunk, FlowTable
 from probe.capture.batch import COLUMNS, PacketBatch
 from probe.config import model
 from probe.ie import METERED_KEYS
@@ -80,12 +79,15 @@ class CacheBase:
         self.key_names = cfg.layout.key_names
         self.key_layout = KeyLayout(self.key_names)
         self.value_names = first_packet_values(cfg.layout)
-        specs = value_specs(self.value_names)
-        specs["key"] = (np.dtype(np.uint64), (self.key_layout.words_per_key,))
         self.extremes = kept_extremes(cfg.layout)
-        self.table = FlowTable(specs, state=tuple(k for k in STATE
-                                                  if k not in EXTREMES or k in self.extremes))
+        self.table = FlowTable(self.key_layout.words_per_key, value_specs(self.value_names),
+                               tuple(k for k in STATE if k not in EXTREMES or k in self.extremes),
+                               **self.table_options(cfg))
         self._pending: list[Chunk] = []
+
+    def table_options(self, cfg: model.Cache) -> dict[str, int | bool | None]:
+        """How this cache type's flow table ends flows (``FlowTable``'s keyword arguments)."""
+        return {}
 
     # ------------------------------------------------------------ input
     def prepare(self, batch: PacketBatch) -> Prepared:
@@ -119,11 +121,65 @@ class CacheBase:
         for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
             self.stats.expired[v] += c
 
-    def flush(self) -> None:
-        """End of input (EOF, SIGINT, SIGTERM): every cached flow ends as a forced end."""
-        slots = self.table.live_slots()
-        if slots.shape[0]:
-            self.expire(self.table.remove(slots), END_FORCED)
+    def flush(self, most: int | None = None) -> int:
+        """End of input (EOF, SIGINT, SIGTERM): cached flows end as forced ends, oldest first,
+        at most ``most`` of them (all when None); returns how many are still cached. A caller
+        that hands each slice on before the next keeps a million-flow cache's records from
+        being built, encoded and queued all at once."""
+        self.table.core.end_oldest(self.table.live if most is None else most, END_FORCED)
+        self._drain(None)
+        return self.table.live
+
+    def _meter(self, p: Prepared, a: int, b: int) -> int:
+        """Meter packets ``a:b`` in the flow table; returns the packets it refused (a full
+        cache that never evicts). Flows it ends are read, between core calls when the table
+        runs out of free slots, before their slots are used again."""
+        bt = p.batch
+        created = np.empty(b - a, np.int32) if self.value_names else None
+        new: list[np.ndarray] = []
+        refused = 0
+        pos = a
+        while True:
+            pos, status, made, gone = self.table.core.meter(
+                p.t, p.kmat, bt.ip_len, bt.tcp_flags, bt.proto, bt.ip_version, bt.ttl,
+                created, pos, b, p.seq0)
+            self.stats.flows_created += made
+            refused += gone
+            if created is not None and made:
+                new.append(created[:made].copy())
+            if self.table.core.ended:
+                self._drain(p)
+            if status == 0:
+                break
+            self.table.make_room()
+        if new:
+            self._keep_first_values(p, np.concatenate(new))
+        return refused
+
+    def _keep_first_values(self, p: Prepared, slots: np.ndarray) -> None:
+        """Flows created from batch ``p`` and still cached take their first-packet values."""
+        rec = self.table.rec
+        first = rec["first"][slots]
+        keep = (rec["used"][slots] != 0) & (first >= p.seq0)
+        slots, rows = slots[keep], first[keep] - p.seq0
+        for name, col in packet_values(_Rows(p.batch, rows), self.value_names).items():
+            rec[name][slots] = col
+
+    def _drain(self, p: Prepared | None) -> None:
+        """Read the flows the table has ended, hand them on as records, free their slots."""
+        slots, reasons = self.table.ended()
+        if slots.shape[0] == 0:
+            return
+        chunk = self.table.read(slots)
+        if p is not None and self.value_names:  # flows ended in the batch that created them
+            first = self.table.rec["first"][slots]
+            fresh = np.flatnonzero(first >= p.seq0)
+            if fresh.shape[0]:
+                rows = _Rows(p.batch, first[fresh] - p.seq0)
+                for name, col in packet_values(rows, self.value_names).items():  # type: ignore[arg-type]
+                    chunk[name][fresh] = col
+        self.table.release()
+        self.expire(chunk, reasons)
 
     def take_records(self) -> list[RecordBatch]:
         self.stats.active = self.table.live
@@ -207,7 +263,6 @@ def reduce_runs(p: Prepared, idx: np.ndarray, seg: np.ndarray, t: np.ndarray) ->
     c: Chunk = {
         "start": t[seg],
         "end": t[seg_end - 1],
-        "seq": p.seq0 + idx[seg_end - 1],
         "packets": (seg_end - seg).astype(np.uint64),
         "octets": np.add.reduceat(ip_len, seg, dtype=np.uint64),
         "flags": np.bitwise_or.reduceat(bt.tcp_flags[idx], seg),
@@ -236,18 +291,3 @@ class _Rows:
         col = getattr(self._batch, name)[self._rows]
         setattr(self, name, col)
         return col
-
-
-def fold_cached(c: Chunk, rows: np.ndarray, table: FlowTable, slots: np.ndarray) -> None:
-    """Make runs ``rows`` of ``c`` continue the cached flows ``slots`` (in place)."""
-    st, vals = table.state, table.values
-    c["start"][rows] = st["start"][slots]
-    for k in ("packets", "octets"):
-        c[k][rows] += st[k][slots]
-    c["flags"][rows] |= st["flags"][slots]
-    for k, (_, f, _) in EXTREMES.items():
-        if k in st:
-            c[k][rows] = f(c[k][rows], st[k][slots])
-    for name in vals:
-        if name != "key":  # the run's key is the cached flow's key
-            c[name][rows] = vals[name][slots]

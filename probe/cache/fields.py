@@ -72,6 +72,28 @@ def packet_values(batch: PacketBatch, names: tuple[str, ...]) -> dict[str, np.nd
     return {n: EXTRACT[n](batch) for n in names}
 
 
+def value_specs(names: tuple[str, ...]) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """dtype and row shape of each packet-derived value column, probed on an empty batch."""
+    empty = PacketBatch.empty(0)
+    return {n: (EXTRACT[n](empty).dtype, EXTRACT[n](empty).shape[1:]) for n in names}
+
+
+def take_keys(words: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The keys of packets ``idx`` as rows: ``(len(idx), words)`` uint64."""
+    out = np.empty((idx.shape[0], words.shape[0]), dtype=np.uint64)
+    for j in range(words.shape[0]):
+        out[:, j] = words[j][idx]
+    return out
+
+
+def key_rows(keys: np.ndarray) -> list[bytes]:
+    """Rows of ``(n, words)`` keys as bytes objects (one C loop through a void view)."""
+    if keys.shape[0] == 0:
+        return []
+    rows = np.ascontiguousarray(keys, dtype="<u8").view(f"V{8 * keys.shape[1]}").ravel()
+    return rows.tolist()
+
+
 def _icmp_either(b: PacketBatch) -> np.ndarray:
     """icmpTypeCodeIPv4 | icmpTypeCodeIPv6: each is zero where the other may be set."""
     icmp = ((b.ip_version == 4) & (b.proto == _ICMP4)) | ((b.ip_version == 6) & (b.proto == _ICMP6))
@@ -128,7 +150,7 @@ class KeyLayout:
     flow's key IE values back from its key.
 
     A key is ``(words, packets)`` uint64, word-major, so hashing and comparing a key word reads
-    one contiguous column. As bytes (``probe.cache.grouping.key_rows``) a key is its columns
+    one contiguous column. As bytes (``key_rows``) a key is its columns
     concatenated, widest alignment first (16-octet addresses, then 8-, 4-, 2- and 1-octet
     values), zero-padded to whole words: the default 5-tuple key is exactly five words. The IP
     version is always in the key: records are exported per IP version, so a flow never mixes

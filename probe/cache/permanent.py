@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from probe.cache.base import END_ACTIVE, END_OF_FLOW, CacheBase, Prepared, fold_cached, reduce_runs
-from probe.cache.grouping import group
+from probe.cache.base import END_ACTIVE, END_OF_FLOW, CacheBase, reduce_runs
 from probe.capture.batch import PacketBatch
 from probe.config import model
 
@@ -41,8 +40,10 @@ class PermanentCache(CacheBase):
     def __init__(self, cfg: model.Cache, observation_domain_id: int) -> None:
         super().__init__(cfg, observation_domain_id)
         self.interval_us = (cfg.export_interval or 0) * 1_000_000
-        self.max_flows = cfg.max_flows or None
         self.next_export: int | None = None
+
+    def table_options(self, cfg: model.Cache) -> dict[str, int | bool | None]:
+        return {"max_flows": cfg.max_flows or None, "refuse_when_full": True}
 
     def _export_due(self, clock: int) -> None:
         """Periodic exports for every boundary the clock has passed."""
@@ -73,31 +74,5 @@ class PermanentCache(CacheBase):
             if self.next_export is not None:
                 end = int(np.searchsorted(p.t, self.next_export, side="right"))
                 end = max(end, pos + 1)
-            self._ingest(p, pos, end)
+            self.stats.packets_dropped += self._meter(p, pos, end)
             pos = end
-
-    def _ingest(self, p: Prepared, a: int, b: int) -> None:
-        g = group(p.kmat[:, a:b])
-        gslot = self.table.lookup(g.key_bytes())
-        idx = g.order + a
-        sizes = np.diff(np.append(g.starts, g.order.shape[0]))
-        new = np.flatnonzero(gslot < 0)
-        if self.max_flows is not None:
-            room = max(0, self.max_flows - self.table.live)
-            if new.shape[0] > room:  # the first `room` new keys (in capture order) get a flow
-                firsts = g.order[g.starts[new]]
-                admitted = new[np.sort(np.argsort(firsts, kind="stable")[:room])]
-                refused = np.setdiff1d(new, admitted)
-                self.stats.packets_dropped += int(sizes[refused].sum())
-                gslot[refused] = -2
-                new = admitted
-        c = reduce_runs(p, idx, g.starts, p.t[idx])
-        old = np.flatnonzero(gslot >= 0)
-        if old.shape[0]:
-            s = gslot[old]
-            fold_cached(c, old, self.table, s)
-            self.table.write(s, {k: v[old] for k, v in c.items()})
-        if new.shape[0]:
-            self.stats.flows_created += int(new.shape[0])
-            keys = g.key_bytes()
-            self.table.insert([keys[i] for i in new.tolist()], {k: v[new] for k, v in c.items()})

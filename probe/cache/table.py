@@ -1,106 +1,151 @@
-"""The flow table: cached flows as parallel arrays indexed by slot, and a dict key -> slot.
+"""The flow table: every cached flow is one record of a numpy structured array.
 
-Keeping flows as columns lets a cache update every flow a batch touches with a handful of numpy
-scatters, and lets expiry sweeps and LRU searches run over the whole table at numpy speed. The
-dict is the only per-flow Python object.
+A record holds the flow's key (``KeyLayout`` words), its times and counters, the extremes and
+first-packet values its cache's layout exports, and the links of the compiled core
+(``probe.cache._flowtable``): the hash chain, the least-recently-used list and the
+creation-order list. There is no Python object per flow: a cached flow of the default layout
+takes one 96-octet record plus 4 to 8 octets of hash buckets.
+
+The core meters a batch one packet at a time, exactly as RFC 6728's caches are specified
+(see ``probe.cache.timeout``), and ends flows by listing their slots; the cache reads those
+records (``ended``) and gives the slots back (``release``). The arrays live in anonymous memory
+mappings of their own: the kernel hands out zeroed pages as they are first touched and grows a
+mapping in place (``mremap``), so the table doubles up to ``max_flows`` plus a spare share
+(flows ended but not yet read) without copying, and since slots are taken lowest first the
+memory used follows the most flows cached, not the limit.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from itertools import repeat
+import mmap
 
 import numpy as np
 
-from probe.cache.fields import EXTRACT
+from probe.cache._flowtable import Table
 
-# Per-flow state shared by the table and by expired-record chunks: name -> dtype. The extremes
-# (min/max TTL and length) are kept only by caches whose layout exports them.
+# Per-flow state read when a record is built: name -> dtype. The extremes (min/max TTL and
+# length) are kept only by caches whose layout exports them.
 STATE: dict[str, str] = {
-    "start": "int64", "end": "int64", "seq": "int64", "packets": "uint64", "octets": "uint64",
+    "start": "int64", "end": "int64", "packets": "uint64", "octets": "uint64",
     "flags": "uint16", "min_ttl": "uint8", "max_ttl": "uint8", "min_len": "uint32",
     "max_len": "uint32", "version": "uint8",
 }
+# The core's own fields: list links and hash chain (slot numbers), whether the slot holds a
+# flow, and the packet number of the flow's first packet (kept only for first-packet values).
+_LINKS: dict[str, str] = {"prev": "int32", "next": "int32", "older": "int32", "newer": "int32",
+                          "chain": "int32", "used": "uint8"}
 
-Chunk = dict[str, np.ndarray]  # expired records: STATE columns, "reason", and IE value columns
+Chunk = dict[str, np.ndarray]  # ended records: STATE columns, "reason", key and value columns
+ValueSpecs = dict[str, tuple[np.dtype, tuple[int, ...]]]
+
+_SPARE_MAX = 65536  # most slots kept beyond max_flows for flows ended but not yet read
+
+
+def record_dtype(words: int, value_specs: ValueSpecs, state: tuple[str, ...],
+                 first: bool) -> np.dtype:
+    """The record: fields in order of alignment, so it packs without padding but at its end."""
+    fields: list[tuple[str, np.dtype, tuple[int, ...]]] = [
+        ("key", np.dtype(np.uint64), (words,))]
+    fields += [(k, np.dtype(STATE[k]), ()) for k in state]
+    fields += [(k, np.dtype(v), ()) for k, v in _LINKS.items()]
+    if first:
+        fields.append(("first", np.dtype(np.int64), ()))
+    fields += [(k, np.dtype(dt), shape) for k, (dt, shape) in value_specs.items()]
+    fields.sort(key=lambda f: -f[1].alignment)  # stable
+    return np.dtype([(n, dt, shape) for n, dt, shape in fields], align=True)
+
+
+class _Mapped:
+    """A numpy array in an anonymous mapping of its own, grown in place."""
+
+    def __init__(self, dtype: np.dtype, n: int) -> None:
+        self.dtype = np.dtype(dtype)
+        # Private: a shared anonymous mapping is a file of fixed size, and past its end a
+        # grown mapping faults (SIGBUS).
+        self._map = mmap.mmap(-1, self._octets(n), flags=mmap.MAP_PRIVATE)
+        self.array = np.frombuffer(self._map, self.dtype, count=n)
+
+    def _octets(self, n: int) -> int:
+        return max(n * self.dtype.itemsize, mmap.PAGESIZE)
+
+    def resize(self, n: int) -> None:
+        """Pages past the old end come zeroed and untouched. No view of the old array may be
+        alive (the mapping refuses to move under one)."""
+        del self.array
+        self._map.resize(self._octets(n))
+        self.array = np.frombuffer(self._map, self.dtype, count=n)
 
 
 class FlowTable:
-    def __init__(self, value_specs: dict[str, tuple[np.dtype, tuple[int, ...]]],
-                 capacity: int = 1024, state: tuple[str, ...] = tuple(STATE)) -> None:
-        self.value_specs = value_specs
-        self.cap = 0
-        self.state: dict[str, np.ndarray] = {k: np.zeros(0, STATE[k]) for k in state}
-        self.values: dict[str, np.ndarray] = {
-            k: np.zeros((0, *shape), dt) for k, (dt, shape) in value_specs.items()}
-        self.used = np.zeros(0, dtype=bool)
-        self.keys = np.empty(0, dtype=object)  # slot -> its dict key (bytes) or None
-        self.index: dict[bytes, int] = {}
-        self.free: list[int] = []
-        self._grow(capacity)
+    def __init__(self, words: int, value_specs: ValueSpecs, state: tuple[str, ...] = tuple(STATE),
+                 *, idle_us: int = 0, active_us: int = 0, natural: bool = False,
+                 max_flows: int | None = None, refuse_when_full: bool = False,
+                 capacity: int = 1024) -> None:
+        self.value_names = tuple(value_specs)
+        self.state_names = state
+        self.dtype = record_dtype(words, value_specs, state, first=bool(value_specs))
+        self.limit = None
+        if max_flows:
+            self.limit = max_flows + min(_SPARE_MAX, max(64, max_flows // 4))
+            capacity = min(capacity, self.limit)
+        offsets = {name: self.dtype.fields[name][1] for name in self.dtype.names}
+        self.core = Table(words=words, size=self.dtype.itemsize, offsets=offsets,
+                          idle_us=idle_us, active_us=active_us, natural=natural,
+                          max_flows=max_flows or 0, refuse_when_full=refuse_when_full)
+        self._maps = (_Mapped(self.dtype, capacity), _Mapped(np.dtype(np.int32), capacity),
+                      _Mapped(np.dtype(np.uint8), capacity))
+        self._bind()
+
+    def _bind(self) -> None:
+        self.rec, self._ended, self._reasons = (m.array for m in self._maps)
+        self.core.bind(self.rec, self._ended, self._reasons)
+
+    @property
+    def cap(self) -> int:
+        return int(self.rec.shape[0])
 
     @property
     def live(self) -> int:
-        return len(self.index)
+        return self.core.live
 
-    def _grow(self, cap: int) -> None:
-        extra = cap - self.cap
+    @property
+    def peak(self) -> int:
+        """The most flows cached at once."""
+        return self.core.peak
 
-        def widen(a: np.ndarray) -> np.ndarray:
-            return np.concatenate([a, np.zeros((extra, *a.shape[1:]), a.dtype)])
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        return {k: self.rec[k] for k in self.state_names}
 
-        self.state = {k: widen(a) for k, a in self.state.items()}
-        self.values = {k: widen(a) for k, a in self.values.items()}
-        self.used = widen(self.used)
-        self.keys = widen(self.keys)
-        self.free.extend(range(cap - 1, self.cap - 1, -1))
-        self.cap = cap
-
-    def lookup(self, keys: list[bytes]) -> np.ndarray:
-        return np.array(list(map(self.index.get, keys, repeat(-1))), dtype=np.int64)
-
-    def insert(self, keys: list[bytes], chunk: Chunk) -> np.ndarray:
-        """Store new flows; the caller has made sure the table has room for them."""
-        k = len(keys)
-        if k > len(self.free):
-            self._grow(max(2 * self.cap, self.cap + k))
-        slots = np.array(self.free[len(self.free) - k:][::-1], dtype=np.int64)
-        del self.free[len(self.free) - k:]
-        self.index.update(zip(keys, slots.tolist(), strict=True))
-        col = np.empty(k, dtype=object)
-        col[:] = keys
-        self.keys[slots] = col
-        self.used[slots] = True
-        self.write(slots, chunk)
-        return slots
-
-    def write(self, slots: np.ndarray, chunk: Chunk) -> None:
-        for k, a in self.state.items():
-            a[slots] = chunk[k]
-        for k, a in self.values.items():
-            a[slots] = chunk[k]
+    def make_room(self) -> None:
+        """The core ran out of free slots and its ended flows have been read and released:
+        double when fewer than an eighth of the slots are free, up to the limit. At the limit
+        at least the spare share is free again (live flows never exceed ``max_flows``)."""
+        cap = self.cap
+        if self.core.free >= cap // 8 or cap == self.limit:
+            return
+        new = cap * 2 if self.limit is None else min(cap * 2, self.limit)
+        self.core.unbind()
+        del self.rec, self._ended, self._reasons
+        for m in self._maps:
+            m.resize(new)
+        self._bind()
 
     def read(self, slots: np.ndarray) -> Chunk:
-        out = {k: a[slots] for k, a in self.state.items()}
-        out.update({k: a[slots] for k, a in self.values.items()})
+        rows = self.rec[slots]
+        out = {k: rows[k] for k in self.state_names}
+        out["key"] = rows["key"]
+        out.update({k: rows[k] for k in self.value_names})
         return out
 
-    def remove(self, slots: np.ndarray) -> Chunk:
-        """Take flows out of the table, returning their state for the expired records."""
-        out = self.read(slots)
-        deque(map(self.index.__delitem__, self.keys[slots].tolist()), maxlen=0)
-        self.keys[slots] = None
-        self.free.extend(slots.tolist())
-        self.used[slots] = False
-        return out
+    def ended(self) -> tuple[np.ndarray, np.ndarray]:
+        """The slots of the flows the core has ended since the last ``release``, in the order
+        they ended, and their flowEndReason."""
+        k = self.core.ended
+        return self._ended[:k].copy(), self._reasons[:k].copy()
+
+    def release(self) -> None:
+        self.core.release()
 
     def live_slots(self) -> np.ndarray:
-        return np.flatnonzero(self.used)
-
-
-def value_specs(names: tuple[str, ...]) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
-    """dtype and row shape of each packet-derived value column, probed on an empty batch."""
-    from probe.capture.batch import PacketBatch
-
-    empty = PacketBatch.empty(0)
-    return {n: (EXTRACT[n](empty).dtype, EXTRACT[n](empty).shape[1:]) for n in names}
+        return np.flatnonzero(self.rec["used"])

@@ -7,17 +7,18 @@ with ``pytest tests/bench --benchmark-enable``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pcapy
 import pytest
 
 from probe.cache import build_cache
-from probe.cache.fields import KeyLayout
-from probe.cache.grouping import group
 from probe.cache.records import RecordBatch, column_spec
-from probe.capture.batch import DecodeStats
+from probe.capture.batch import DecodeStats, PacketBatch
 from probe.capture.decode import decode_batch
 from probe.config.defaults import default_config, default_layout
+from probe.config.model import Cache
 from probe.export.templates import TemplateRegistry, encode_batch
 from probe.ie import IPV6_ONLY
 from tools import tracegen
@@ -47,16 +48,18 @@ def test_cache_update(benchmark, raw_batch: tuple[bytes, np.ndarray]) -> None:
     batch = decode_batch(*raw_batch, 1, DecodeStats())
     cfg = default_config().caches[0]
 
-    def meter() -> list[RecordBatch]:
-        cache = build_cache(cfg, 1)
-        cache.process(batch)
-        cache.flush()
-        return cache.take_records()
-
-    records = benchmark(meter)
+    records = benchmark(_meter_once, cfg, batch)
     assert sum(int(r.columns["_packets"].sum()) for r in records) == PACKETS
     assert sum(int(r.columns["_octets"].sum()) for r in records) == int(batch.ip_len.sum())
     assert {r.ip_version for r in records} == {4, 6}
+
+
+def _meter_once(cfg: Cache, batch: PacketBatch) -> list[RecordBatch]:
+    """A fresh cache meters the batch and flushes: every record it makes."""
+    cache = build_cache(cfg, 1)
+    cache.process(batch)
+    cache.flush()
+    return cache.take_records()
 
 
 def _records(n: int) -> RecordBatch:
@@ -82,14 +85,20 @@ def test_encode_records(benchmark) -> None:
     assert chunk.packets == int(records.columns["_packets"].sum())
 
 
-
-def test_group_by_flow_key(benchmark, raw_batch: tuple[bytes, np.ndarray]) -> None:
-    """Every packet lands in the group of its key, in capture order, one group per key."""
-    batch = decode_batch(*raw_batch, 1, DecodeStats())
-    kmat = KeyLayout(default_config().caches[0].layout.key_names).words(batch)
-    g = benchmark(group, kmat)
-    assert g.count == np.unique(kmat, axis=1).shape[1]
-    sizes = np.diff(np.append(g.starts, len(batch)))
-    assert np.array_equal(kmat[:, g.order].T, np.repeat(g.keys, sizes, axis=0))
-    gid = np.repeat(np.arange(g.count), sizes)
-    assert np.all((np.diff(g.order) > 0) | (np.diff(gid) != 0))
+def test_cache_update_full_cache_flood(benchmark) -> None:
+    """Every packet a new flow into a full cache: one least-recently-used eviction per packet,
+    and every packet still in exactly one record."""
+    n = PACKETS
+    batch = PacketBatch.empty(n)
+    k = np.arange(n)
+    batch.ts_us[:] = 1_767_225_600_000_000 + k
+    batch.ip_version[:] = 4
+    batch.src_addr[:, 0] = 10
+    batch.src_addr[:, 1:4] = np.stack([(k >> 16) & 255, (k >> 8) & 255, k & 255], 1)
+    batch.proto[:] = 6
+    batch.dst_port[:] = 80
+    batch.ip_len[:] = 40
+    cfg = replace(default_config().caches[0], max_flows=1024)
+    records = benchmark(_meter_once, cfg, batch)
+    assert sum(len(r) for r in records) == n
+    assert sum(int((r.columns["_end_reason"] == 5).sum()) for r in records) == n - 1024

@@ -60,8 +60,11 @@ def record_set(batches: list[RecordBatch]) -> list[tuple]:
     return sorted(rows)
 
 
-def reference(b: PacketBatch, cfg: Cache) -> list[tuple[tuple, int, int, int, int, int]]:
-    """The documented per-packet semantics, naively: (key, start, end, packets, octets, reason).
+def reference(b: PacketBatch, cfg: Cache, first_values: tuple[str, ...] = ()) -> list[tuple]:
+    """The documented per-packet semantics, naively: (version, start, end, packets, octets,
+    reason) per record, sorted. With ``first_values`` (IE names read from the packet columns
+    ``_VALUE_COLUMN`` names), each record is instead (source port, start, end, packets,
+    reason, *the values of the flow's first packet*), as ``summary_keyed`` gives them.
 
     Only for timeout/natural caches and the synthetic streams above (keys = 5-tuple + version).
     """
@@ -90,14 +93,14 @@ def reference(b: PacketBatch, cfg: Cache) -> list[tuple[tuple, int, int, int, in
         clock = ts if clock is None else max(clock, ts)
         for k in [k for k, f in table.items() if deadline(f) < clock]:
             f = table.pop(k)
-            out.append((k, f[0], f[1], f[2], f[3], reason(f)))
+            out.append((k, f[0], f[1], f[2], f[3], reason(f), f[4]))
         key = (int(b.ip_version[i]), bytes(b.src_addr[i]), bytes(b.dst_addr[i]), int(b.proto[i]),
                int(b.src_port[i]), int(b.dst_port[i]))
         if key not in table:
             if cfg.max_flows and len(table) >= cfg.max_flows:
                 k, f = table.popitem(last=False)
-                out.append((k, f[0], f[1], f[2], f[3], 5))
-            table[key] = [clock, clock, 0, 0]
+                out.append((k, f[0], f[1], f[2], f[3], 5, f[4]))
+            table[key] = [clock, clock, 0, 0, i]
         f = table[key]
         table.move_to_end(key)
         f[1] = clock
@@ -105,7 +108,27 @@ def reference(b: PacketBatch, cfg: Cache) -> list[tuple[tuple, int, int, int, in
         f[3] += int(b.ip_len[i])
         if cfg.kind == "naturalCache" and b.proto[i] == 6 and b.tcp_flags[i] & 5:
             table.pop(key)
-            out.append((key, f[0], f[1], f[2], f[3], 3))
+            out.append((key, f[0], f[1], f[2], f[3], 3, f[4]))
     for k, f in table.items():
-        out.append((k, f[0], f[1], f[2], f[3], 4))
-    return sorted((k[0], f0, f1, pk, oc, r) for k, f0, f1, pk, oc, r in out)
+        out.append((k, f[0], f[1], f[2], f[3], 4, f[4]))
+    if first_values:
+        return sorted((k[4], f0, f1, pk, r,
+                       *(int(getattr(b, _VALUE_COLUMN[n])[first]) for n in first_values))
+                      for k, f0, f1, pk, _, r, first in out)
+    return sorted((k[0], f0, f1, pk, oc, r) for k, f0, f1, pk, oc, r, _ in out)
+
+
+# The packet column a first-packet value IE is read from (for the names tests use).
+_VALUE_COLUMN = {"ipClassOfService": "tos", "vlanId": "vlan_id", "sourceMacAddress": "src_mac"}
+
+
+def summary_keyed(rbs: list[RecordBatch], values: tuple[str, ...]) -> list[tuple]:
+    """Records as ``reference(..., first_values=values)`` gives them."""
+    rows = []
+    for rb in rbs:
+        c = rb.columns
+        for i in range(len(rb)):
+            rows.append((int(c["sourceTransportPort"][i]), int(c["_start_us"][i]),
+                         int(c["_end_us"][i]), int(c["_packets"][i]), int(c["_end_reason"][i]),
+                         *(int(c[n][i]) for n in values)))
+    return sorted(rows)

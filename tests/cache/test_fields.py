@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from probe.cache.fields import EXTRACT, KeyLayout
-from probe.cache.grouping import key_rows, take_keys
+from probe.cache.fields import EXTRACT, KeyLayout, key_rows, take_keys
 from probe.capture.batch import PacketBatch
 from probe.config.defaults import DEFAULT_KEYS
 
