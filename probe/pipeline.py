@@ -31,6 +31,7 @@ from probe.selection import SelectionProcess
 log = logging.getLogger(__name__)
 
 DRAIN_S = 2.0  # longest a stopping live capture keeps reading what the kernel buffered
+FLUSH_SLICE = 65536  # flows ended and exported at a time when the input ends
 
 
 @dataclass(slots=True)
@@ -191,7 +192,8 @@ class Pipeline:
         if self.live:
             self.now_us = time.time_ns() // 1000
         for cache in self.caches.values():
-            cache.flush()
+            while cache.flush(FLUSH_SLICE):
+                cache.emit(self.now_us)
             cache.emit(self.now_us)
         for sink in self._sinks():
             sink.close(self.now_us)

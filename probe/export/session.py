@@ -94,6 +94,17 @@ class DestinationRuntime:
         return self.protocol.records_per_message(chunk.record_len, self.max_size)
 
     def submit(self, chunk: Chunk, now_us: int) -> None:
+        """Take records to send. A chunk larger than the queue goes in queue-sized slices, each
+        sent (pumped) before the next: the limit bounds what waits for a collector that is
+        away, not what a destination that is up can take in one go."""
+        step = max(1, self.queue_limit)
+        if chunk.n <= step:
+            self._submit(chunk, now_us)
+            return
+        for lo in range(0, chunk.n, step):
+            self._submit(chunk.slice(lo, min(lo + step, chunk.n)), now_us)
+
+    def _submit(self, chunk: Chunk, now_us: int) -> None:
         room = self.queue_limit - self._queued
         if chunk.n > room:
             lost = chunk.slice(max(room, 0), chunk.n)
