@@ -103,7 +103,10 @@ def _records(f):
 
 
 def test_generator_totals_match_what_dpkt_decodes(trace, packets) -> None:
-    _, summary = trace
+    _check_totals(trace[1], packets)
+
+
+def _check_totals(summary: dict, packets: list[dict]) -> None:
     got: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0])
     for p in packets:
         t = got[p["key"]]
@@ -200,3 +203,40 @@ def test_mix_overrides_from_the_command_line(tmp_path: Path) -> None:
     assert {p["proto"] for p in pkts} >= {6, 17}
     for bad in ("ipv7=1", "vlan=2", "tcp=x", "tcp=0,udp=0,icmp=0,gre=0"):
         assert tracegen.main([str(out), "--packets", "10", "--mix", bad]) == 2, bad
+
+
+@pytest.mark.parametrize("pattern", ["scan", "synflood", "concurrent", "mixed"])
+def test_hostile_patterns_totals_match_what_dpkt_decodes(tmp_path: Path, pattern: str) -> None:
+    path = tmp_path / f"{pattern}.pcap"
+    summary = tracegen.generate(path, 6000, seed=4, pattern=pattern, totals=True, duration_s=60)
+    pkts = decode(path)
+    assert len(pkts) == 6000 and summary["pattern"] == pattern
+    _check_totals(summary, pkts)
+    again = tmp_path / "again.pcap"
+    tracegen.generate(again, 6000, seed=4, pattern=pattern, duration_s=60)
+    assert again.read_bytes() == path.read_bytes()
+
+
+def test_hostile_patterns_are_what_they_say(tmp_path: Path) -> None:
+    """A scan is one source to many destination hosts and ports; a SYN flood many (spoofed)
+    sources to one server port; both one or two packets a flow and a new flow nearly every
+    packet. ``concurrent`` keeps packets / 4 flows alive at once, far more than 300."""
+    path = tmp_path / "t.pcap"
+    scan = tracegen.generate(path, 4000, seed=5, pattern="scan", totals=True, duration_s=60)
+    pkts = decode(path)
+    probes = [p for p in pkts if p["tcp_flags"] == 0x02]
+    assert len({p["src"] for p in probes}) == 1
+    assert len({(p["dst"], p["key"][4]) for p in probes}) > 0.95 * len(probes)
+    assert scan["flows"] > 0.95 * 4000
+    flood = tracegen.generate(path, 4000, seed=5, pattern="synflood", totals=True,
+                              duration_s=60)
+    pkts = decode(path)
+    syns = [p for p in pkts if p["tcp_flags"] == 0x02]
+    assert len(syns) > 0.85 * 4000 and {(p["dst"], p["key"][4]) for p in syns} == {
+        (bytes([172, 16, 0, 80]), 80)}
+    assert len({p["src"] for p in syns}) > 0.99 * len(syns)
+    assert flood["flows"] == 4000  # each packet its own flow (answers go the other way)
+    conc = tracegen.generate(path, 4000, seed=5, pattern="concurrent", totals=True,
+                             duration_s=60)
+    assert conc["flows"] == 1000 and conc["max_active_flows"] > 900
+    assert {p["proto"] for p in decode(path)} == {17}
