@@ -54,7 +54,8 @@ typedef struct {
     int32_t *bucket;
     uint64_t nbucket;
     int shift;
-    int32_t free_head;
+    int32_t free_head;   /* released slots, linked through their chain field */
+    int64_t fresh;       /* slots from here on were never used (their pages never touched) */
     int32_t lru_head, lru_tail;      /* least recently used first */
     int32_t old_head, old_tail;      /* oldest (first created) first */
     int64_t live, peak, nexp, nfree;
@@ -242,7 +243,7 @@ Table_init(Table *t, PyObject *args, PyObject *kw)
     t->refuse = refuse;
     t->cap = 0;
     t->free_head = t->lru_head = t->lru_tail = t->old_head = t->old_tail = NIL;
-    t->live = t->peak = t->nexp = t->nfree = 0;
+    t->live = t->peak = t->nexp = t->nfree = t->fresh = 0;
     return 0;
 }
 
@@ -256,9 +257,9 @@ Table_dealloc(Table *t)
 
 PyDoc_STRVAR(bind_doc,
 "bind(records, ended, reasons)\n\n"
-"Use ``records`` (the structured array, its length the capacity) and the ended list "
-"(int32 and uint8 arrays as long). On a new, longer array the index is rebuilt and every "
-"unused slot is free; the ended list must have been released.");
+"Use ``records`` (the structured array, its length the capacity, never shorter than the last "
+"one: it holds the same flows, grown) and the ended list (int32 and uint8 arrays as long). "
+"The index is rebuilt; the ended list must have been released.");
 
 static PyObject *
 Table_bind(Table *t, PyObject *args)
@@ -318,19 +319,14 @@ Table_bind(Table *t, PyObject *args)
     t->nbucket = nb;
     t->shift = shift;
     memset(bucket, 0xff, nb * sizeof(int32_t));
-    /* Rebuild the index and the free list; the lists' links are slot numbers and stay valid.
-     * Free slots are taken lowest first, so a table that never fills touches only its start. */
-    t->free_head = NIL;
-    t->nfree = 0;
-    for (int64_t s = cap - 1; s >= 0; s--) {
+    /* Rebuild the index over the slots ever used; the lists' links and the free list are slot
+     * numbers and stay valid. Slots past ``fresh`` are never read: their pages stay untouched
+     * until a flow needs them, so a table never larger than it has been costs no memory. */
+    for (int64_t s = 0; s < t->fresh; s++) {
         if (U8(t, s, F_USED)) {
             uint64_t b = hash_words(KEY(t, s), 1, t->words) >> t->shift;
             I32(t, s, F_CHAIN) = bucket[b];
             bucket[b] = (int32_t)s;
-        } else {
-            I32(t, s, F_CHAIN) = t->free_head;
-            t->free_head = (int32_t)s;
-            t->nfree++;
         }
     }
     Py_RETURN_NONE;
@@ -420,13 +416,16 @@ Table_meter(Table *t, PyObject *args)
                 }
                 end_flow(t, t->lru_head, END_RESOURCES);
             }
-            if (t->free_head == NIL) {
+            if (t->free_head != NIL) {
+                s = t->free_head;
+                t->free_head = I32(t, s, F_CHAIN);
+                t->nfree--;
+            } else if (t->fresh < t->cap) {
+                s = (int32_t)t->fresh++;
+            } else {
                 status = NO_ROOM;
                 break;
             }
-            s = t->free_head;
-            t->free_head = I32(t, s, F_CHAIN);
-            t->nfree--;
             uint64_t *r = KEY(t, s);
             for (int j = 0; j < words; j++) r[j] = k[(Py_ssize_t)j * n];
             uint64_t bkt = h >> t->shift;
@@ -545,7 +544,7 @@ Table_get_peak(Table *t, void *Py_UNUSED(c)) { return PyLong_FromLongLong(t->pea
 static PyObject *
 Table_get_ended(Table *t, void *Py_UNUSED(c)) { return PyLong_FromLongLong(t->nexp); }
 static PyObject *
-Table_get_free(Table *t, void *Py_UNUSED(c)) { return PyLong_FromLongLong(t->nfree); }
+Table_get_free(Table *t, void *Py_UNUSED(c)) { return PyLong_FromLongLong(t->nfree + t->cap - t->fresh); }
 
 static PyMethodDef Table_methods[] = {
     {"bind", (PyCFunction)Table_bind, METH_VARARGS, bind_doc},
