@@ -13,6 +13,10 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+# Octets of IP payload (after the IPv4 header and its options, after the IPv6 fixed header: the
+# payload as RFC 791 and RFC 8200 count it) kept for hash-based selection.
+PAYLOAD_HEAD = 64
+
 # Column name -> (dtype, per-row shape). Addresses are 16 octets for both families; an IPv4
 # address sits in octets 0..3 with the rest zero, so one grouping works for both.
 COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -36,6 +40,11 @@ COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
     "vlan_id": ("uint16", ()),  # outermost 802.1Q/802.1ad VID, 0 if untagged
     "src_mac": ("uint64", ()),  # 48-bit MAC in the low bits, 0 if the link has none
     "dst_mac": ("uint64", ()),
+    # Hash-based selection's input (RFC 5475 §6.2.4.1), decoded only when a filterHash asks.
+    "ip_word1": ("uint32", ()),  # IP header octets 4..7 as sent (IPv4 id/flags/offset,
+    #                              IPv6 payload length/next header/hop limit)
+    "payload_head": ("uint8", (PAYLOAD_HEAD,)),  # first octets of the IP payload, zero-filled
+    "payload_head_len": ("uint8", ()),  # how many of them the packet has and the capture kept
 }
 
 
@@ -63,6 +72,9 @@ class PacketBatch:
     vlan_id: np.ndarray
     src_mac: np.ndarray
     dst_mac: np.ndarray
+    ip_word1: np.ndarray
+    payload_head: np.ndarray
+    payload_head_len: np.ndarray
 
     def __len__(self) -> int:
         return int(self.ts_us.shape[0])

@@ -33,7 +33,7 @@ import numpy as np
 
 from probe.branchless import keep, pick
 from probe.capture import reasons as r
-from probe.capture.batch import COLUMNS, DecodeStats, PacketBatch
+from probe.capture.batch import COLUMNS, PAYLOAD_HEAD, DecodeStats, PacketBatch
 from probe.capture.gather import Buffer, be16
 from probe.capture.ipv6ext import EXTENSION_HEADERS, walk
 from probe.capture.link import decode_link
@@ -64,6 +64,14 @@ def _addresses(ip: np.ndarray, is6: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     dst[:, 0] = pick(is6, words[:, 3], words[:, 2] & np.uint64(0xFFFFFFFF))
     dst[:, 1] = keep(is6, words[:, 4])
     return src.view(np.uint8), dst.view(np.uint8)
+
+
+def _payload_head(mem: Buffer, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """The first PAYLOAD_HEAD octets from ``start``, zeros from ``stop`` on (the end of the IP
+    packet or of the capture, whichever comes first), so what a packet lacks reads as zero."""
+    head = mem.window(start, PAYLOAD_HEAD)
+    head[np.arange(PAYLOAD_HEAD) >= (stop - start)[:, None]] = 0
+    return head
 
 
 def _flag(reason: np.ndarray, where: np.ndarray, code: int) -> None:
@@ -123,6 +131,7 @@ def decode_batch(
     frag_field = be16(ip, 6)
     proto = pick(is6, ip[:, 6], ip[:, 9])
     l4 = pick(is6, p + 40, p + ihl)
+    payload = l4  # the IP payload: extension headers are part of it (RFC 8200 §3)
     # A zero IPv6 payload length is a jumbogram or Linux BIG TCP (which may omit the jumbo
     # hop-by-hop option on tunnels): the frame says how long.
     ip_end = pick(is6, pick(payload_len == 0, end, p + 40 + payload_len), p + total)
@@ -135,6 +144,7 @@ def decode_batch(
     # --- slow path: IPv6 extension-header chains, walked per packet, written back in place.
     chain = np.flatnonzero((reason == r.OK) & is6 & _IS_EXTENSION[proto])
     if chain.size:
+        payload = l4.copy()  # the walk moves l4 to the upper layer; the payload stays
         view = memoryview(buf)
         for i in chain.tolist():
             up = walk(view, int(proto[i]), int(l4[i]), int(end[i]), int(ip_end[i]))
@@ -190,6 +200,10 @@ def decode_batch(
         "vlan_id": lambda: link.vlan_id,
         "src_mac": lambda: link.src_mac,
         "dst_mac": lambda: link.dst_mac,
+        "ip_word1": lambda: ((be16(ip, 4) << 16) | be16(ip, 6)).astype(np.uint32),
+        "payload_head": lambda: _payload_head(mem, payload, np.minimum(end, ip_end)),
+        "payload_head_len": lambda: np.clip(np.minimum(end, ip_end) - payload, 0,
+                                            PAYLOAD_HEAD).astype(np.uint8),
     }
     decoded = None if kept == n else reason == r.OK
     columns = {}

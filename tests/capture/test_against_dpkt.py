@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from probe.capture import COLUMNS
+from probe.capture.batch import PAYLOAD_HEAD
 from tests.capture.helpers import PCAPS, read_all
 
 
@@ -36,6 +37,15 @@ def _dpkt_rows(path) -> list[dict[str, object]]:
                 "frag_id": 0 if v6 else ip.id,
                 "fragment": 0,
             }
+            # Hash-selection input: header octets 4..7 and the head of the IP payload, taken
+            # from the frame itself (the IP header follows Ethernet and its 802.1Q tags).
+            at = 14 + 4 * len(getattr(eth, "vlan_tags", None) or ())
+            payload = at + (40 if v6 else ip.hl * 4)
+            stop = min(len(frame), at + (40 + ip.plen if v6 else ip.len))
+            head = frame[payload:stop][:PAYLOAD_HEAD]
+            row["ip_word1"] = int.from_bytes(frame[at + 4:at + 8], "big")
+            row["payload_head"] = head.ljust(PAYLOAD_HEAD, b"\0")
+            row["payload_head_len"] = len(head)
             proto = ip.p if not v6 else ip.nxt
             non_first = not v6 and ip.offset > 0
             if not v6 and (ip.mf or ip.offset):
@@ -59,9 +69,9 @@ def test_vectorised_decode_matches_dpkt(name):
     assert len(batch) == len(expected) > 0
     for column in COLUMNS:
         got = getattr(batch, column)
-        if column.endswith("_addr"):
+        if column.endswith("_addr") or column == "payload_head":
             joined = b"".join(row[column] for row in expected)  # type: ignore[misc]
-            want = np.frombuffer(joined, dtype=np.uint8).reshape(-1, 16)
+            want = np.frombuffer(joined, dtype=np.uint8).reshape(len(expected), -1)
         else:
             want = np.array([row[column] for row in expected])
         np.testing.assert_array_equal(got, want.astype(got.dtype), err_msg=column)

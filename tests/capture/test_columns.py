@@ -11,6 +11,7 @@ from scapy.layers.l2 import Dot1AD, Dot1Q
 from scapy.packet import Raw
 
 from probe.capture import COLUMNS, PacketBatch
+from probe.capture.batch import PAYLOAD_HEAD
 from tests.capture.helpers import DST_MAC, SRC_MAC, TS, addr, check_invariant, decode_frames, ether
 
 
@@ -59,6 +60,9 @@ def test_ipv4_tcp_every_column(tmp_path):
         "vlan_id": 123,
         "src_mac": _mac_int(SRC_MAC),
         "dst_mac": _mac_int(DST_MAC),
+        "ip_word1": 0xBEEF_0000,  # identification, then flags and fragment offset (none)
+        "payload_head": bytes(raw[18 + 20:]).ljust(PAYLOAD_HEAD, b"\0"),  # TCP header + data
+        "payload_head_len": 20 + 10,
     }
 
 
@@ -91,6 +95,9 @@ def test_ipv6_udp_every_column(tmp_path):
         "vlan_id": 0,
         "src_mac": _mac_int(SRC_MAC),
         "dst_mac": _mac_int(DST_MAC),
+        "ip_word1": (8 + 7) << 16 | 17 << 8 | 3,  # payload length, next header, hop limit
+        "payload_head": bytes(frame)[14 + 40:].ljust(PAYLOAD_HEAD, b"\0"),
+        "payload_head_len": 8 + 7,
     }
 
 
@@ -161,3 +168,22 @@ def test_zero_length_fields_take_the_frame_length(tmp_path):
     batch, _ = decode_frames(tmp_path, [bytes(v4), bytes(v6)])
     assert batch.ip_len.tolist() == [1000, 140]
     assert batch.src_port.tolist() == [1, 3]
+
+
+def test_payload_head_starts_after_ipv4_options_and_stops_at_the_ip_end(tmp_path):
+    """The hash input's payload octets: after the options, never the Ethernet padding."""
+    from scapy.layers.inet import IPOption_NOP
+
+    padded = ether() / IP(src="192.0.2.1", dst="192.0.2.2", options=[IPOption_NOP()] * 4) \
+        / UDP(sport=1, dport=2) / Raw(b"ab")
+    raw = bytes(padded).ljust(60, b"\xee")  # Ethernet minimum: padding after the IP packet
+    batch, _ = decode_frames(tmp_path, [raw])
+    assert int(batch.payload_head_len[0]) == 8 + 2
+    assert bytes(batch.payload_head[0]) == raw[14 + 24:14 + 24 + 10].ljust(PAYLOAD_HEAD, b"\0")
+
+
+def test_payload_head_keeps_only_what_the_snaplen_captured(tmp_path):
+    frame = bytes(ether() / IP(src="192.0.2.1", dst="192.0.2.2") / UDP() / Raw(b"z" * 200))
+    batch, _ = decode_frames(tmp_path, [frame], snaplen=14 + 20 + 12)
+    assert int(batch.payload_head_len[0]) == 12
+    assert bytes(batch.payload_head[0]) == frame[34:46].ljust(PAYLOAD_HEAD, b"\0")
