@@ -12,7 +12,7 @@ from probe.cache.build import concat_chunks, record_batches
 from probe.cache.fields import KeyLayout, packet_values, take_keys, value_specs
 from probe.cache.records import RecordBatch
 from probe.cache.table import STATE, Chunk, FlowTable
-from probe.capture.batch import COLUMNS, PacketBatch
+from probe.capture.batch import ColumnReads, PacketBatch
 from probe.config import model
 from probe.ie import METERED_KEYS
 
@@ -218,35 +218,23 @@ def kept_extremes(layout: model.CacheLayout) -> tuple[str, ...]:
 _ALWAYS_READ = frozenset({"ts_us", "ip_version", "proto", "ip_len", "tcp_flags"})
 
 
-class _Reads:
-    """Stands in for a PacketBatch and notes which columns are read."""
-
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-
-    def __len__(self) -> int:
-        return 0
-
-    def __getattr__(self, name: str) -> np.ndarray:
-        dtype, shape = COLUMNS[name]
-        self.names.add(name)
-        return np.zeros((0, *shape), dtype)
-
-
 def columns_read(cfg: model.Cache) -> frozenset[str]:
     """The PacketBatch columns a cache of this config reads, found by running its key builder
     and value extractors on a batch that notes what they read (so they cannot disagree)."""
-    reads = _Reads()
+    reads = ColumnReads()
     KeyLayout(cfg.layout.key_names).words(reads)  # type: ignore[arg-type]
     packet_values(reads, first_packet_values(cfg.layout))  # type: ignore[arg-type]
     return _ALWAYS_READ | reads.names | {EXTREMES[k][0] for k in kept_extremes(cfg.layout)}
 
 
 def columns_for_point(op: model.ObservationPoint) -> frozenset[str]:
-    """What an Observation Point must decode: what its caches read, and packet times for the
-    selectors (count- and time-based sampling read nothing else)."""
+    """What an Observation Point must decode: what its caches read, packet times for the
+    selectors (count- and time-based sampling read nothing else) and what filters read."""
+    from probe.selection import columns_for
+
     out = {"ts_us"}
     for sp in op.selection_processes:
+        out |= columns_for(sp.selectors)
         if sp.cache is not None:
             out |= columns_read(sp.cache)
     return frozenset(out)

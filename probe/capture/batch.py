@@ -94,6 +94,22 @@ class PacketBatch:
         return cls(**{k: np.concatenate([getattr(b, k) for b in batches]) for k in COLUMNS})
 
 
+class ColumnReads:
+    """Stands in for a PacketBatch of no rows and notes which columns are read: running a
+    cache's or a selector's code on it says what the decoder must fill for them."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def __len__(self) -> int:
+        return 0
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        dtype, shape = COLUMNS[name]
+        self.names.add(name)
+        return np.zeros((0, *shape), dtype)
+
+
 @dataclass(slots=True)
 class DecodeStats:
     """What a capture source read and why it skipped what it skipped."""

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from probe.config.defaults import DEFAULT_ACTIVE_TIMEOUT, DEFAULT_IDLE_TIMEOUT
+from probe.config.filters import build_filter_hash, build_filter_match
 from probe.config.model import (
     Cache,
     CacheField,
@@ -134,6 +135,10 @@ def _selector(sel: dict[str, Any]) -> Selector:
         p = sel["sampUniProb"]
         return SampUniProb(name=name, probability=float(Decimal(p["probability"])),
                            seed=_opt_int(p, FP + "seed"))
+    if "filterMatch" in sel:
+        return build_filter_match(name, sel["filterMatch"])
+    if "filterHash" in sel:
+        return build_filter_hash(name, sel["filterHash"])
     return SelectAll(name=name)
 
 

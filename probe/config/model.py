@@ -152,7 +152,54 @@ class SampUniProb(_Frozen):
     seed: int | None = None
 
 
-Selector = SelectAll | SampCountBased | SampTimeBased | SampRandOutOfN | SampUniProb
+@_frozen
+class FilterMatch(_Frozen):
+    """Property match (RFC 5475 §6.1): a packet is selected when its IE equals ``value``."""
+
+    name: str
+    method: Literal["filterMatch"] = "filterMatch"
+    ie_id: int
+    ie_name: str
+    value: int | bytes  # integers, IPv4 and MAC addresses as numbers; IPv6 as 16 octets
+
+
+@_frozen
+class HashRange(_Frozen):
+    name: str
+    min: int
+    max: int
+
+
+HashFunction = Literal["BOB", "IPSX", "CRC"]
+# The largest value each function returns (outputRangeMin is 0 for all three).
+HASH_OUTPUT_MAX: dict[str, int] = {"BOB": 2**32 - 1, "IPSX": 2**16 - 1, "CRC": 2**32 - 1}
+
+
+@_frozen
+class FilterHash(_Frozen):
+    """Hash-based filtering (RFC 5475 §6.2): a packet is selected when the hash of its
+    invariant octets falls in one of ``ranges`` (inclusive, non-overlapping)."""
+
+    name: str
+    method: Literal["filterHash"] = "filterHash"
+    hash_function: HashFunction = "BOB"
+    initializer_value: int = 0
+    ip_payload_offset: int = 0  # octets of IP payload skipped before the hashed ones
+    ip_payload_size: int = 8  # octets of IP payload hashed (fewer if the packet has fewer)
+    ranges: tuple[HashRange, ...]
+
+    @property
+    def output_range_max(self) -> int:
+        return HASH_OUTPUT_MAX[self.hash_function]
+
+    @property
+    def share(self) -> float:
+        """The configured selection fraction: selected hash values over all hash values."""
+        return sum(r.max - r.min + 1 for r in self.ranges) / (self.output_range_max + 1)
+
+
+Selector = (SelectAll | SampCountBased | SampTimeBased | SampRandOutOfN | SampUniProb
+            | FilterMatch | FilterHash)
 
 
 @_frozen

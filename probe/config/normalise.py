@@ -51,9 +51,6 @@ UNSUPPORTED = {
     "sctpCollector": "SCTP collection is not supported; use udpCollector or tcpCollector",
     "fileWriter": "writing IPFIX files is not supported; use udpExporter or tcpExporter",
     "fileReader": "reading IPFIX files is not supported; use udpCollector or tcpCollector",
-    "filterMatch": "property-match filtering is not supported; use flowprobe:bpfFilter on the "
-                   "observationPoint",
-    "filterHash": "hash-based filtering is not supported",
     "transportLayerSecurity": "TLS/DTLS is not supported",
     "ifIndex": "interfaces are named with ifName, not ifIndex",
     "entPhysicalName": "line cards are not supported; use ifName or flowprobe:offlineFile",

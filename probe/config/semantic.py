@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+from probe.config.filters import filter_hash_problems, filter_match_problems
 from probe.config.paths import ROOT, quote
 from probe.ie import (
     CUMULATIVE_COUNTERS,
@@ -26,7 +27,7 @@ from probe.ie.iana import ELEMENTS
 
 CACHE_KINDS = ("immediateCache", "timeoutCache", "naturalCache", "permanentCache")
 SELECTOR_METHODS = ("selectAll", "sampCountBased", "sampTimeBased", "sampRandOutOfN",
-                    "sampUniProb")
+                    "sampUniProb", "filterMatch", "filterHash")
 SUPPORTED_VERSIONS = (5, 9, 10)
 VERSION_LABEL = {5: "NetFlow v5", 9: "NetFlow v9", 10: "IPFIX"}
 
@@ -140,6 +141,10 @@ def _selection_process(path: str, sp: dict[str, Any]) -> Problems:
         if "sampUniProb" in sel and Decimal(sel["sampUniProb"]["probability"]) == 0:
             problems.append((f"{spath}/sampUniProb/probability",
                              "0 selects no packet; use a probability above 0"))
+        if "filterMatch" in sel:
+            problems += filter_match_problems(f"{spath}/filterMatch", sel["filterMatch"])
+        if "filterHash" in sel:
+            problems += filter_hash_problems(f"{spath}/filterHash", sel["filterHash"])
     return problems
 
 

@@ -26,7 +26,7 @@ class Selector(Protocol):
     def select(self, batch: PacketBatch) -> np.ndarray: ...
 
 
-class _Counted:
+class Counted:
     """RFC 6728 selector state: packetsObserved = selected + packetsDropped, always."""
 
     def __init__(self, name: str) -> None:
@@ -41,12 +41,12 @@ class _Counted:
         return mask
 
 
-class SelectAllSelector(_Counted):
+class SelectAllSelector(Counted):
     def select(self, batch: PacketBatch) -> np.ndarray:
         return self._account(np.ones(len(batch), dtype=bool))
 
 
-class CountBasedSelector(_Counted):
+class CountBasedSelector(Counted):
     """sampCountBased: the first ``packet_interval`` of every ``interval + space`` packets.
 
     The period is counted over the packets this selector observes (after earlier selectors),
@@ -64,7 +64,7 @@ class CountBasedSelector(_Counted):
         return self._account(pos % self.period < self.interval)
 
 
-class TimeBasedSelector(_Counted):
+class TimeBasedSelector(Counted):
     """sampTimeBased: packets whose time falls in ``time_interval`` µs out of every period.
 
     RFC 5475 §6.1.1 leaves the phase open; here the periods start at the time of the first
@@ -89,7 +89,7 @@ class TimeBasedSelector(_Counted):
         return self._account(phase < self.interval)
 
 
-class RandOutOfNSelector(_Counted):
+class RandOutOfNSelector(Counted):
     """sampRandOutOfN: exactly ``size`` packets chosen at random from each ``population``.
 
     Populations are consecutive runs of ``population`` observed packets. The choice for a
@@ -122,7 +122,7 @@ class RandOutOfNSelector(_Counted):
         return self._account(have[:n].copy())
 
 
-class UniProbSelector(_Counted):
+class UniProbSelector(Counted):
     """sampUniProb: each packet independently with ``probability`` (seedable generator).
 
     One uniform draw per observed packet in stream order, so the decisions are the same
@@ -149,4 +149,22 @@ def build_selector(cfg: model.Selector) -> Selector:
         return RandOutOfNSelector(cfg)
     if isinstance(cfg, model.SampUniProb):
         return UniProbSelector(cfg)
+    from probe.selection.filters import FilterHashSelector, FilterMatchSelector
+
+    if isinstance(cfg, model.FilterHash):
+        return FilterHashSelector(cfg)
+    if isinstance(cfg, model.FilterMatch):
+        return FilterMatchSelector(cfg)
     raise TypeError(f"unknown selector {cfg!r}")
+
+
+def columns_for(selectors: tuple[model.Selector, ...]) -> frozenset[str]:
+    """The PacketBatch columns these selectors read besides packet times: the sampling ones
+    read only times (or nothing), the filters read what their method needs."""
+    from probe.selection.filters import columns_read
+
+    out: set[str] = set()
+    for cfg in selectors:
+        if isinstance(cfg, model.FilterHash | model.FilterMatch):
+            out |= columns_read(build_selector(cfg))  # type: ignore[arg-type]
+    return frozenset(out)

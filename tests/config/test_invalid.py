@@ -73,6 +73,11 @@ def _field(i: int, **kv: Any) -> Callable[[Doc], None]:
     return lambda d: _fields(d)[i].update(kv)
 
 
+def _selector(method: str, body: Doc) -> Callable[[Doc], None]:
+    """Replace the first selector with one named S of ``method``."""
+    return _set(lambda d: d["selectionProcess"][0]["selector"], 0, {"name": "S", method: body})
+
+
 def _collector(d: Doc) -> None:
     d["collectingProcess"] = [{"name": "Relay", "udpCollector": [{"name": "in"}],
                                "exportingProcess": ["Nowhere"]}]
@@ -161,9 +166,14 @@ SCHEMA_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
      f"{DEST}/sctpExporter", "SCTP export is not supported"),
     ("file-writer", _replace_dest("fileWriter", {"file": "file:///tmp/x.ipfix"}),
      f"{DEST}/fileWriter", "writing IPFIX files is not supported"),
-    ("filter-hash", lambda d: d["selectionProcess"][0]["selector"].__setitem__(
-        0, {"name": "Select all", "filterHash": {}}), f"{SEL}/filterHash",
-     "hash-based filtering is not supported"),
+    ("filter-hash-state-leaf", _selector("filterHash", {"outputRangeMax": 7}),
+     f"{SP}/selector[name='S']/filterHash/outputRangeMax",
+     "'outputRangeMax' is state data the probe reports, not configuration"),
+    ("filter-hash-unknown-function", _selector("filterHash", {"hashFunction": "MD5"}),
+     f"{SP}/selector[name='S']/filterHash/hashFunction", "expected one of BOB, CRC, IPSX"),
+    ("filter-match-two-ies", _selector("filterMatch", {"ieName": "vlanId", "ieId": 58,
+                                                        "value": "1"}),
+     f"{SP}/selector[name='S']/filterMatch", "ieName and ieId are alternatives"),
     ("tls", _set(_udp, "transportLayerSecurity", {}), f"{UDP}/transportLayerSecurity",
      "TLS/DTLS is not supported"),
     ("active-timeout-in-permanent-cache", _to_cache_kind("permanentCache"),
@@ -230,6 +240,49 @@ SEMANTIC_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
     ("collector-without-endpoint", lambda d: d.__setitem__(
         "collectingProcess", [{"name": "Relay"}]), "/ipfix/collectingProcess[name='Relay']",
      "needs a udpCollector or a tcpCollector"),
+    ("filter-hash-range-above-ipsx", _selector("filterHash", {
+        "hashFunction": "IPSX", "selectedRange": [{"name": "r", "min": 0, "max": 70000}]}),
+     f"{SP}/selector[name='S']/filterHash/selectedRange[name='r']/max",
+     "70000 is above the largest IPSX value (65535)"),
+    ("filter-hash-overlap", _selector("filterHash", {"selectedRange": [
+        {"name": "a", "min": 0, "max": 100}, {"name": "b", "min": 100, "max": 200}]}),
+     f"{SP}/selector[name='S']/filterHash/selectedRange[name='b']",
+     "overlaps selectedRange 'a'"),
+    ("filter-hash-min-above-max", _selector("filterHash", {"selectedRange": [
+        {"name": "a", "min": 10, "max": 5}]}),
+     f"{SP}/selector[name='S']/filterHash/selectedRange[name='a']", "min 10 is above max 5"),
+    ("filter-hash-64-bit-initializer", _selector("filterHash", {
+        "initializerValue": 2**32, "selectedRange": [{"name": "a", "max": 5}]}),
+     f"{SP}/selector[name='S']/filterHash/initializerValue",
+     "BOB takes a 32-bit initializer (0..4294967295)"),
+    ("filter-hash-ipsx-initializer", _selector("filterHash", {
+        "hashFunction": "IPSX", "initializerValue": 1, "selectedRange": [{"name": "a"}]}),
+     f"{SP}/selector[name='S']/filterHash/initializerValue", "IPSX takes no initializer"),
+    ("filter-hash-ipsx-payload", _selector("filterHash", {
+        "hashFunction": "IPSX", "ipPayloadSize": 16, "selectedRange": [{"name": "a"}]}),
+     f"{SP}/selector[name='S']/filterHash/ipPayloadOffset",
+     "IPSX always hashes IP payload octets 0..7"),
+    ("filter-hash-payload-out-of-reach", _selector("filterHash", {
+        "ipPayloadOffset": 60, "ipPayloadSize": 8, "selectedRange": [{"name": "a"}]}),
+     f"{SP}/selector[name='S']/filterHash/ipPayloadSize",
+     "octets 60..67 of the IP payload are out of reach"),
+    ("filter-hash-digest", _selector("filterHash", {
+        "digestOutput": True, "selectedRange": [{"name": "a"}]}),
+     f"{SP}/selector[name='S']/filterHash/digestOutput", "needs PSAMP packet reports"),
+    ("filter-match-not-a-packet-property", _selector("filterMatch", {
+        "ieName": "octetDeltaCount", "value": "5"}),
+     f"{SP}/selector[name='S']/filterMatch",
+     "octetDeltaCount is not a packet property flowprobe reads"),
+    ("filter-match-bad-address", _selector("filterMatch", {
+        "ieName": "sourceIPv4Address", "value": "192.0.2.300"}),
+     f"{SP}/selector[name='S']/filterMatch/value",
+     "'192.0.2.300' is not a value of sourceIPv4Address (ipv4Address)"),
+    ("filter-match-too-wide", _selector("filterMatch", {"ieId": 4, "value": "256"}),
+     f"{SP}/selector[name='S']/filterMatch/value",
+     "256 is out of range for protocolIdentifier (unsigned8)"),
+    ("filter-match-bad-mac", _selector("filterMatch", {
+        "ieName": "sourceMacAddress", "value": "00:11:22:33:44"}),
+     f"{SP}/selector[name='S']/filterMatch/value", "is not a value of sourceMacAddress"),
     ("v5-options", lambda d: (_udp(d).__setitem__("ipfixVersion", 5),
                               d["exportingProcess"][0].__setitem__(
                                   "options", [{"name": "o", "optionsType": "flowKeys"}])),

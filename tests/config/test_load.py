@@ -11,7 +11,14 @@ import pydantic
 import pytest
 
 from probe.config import load, load_data, load_text, normalised
-from probe.config.model import SampTimeBased, SampUniProb, SelectAll
+from probe.config.model import (
+    FilterHash,
+    FilterMatch,
+    HashRange,
+    SampTimeBased,
+    SampUniProb,
+    SelectAll,
+)
 from probe.config.schema import data_model
 from tests.config.helpers import CONFIGS, SAMPLES, sample, write
 
@@ -287,3 +294,53 @@ def test_replay_config_needs_no_capture_source() -> None:
     assert (op.if_names, op.offline_file) == ((), None)
     with pytest.raises(UserError, match="nothing to observe"):
         load_data(doc)
+
+
+def test_filter_hash_sample_and_defaults(tmp_path: Path) -> None:
+    """The sample's values reach the model; RFC 6728's defaults fill the rest (BOB, payload
+    octets 0..7), a missing range end is the function's, and IPSX's output is 16 bits."""
+    (sp,) = load(CONFIGS / "sampling-hash.json").selection_processes
+    assert sp.selectors == (FilterHash(
+        name="BOB 1 in 16", hash_function="BOB", initializer_value=2718281828,
+        ip_payload_offset=0, ip_payload_size=8,
+        ranges=(HashRange(name="first sixteenth", min=0, max=2**28 - 1),)),)
+    assert sp.selectors[0].share == 1 / 16
+    doc = sample("sampling-hash.json")
+    doc["selectionProcess"][0]["selector"] = [
+        {"name": "bob", "filterHash": {"selectedRange": [{"name": "top", "min": 2**31}]}},
+        {"name": "ipsx", "filterHash": {"hashFunction": "IPSX",
+                                        "selectedRange": [{"name": "all"}]}},
+        {"name": "crc", "filterHash": {"hashFunction": "ietf-ipfix-psamp:CRC",
+                                       "initializerValue": 7, "ipPayloadOffset": 20,
+                                       "ipPayloadSize": 4,
+                                       "selectedRange": [{"name": "a", "max": 9},
+                                                         {"name": "b", "min": 20, "max": 29}]}}]
+    bob, ipsx, crc = load_data(doc).selection_processes[0].selectors
+    assert isinstance(bob, FilterHash) and isinstance(ipsx, FilterHash)
+    assert isinstance(crc, FilterHash)
+    assert (bob.hash_function, bob.initializer_value, bob.ip_payload_offset,
+            bob.ip_payload_size) == ("BOB", 0, 0, 8)
+    assert bob.ranges == (HashRange(name="top", min=2**31, max=2**32 - 1),) and bob.share == 0.5
+    assert ipsx.ranges == (HashRange(name="all", min=0, max=65535),) and ipsx.share == 1
+    assert (crc.hash_function, crc.initializer_value, crc.ip_payload_offset,
+            crc.ip_payload_size, crc.share) == ("CRC", 7, 20, 4, 20 / 2**32)
+
+
+def test_filter_match_values_by_type() -> None:
+    doc = sample("sampling-hash.json")
+    doc["selectionProcess"][0]["selector"] = [
+        {"name": f"m{i}", "filterMatch": {key: ie, "value": value}}
+        for i, (key, ie, value) in enumerate([
+            ("ieName", "sourceIPv4Address", "192.0.2.10"),
+            ("ieName", "destinationIPv6Address", "2001:db8::1"),
+            ("ieName", "sourceMacAddress", "02-00-5E-10-00-01"),
+            ("ieId", 4, "0x11"),
+            ("ieName", "destinationTransportPort", " 53 ")])]
+    got = [(s.ie_id, s.ie_name, s.value)
+           for s in load_data(doc).selection_processes[0].selectors
+           if isinstance(s, FilterMatch)]
+    assert got == [(8, "sourceIPv4Address", 0xC000020A),
+                   (28, "destinationIPv6Address", bytes.fromhex("20010db8" + "00" * 11 + "01")),
+                   (56, "sourceMacAddress", 0x02005E100001),
+                   (4, "protocolIdentifier", 17),
+                   (11, "destinationTransportPort", 53)]

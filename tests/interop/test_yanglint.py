@@ -77,3 +77,25 @@ def test_yanglint_accepts_converted_goflowd_numbers(tmp_path: Path) -> None:
     out.write_text(json.dumps(normalised(cfg)))
     res = _yanglint(out)
     assert res.returncode == 0, res.stderr
+
+
+def test_yanglint_and_flowprobe_agree_on_filter_hash(tmp_path: Path) -> None:
+    """The filterHash sample (trajectory sampling, exporting to 127.0.0.1) passes both; the
+    same selector without a selectedRange (min-elements 1) fails both."""
+    from probe.config import load_data
+    from probe.errors import UserError
+
+    assert (REPO / "configs" / "sampling-hash.json") in SAMPLES
+    doc = normalised(REPO / "configs" / "sampling-hash.json")
+    sel = doc["ietf-ipfix-psamp:ipfix"]["selectionProcess"][0]["selector"][0]
+    assert "filterHash" in sel
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(doc))
+    assert _yanglint(good).returncode == 0
+    del sel["filterHash"]["selectedRange"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    res = _yanglint(bad)
+    assert res.returncode != 0 and "selectedRange" in res.stderr
+    with pytest.raises(UserError, match="selectedRange"):
+        load_data(doc)
