@@ -21,6 +21,24 @@ from probe.errors import UserError
 COMMANDS = ("run", "replay", "validate", "collect", "stats")
 
 
+class _Version(argparse.Action):
+    """``--version``: the version pip installed (package metadata), read only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("flowprobe")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            text = f"{__version__} (not installed)"
+        print(f"flowprobe {text}")  # stdout, as argparse's own version action prints
+        parser.exit()
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's own errors are user errors too
         self.print_usage(sys.stderr)
@@ -29,7 +47,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="flowprobe", description="Flow meter and exporter (NetFlow v5/v9, IPFIX)")
-    parser.add_argument("--version", action="version", version=f"flowprobe {__version__}")
+    parser.add_argument("--version", action=_Version, help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMANDS:
         try:

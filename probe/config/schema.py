@@ -8,12 +8,15 @@ collectors or file readers fails validation instead of being ignored.
 from __future__ import annotations
 
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 
 from yangson import DataModel
 from yangson.schemanode import InternalNode
 
-YANG_DIR = Path(__file__).resolve().parents[2] / "yang"
+# Package data (``probe/yang``): an installed wheel carries the modules, so validating a config
+# needs no source tree. Packages are installed as directories, so this is a real path.
+YANG_DIR = Path(str(files("probe") / "yang"))
 YANG_LIBRARY = YANG_DIR / "yang-library.json"
 
 IPFIX_MODULE = "ietf-ipfix-psamp"
@@ -34,8 +37,8 @@ FEATURES = (
 def data_model() -> DataModel:
     """Parsing the modules takes most of a second: do it once per process."""
     if not YANG_LIBRARY.is_file():
-        raise RuntimeError(f"the YANG modules are missing ({YANG_LIBRARY} not found): install "
-                           "flowprobe from its source tree with `make install`")
+        raise RuntimeError(f"the YANG modules are missing ({YANG_LIBRARY} not found): the "
+                           "package is incomplete; reinstall flowprobe")
     return DataModel.from_file(str(YANG_LIBRARY), [str(YANG_DIR)])
 
 

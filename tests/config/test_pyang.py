@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-YANG = Path(__file__).resolve().parents[2] / "yang"
+from probe.config.schema import YANG_DIR
+
+YANG = YANG_DIR
 
 
 def _pyang() -> str:

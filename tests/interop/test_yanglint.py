@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from probe.config import normalised
-from probe.config.schema import FEATURES
+from probe.config.schema import FEATURES, YANG_DIR
 
 REPO = Path(__file__).resolve().parents[2]
-YANG = REPO / "yang"
+YANG = YANG_DIR
 SAMPLES = sorted((REPO / "configs").glob("*.json"))
 
 pytestmark = [
