@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench clean man
 
 install: $(STAMP)
 
@@ -31,6 +31,11 @@ bench: install
 	$(BIN)/python -m compileall -q probe  # byte-code cached even where PYTHONDONTWRITEBYTECODE is set
 	$(BIN)/python -m tools.bench
 	-$(BIN)/python -m tools.bench --live
+
+# One man page per command, from the argparse definitions (committed; the wheel installs them
+# under share/man/man1, so `man flowprobe-replay` works beside an installed flowprobe).
+man: install
+	$(BIN)/python -m tools.manpages man
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
