@@ -31,7 +31,7 @@ from probe.selection import SelectionProcess
 log = logging.getLogger(__name__)
 
 DRAIN_S = 2.0  # longest a stopping live capture keeps reading what the kernel buffered
-FLUSH_SLICE = 65536  # flows ended and exported at a time when the input ends
+FLUSH_SLICE = 16384  # flows ended and exported at a time when the input ends
 
 
 @dataclass(slots=True)

@@ -18,9 +18,21 @@ counts Ethernet padding). Loss is checked at the collector: the kernel's drop co
 nfcapd's socket, and for flowprobe nfdump's IPFIX sequence failures (softflowd's IPFIX sequence
 numbers are known to be wrong, so for it only the totals speak).
 
-Memory per cached flow is flowprobe's peak RSS minus its peak RSS on a one-packet trace, divided
+Memory per cached flow is a system's peak RSS minus its peak RSS on a one-packet trace, divided
 by the most flows its cache holds at once under the default timeouts (the generator computes
-that from the packets it wrote).
+that from the packets it wrote; capped by the cache size).
+
+Then the hostile rows (``--hostile``, default all): traces where nearly every packet is a new
+flow, each run with the same cache size for both systems (``softflowd -m N``; flowprobe with a
+config of the default layout and ``maxFlows`` N):
+
+  flood 1M       SYN flood from random spoofed sources, 60 s, cache 65536: full, evicting
+  scan 1M        one host scanning a /20 on 1024 ports, 60 s, cache 65536: full, evicting
+  concurrent 1M  500k long-lived one-way flows alive at once, 60 s, cache 1,000,000: memory
+                 per cached flow (one-way, so one cache entry each for softflowd too, whose
+                 entries are bidirectional)
+
+with evictions per second (flows ended for lack of resources, each system's own count).
 
 The table goes to stdout; the same numbers, every run, go to ``bench/out/bench-<time>.json``.
 """
@@ -90,17 +102,46 @@ class Trace:
     gen_seconds: float | None  # None when reused from the cache
 
 
-def get_trace(packets: int, seed: int, trace_dir: Path) -> Trace:
+@dataclass(frozen=True)
+class Case:
+    """One row group of the table: a trace and the cache size both systems get."""
+
+    label: str
+    packets: int
+    pattern: str = "normal"
+    duration_s: float | None = None
+    flow_packets: float | None = None
+    max_flows: int | None = None  # None: each system's default
+
+    @property
+    def stem(self) -> str:
+        if self.pattern == "normal":
+            return f"trace-{size_label(self.packets)}"
+        return (f"trace-{self.pattern}-{size_label(self.packets)}-d{self.duration_s:g}"
+                f"-f{self.flow_packets or 0:g}")
+
+
+HOSTILE = {
+    "flood": Case("flood 1M", 1_000_000, "synflood", 60.0, max_flows=65536),
+    "scan": Case("scan 1M", 1_000_000, "scan", 60.0, max_flows=65536),
+    "concurrent": Case("concurrent 1M", 1_000_000, "concurrent", 60.0, flow_packets=2,
+                       max_flows=1_000_000),  # 500k one-way flows: one entry each in both
+}
+
+
+def get_trace(packets: int, seed: int, trace_dir: Path, case: Case | None = None) -> Trace:
+    case = case or Case(size_label(packets), packets)
     trace_dir.mkdir(parents=True, exist_ok=True)
-    stem = trace_dir / f"trace-{size_label(packets)}-s{seed}-{generator_version()}"
+    stem = trace_dir / f"{case.stem}-s{seed}-{generator_version()}"
     pcap, npz, meta = stem.with_suffix(".pcap"), stem.with_suffix(".npz"), stem.with_suffix(".json")
     if pcap.exists() and npz.exists() and meta.exists():
         summary = json.loads(meta.read_text())
         return Trace(pcap, summary, np.load(npz)["totals"], None)
-    for stale in trace_dir.glob(f"trace-{size_label(packets)}-s{seed}-*"):
+    for stale in trace_dir.glob(f"{case.stem}-s{seed}-*"):
         stale.unlink()  # an older generator's trace of this size and seed: 100s of MB each
     t0 = time.perf_counter()
-    summary = tracegen.generate(pcap, packets, seed, totals=True)
+    summary = tracegen.generate(pcap, packets, seed, totals=True, pattern=case.pattern,
+                                duration_s=case.duration_s, flow_packets=case.flow_packets)
     took = time.perf_counter() - t0
     totals = summary.pop("totals")
     summary["generate_seconds"] = round(took, 2)
@@ -279,6 +320,7 @@ class Run:
     # exporter's and nfcapd's), and time the hypervisor took away (steal): what skews walls.
     others_cpu_s: float | None = None
     steal_s: float | None = None
+    evictions: int | None = None  # flows the exporter ended because its cache was full
 
 
 # Linux carries a process's peak RSS across exec (and a vfork child shares its parent's memory),
@@ -332,14 +374,44 @@ def rss_floor_kb(workdir: Path) -> int:
     return measure(["true"], workdir / "floor.log").maxrss_kb
 
 
-def softflowd_cmd(trace: Path, port: int) -> list[str]:
-    return ["softflowd", "-r", str(trace), "-v", "10", "-6", "-d", "-c", "none",
+def softflowd_cmd(trace: Path, port: int, max_flows: int | None = None) -> list[str]:
+    cache = ["-m", str(max_flows)] if max_flows else []
+    return ["softflowd", "-r", str(trace), "-v", "10", "-6", "-d", "-c", "none", *cache,
             "-n", f"127.0.0.1:{port}"]
 
 
-def flowprobe_cmd(trace: Path, port: int) -> list[str]:
-    return [str(FLOWPROBE), "replay", str(trace), "--export", f"udp://127.0.0.1:{port}",
-            "--version", "10"]
+def flowprobe_cmd(trace: Path, port: int, max_flows: int | None = None) -> list[str]:
+    cache = ["-c", str(cache_config(max_flows))] if max_flows else []
+    return [str(FLOWPROBE), "replay", str(trace), *cache, "--export",
+            f"udp://127.0.0.1:{port}", "--version", "10"]
+
+
+def cache_config(max_flows: int) -> Path:
+    """A config like ``replay``'s built-in one (default layout and timeouts) but for the cache
+    size; ``--export`` replaces its exporting process."""
+    from probe.config.defaults import (
+        DEFAULT_ACTIVE_TIMEOUT,
+        DEFAULT_IDLE_TIMEOUT,
+        DEFAULT_KEYS,
+        DEFAULT_NONKEYS,
+    )
+
+    fields = [{"name": f"Field {i}", "ieName": name}
+              | ({"isFlowKey": [None]} if name in DEFAULT_KEYS else {})
+              for i, name in enumerate(DEFAULT_KEYS + DEFAULT_NONKEYS, start=1)]
+    doc = {
+        "observationPoint": [{"name": "trace", "observationDomainId": 1,
+                              "selectionProcess": ["All"]}],
+        "selectionProcess": [{"name": "All", "selector": [{"name": "all", "selectAll": [None]}],
+                              "cache": "Flow cache"}],
+        "cache": [{"name": "Flow cache", "timeoutCache": {
+            "maxFlows": max_flows, "activeTimeout": DEFAULT_ACTIVE_TIMEOUT,
+            "idleTimeout": DEFAULT_IDLE_TIMEOUT, "cacheLayout": {"cacheField": fields}}}],
+    }
+    path = OUT / f"cache-{max_flows}.json"
+    OUT.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1))
+    return path
 
 
 def softflowd_records(log: str) -> int | None:
@@ -354,10 +426,23 @@ def flowprobe_records(log: str) -> int | None:
     return sum(int(n) for n in found) if found else None
 
 
+def softflowd_evictions(log: str) -> int | None:
+    """softflowd -d's expiry reasons: 'maxflows = N' (flows forced out of a full table)."""
+    m = re.search(r"maxflows =\s*(\d+)", log)
+    return int(m.group(1)) if m else None
+
+
+def flowprobe_evictions(log: str) -> int | None:
+    """flowprobe's exit summary: 'expired: lack of resources N' per cache (0 when absent)."""
+    found = re.findall(r"expired: lack of resources\s+(\d+)", log)
+    return sum(int(n) for n in found) if "records" in log else None
+
+
 SYSTEMS = {
-    # name: (command, octets the collector should show, records the exporter says it sent)
-    "softflowd": (softflowd_cmd, "l2_octets", softflowd_records),
-    "flowprobe": (flowprobe_cmd, "ip_octets", flowprobe_records),
+    # name: (command, octets the collector should show, records the exporter says it sent,
+    #        flows it ended because its cache was full)
+    "softflowd": (softflowd_cmd, "l2_octets", softflowd_records, softflowd_evictions),
+    "flowprobe": (flowprobe_cmd, "ip_octets", flowprobe_records, flowprobe_evictions),
 }
 
 
@@ -383,14 +468,14 @@ def _cpu_ticks() -> tuple[int, int] | None:
 
 
 def run_once(system: str, trace: Trace, want: dict[Key, tuple[int, int]], workdir: Path,
-             keep: bool) -> Run:
-    cmd_of, _, records_of = SYSTEMS[system]
+             keep: bool, max_flows: int | None = None) -> Run:
+    cmd_of, _, records_of, evictions_of = SYSTEMS[system]
     col = Collector(workdir)
     try:
         log = col.dir / f"{system}.log"
         load = os.getloadavg()[0]
         ticks0 = _cpu_ticks()
-        run = measure(cmd_of(trace.path, col.port), log)
+        run = measure(cmd_of(trace.path, col.port, max_flows), log)
         ticks1 = _cpu_ticks()
         col.stop()
         if ticks0 is not None and ticks1 is not None:
@@ -398,7 +483,9 @@ def run_once(system: str, trace: Trace, want: dict[Key, tuple[int, int]], workdi
             busy = (ticks1[0] - ticks0[0]) / hz
             run.others_cpu_s = max(0.0, busy - run.cpu_s - (col.cpu_s or 0.0))
             run.steal_s = (ticks1[1] - ticks0[1]) / hz
-        sent = records_of(log.read_text(errors="replace"))
+        text = log.read_text(errors="replace")
+        sent = records_of(text)
+        run.evictions = evictions_of(text)
         run.collector = {**col.info(), "socket_drops": col.drops, "records_sent": sent,
                          "nfcapd_cpu_s": col.cpu_s}
         run.loadavg_before = load
@@ -419,14 +506,19 @@ def run_once(system: str, trace: Trace, want: dict[Key, tuple[int, int]], workdi
     return run
 
 
-def baseline(workdir: Path, keep: bool) -> Run:
-    """flowprobe on a one-packet trace: start-up time and the RSS of the interpreter, numpy and
-    the pipeline with no flows, the base that memory per flow is measured from."""
+def baseline(workdir: Path, keep: bool, system: str = "flowprobe",
+             max_flows: int | None = None) -> Run:
+    """A system on a one-packet trace, run as a case runs it (the same cache size, so for
+    flowprobe the same config to validate): start-up time and the RSS with no flows (for
+    flowprobe the interpreter, numpy and the pipeline), the base memory per flow is measured
+    from."""
     pcap = workdir / "one-packet.pcap"
-    tracegen.generate(pcap, 1, 1)
+    if not pcap.exists():
+        tracegen.generate(pcap, 1, 1)
     col = Collector(workdir)
     try:
-        run = measure(flowprobe_cmd(pcap, col.port), col.dir / "baseline.log")
+        run = measure(SYSTEMS[system][0](pcap, col.port, max_flows),
+                      col.dir / f"baseline-{system}.log")
     finally:
         col.stop()
         if not keep:
@@ -510,7 +602,7 @@ def median_of(runs: list[Run]) -> dict[str, float]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = ("trace", "system", "wall s", "CPU s", "peak RSS MB", "Mpkt/s", "wall ratio",
-            "CPU ratio", "B/flow", "totals", "loss")
+            "CPU ratio", "B/flow", "evict/s", "totals", "loss")
     lines = [head]
     for r in rows:
         if r.get("unavailable"):
@@ -523,6 +615,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{r['ratio']:.2f}x" if r.get("ratio") else "",
             f"{r['cpu_ratio']:.2f}x" if r.get("cpu_ratio") else "",
             f"{r['bytes_per_flow']:.0f}" if r.get("bytes_per_flow") else "",
+            f"{r['evictions_per_s'] / 1000:.0f}k" if r.get("evictions_per_s") else "",
             _totals_cell(r), "lost" if r["loss"] else "none",
         ))
     widths = [max(len(str(row[i])) for row in lines) for i in range(len(head))]
@@ -545,7 +638,8 @@ def _totals_cell(row: dict[str, Any]) -> str:
 def marginal_bytes_per_flow(rows: list[dict[str, Any]]) -> float | None:
     """RSS growth per extra cached flow between the traces with the fewest and most flows in
     cache: batch buffers and the interpreter cancel out, the flow table does not."""
-    fp = [r for r in rows if r["system"] == "flowprobe" and r.get("max_active_flows")]
+    fp = [r for r in rows if r["system"] == "flowprobe" and r.get("max_active_flows")
+          and not r.get("max_flows")]  # the sizes' rows: the default cache
     if len(fp) < 2:
         return None
     lo = min(fp, key=lambda r: r["max_active_flows"])
@@ -557,7 +651,7 @@ def marginal_bytes_per_flow(rows: list[dict[str, Any]]) -> float | None:
 
 
 def acceptance(rows: list[dict[str, Any]], startup_s: float | None = None) -> list[str]:
-    """Issue #6's acceptance criteria, evaluated on this run's medians.
+    """Issues #6's and #11's acceptance criteria, evaluated on this run's medians.
 
     flowprobe's start-up (one-packet trace) dominates the 100k trace, which makes the
     per-packet criterion easy; the same ratio without it is printed too."""
@@ -582,6 +676,20 @@ def acceptance(rows: list[dict[str, Any]], startup_s: float | None = None) -> li
                 if net["100k"] > 0:
                     line += f"; without start-up {net['5M'] / net['100k']:.2f}"
             out.append(line)
+    soft = {r["trace"]: r for r in rows if r["system"] == "softflowd" and "median" in r}
+    for label in ("flood 1M", "scan 1M"):
+        if label in fp and fp[label].get("ratio"):
+            r = fp[label]
+            good = r["ratio"] <= 1.0 and r["totals_ok"] and not r["loss"]
+            out.append(f"{label}, full cache: flowprobe/softflowd wall {r['ratio']:.2f}x (<= 1.0x, "
+                       f"goal 0.5x), totals {'identical' if r['totals_ok'] else 'DIFFER'}, "
+                       f"{'loss' if r['loss'] else 'no loss'}: {'met' if good else 'NOT met'}")
+    label = "concurrent 1M"
+    if label in fp and label in soft and fp[label].get("bytes_per_flow"):
+        mine, theirs = fp[label]["bytes_per_flow"], soft[label].get("bytes_per_flow") or 0.0
+        out.append(f"{label}: {fp[label]['max_active_flows']} flows cached at once, flowprobe "
+                   f"{mine:.0f} B/flow vs softflowd {theirs:.0f} (<= softflowd, goal 100): "
+                   f"{'met' if mine <= theirs else 'NOT met'}")
     return out
 
 
@@ -610,6 +718,58 @@ def environment() -> dict[str, Any]:
     }
 
 
+def bench_case(case: Case, trace: Trace, systems: list[str], ready: list[str], runs_each: int,
+               workdir: Path, keep: bool, bases: dict[tuple[str, int | None], int],
+               why_not: str | None) -> list[dict[str, Any]]:
+    """Every system's runs on one trace, alternating, and a table row each."""
+    # Runs alternate between the systems (softflowd, flowprobe, softflowd, ...), so a
+    # machine whose speed drifts during the bench (a shared host) weighs on both alike.
+    runs: dict[str, list[Run]] = {s: [] for s in ready}
+    want = {s: expected(trace.totals, SYSTEMS[s][1]) for s in ready}
+    for i in range(runs_each):
+        for system in ready:
+            run = run_once(system, trace, want[system], workdir, keep, case.max_flows)
+            runs[system].append(run)
+            print(f"[bench]   {system} run {i + 1}: {run.wall_s:.2f} s wall, "
+                  f"{run.cpu_s:.2f} s CPU, {run.maxrss_kb / 1024:.0f} MB, "
+                  f"totals {'ok' if run.check['ok'] else 'DIFFER'}, "
+                  f"{'LOSS' if run.check['loss'] else 'no loss'}", file=sys.stderr)
+    rows = []
+    soft_wall = soft_cpu = None
+    active = int(trace.summary.get("max_active_flows", 0))
+    if case.max_flows:
+        active = min(active, case.max_flows)
+    for system in systems:
+        row: dict[str, Any] = {"trace": case.label, "system": system, "packets": case.packets,
+                               "max_flows": case.max_flows}
+        if system not in runs:
+            row.update(unavailable=why_not)
+            rows.append(row)
+            continue
+        med = median_of(runs[system])
+        row.update(median=med, totals_ok=all(r.check["ok"] for r in runs[system]),
+                   loss=any(r.check["loss"] for r in runs[system]),
+                   runs=[r.__dict__ for r in runs[system]])
+        evictions = [r.evictions for r in runs[system]]
+        if case.max_flows and None not in evictions:
+            row["evictions_per_s"] = statistics.median(e / r.wall_s for e, r in zip(
+                evictions, runs[system], strict=True) if r.wall_s > 0)  # type: ignore[operator]
+        if system == "softflowd":
+            soft_wall, soft_cpu = med["wall_s"], med["cpu_s"]
+        elif soft_wall:
+            row["ratio"] = med["wall_s"] / soft_wall
+            row["cpu_ratio"] = med["cpu_s"] / soft_cpu if soft_cpu else None
+        if active:
+            key = (system, case.max_flows)
+            if key not in bases:
+                bases[key] = baseline(workdir, keep, system, case.max_flows).maxrss_kb
+            row["max_active_flows"] = active
+            row["base_rss_mb"] = bases[key] / 1024
+            row["bytes_per_flow"] = (med["maxrss_mb"] * 1024 - bases[key]) * 1024 / active
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="100k,1M,5M",
@@ -617,6 +777,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3, help="runs per system and trace (median)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--systems", default="softflowd,flowprobe")
+    ap.add_argument("--hostile", default=",".join(HOSTILE), metavar="CASE,...",
+                    help="hostile rows after the sizes: " + ", ".join(HOSTILE)
+                         + " (default all; none for only the sizes)")
     ap.add_argument("--trace-dir", type=Path, default=OUT / "traces",
                     help="where generated traces are cached (default bench/out/traces)")
     ap.add_argument("--nice", type=int, default=0,
@@ -644,6 +807,11 @@ def main(argv: list[str] | None = None) -> int:
     except argparse.ArgumentTypeError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
+    names = [h.strip() for h in args.hostile.split(",") if h.strip() and h.strip() != "none"]
+    if [h for h in names if h not in HOSTILE]:
+        print(f"bench: --hostile takes {', '.join(HOSTILE)} or none", file=sys.stderr)
+        return 2
+    hostile = [HOSTILE[h] for h in names]
     if args.nice:
         NICE[:] = ["nice", "-n", str(args.nice)]
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
@@ -664,68 +832,39 @@ def main(argv: list[str] | None = None) -> int:
     why_not = flowprobe_available() if "flowprobe" in systems else None
     result: dict[str, Any] = {"started": stamp, "runs_per_system": args.runs, "nice": args.nice,
                               "environment": environment(), "traces": [], "rows": []}
-    base_kb = None
+    bases: dict[tuple[str, int | None], int] = {}  # (system, cache) -> one-packet peak RSS KB
     result["rss_floor_kb"] = rss_floor_kb(workdir)
-    if "flowprobe" in systems and why_not is None:
-        base = baseline(workdir, args.keep)
-        base_kb = base.maxrss_kb
-        result["flowprobe_baseline"] = base.__dict__
+    for system in systems:
+        if system in SYSTEMS and not (system == "flowprobe" and why_not is not None):
+            base = baseline(workdir, args.keep, system)
+            bases[(system, None)] = base.maxrss_kb
+            result[f"{system}_baseline"] = base.__dict__
 
-    for packets in sizes:
-        label = size_label(packets)
-        print(f"[bench] trace {label}: ", end="", flush=True, file=sys.stderr)
-        trace = get_trace(packets, args.seed, args.trace_dir)
+    cases = [Case(size_label(packets), packets) for packets in sizes] + hostile
+    for case in cases:
+        print(f"[bench] trace {case.label}: ", end="", flush=True, file=sys.stderr)
+        trace = get_trace(case.packets, args.seed, args.trace_dir, case)
         took = trace.gen_seconds
         print(f"generated in {took:.1f} s" if took is not None else "cached", file=sys.stderr)
         result["traces"].append({k: v for k, v in trace.summary.items() if k != "path"}
-                                | {"label": label, "file": trace.path.name})
-        # Runs alternate between the systems (softflowd, flowprobe, softflowd, ...), so a
-        # machine whose speed drifts during the bench (a shared host) weighs on both alike.
+                                | {"label": case.label, "file": trace.path.name,
+                                   "max_flows": case.max_flows})
         ready = [s for s in systems if not (s == "flowprobe" and why_not is not None)]
-        runs: dict[str, list[Run]] = {s: [] for s in ready}
-        want = {s: expected(trace.totals, SYSTEMS[s][1]) for s in ready}
-        for i in range(args.runs):
-            for system in ready:
-                run = run_once(system, trace, want[system], workdir, args.keep)
-                runs[system].append(run)
-                print(f"[bench]   {system} run {i + 1}: {run.wall_s:.2f} s wall, "
-                      f"{run.cpu_s:.2f} s CPU, {run.maxrss_kb / 1024:.0f} MB, "
-                      f"totals {'ok' if run.check['ok'] else 'DIFFER'}, "
-                      f"{'LOSS' if run.check['loss'] else 'no loss'}", file=sys.stderr)
-        soft_wall = soft_cpu = None
-        for system in systems:
-            row: dict[str, Any] = {"trace": label, "system": system, "packets": packets}
-            if system not in runs:
-                row.update(unavailable=why_not)
-                result["rows"].append(row)
-                continue
-            med = median_of(runs[system])
-            row.update(median=med, totals_ok=all(r.check["ok"] for r in runs[system]),
-                       loss=any(r.check["loss"] for r in runs[system]),
-                       runs=[r.__dict__ for r in runs[system]])
-            if system == "softflowd":
-                soft_wall, soft_cpu = med["wall_s"], med["cpu_s"]
-            elif soft_wall:
-                row["ratio"] = med["wall_s"] / soft_wall
-                row["cpu_ratio"] = med["cpu_s"] / soft_cpu if soft_cpu else None
-            if system == "flowprobe" and base_kb is not None:
-                active = int(trace.summary.get("max_active_flows", 0))
-                row["max_active_flows"] = active
-                if active:
-                    row["bytes_per_flow"] = (med["maxrss_mb"] * 1024 - base_kb) * 1024 / active
-            result["rows"].append(row)
-
+        result["rows"] += bench_case(case, trace, systems, ready, args.runs, workdir, args.keep,
+                                     bases, why_not)
     print()
     print(table(result["rows"]))
     notes = [f"flowprobe: {why_not}"] if why_not else []
-    if "flowprobe_baseline" in result:
-        b = result["flowprobe_baseline"]
-        notes.append(f"flowprobe on a one-packet trace (start-up and exit): {b['wall_s']:.2f} s "
-                     f"wall, {b['maxrss_kb'] / 1024:.0f} MB peak RSS")
+    for system in SYSTEMS:
+        if f"{system}_baseline" in result:
+            b = result[f"{system}_baseline"]
+            notes.append(f"{system} on a one-packet trace (start-up and exit): {b['wall_s']:.2f} "
+                         f"s wall, {b['maxrss_kb'] / 1024:.0f} MB peak RSS")
     for t in result["traces"]:
         notes.append(f"{t['label']}: {t['packets']} packets, {t['flows']} flows "
                      f"({t['packets_per_flow']} packets/flow), {t['duration_s'] / 60:.0f} min, "
-                     f"max {t.get('max_active_flows', '?')} flows in cache")
+                     f"max {t.get('max_active_flows', '?')} flows in cache"
+                     + (f" (cache of {t['max_flows']})" if t.get("max_flows") else ""))
     # Other work on the machine during the runs, as a share of a CPU over each run's wall time
     # (the load average would count the bench's own previous runs).
     taken = [((r.get("others_cpu_s") or 0.0) + (r.get("steal_s") or 0.0)) / r["wall_s"]

@@ -112,11 +112,11 @@ class _Trace:
         shares = PATTERNS[pattern]
         normal = round(packets * shares.get("normal", 0.0))
         self.plain = np.zeros(0, dtype=bool)  # conversations of normal traffic
-        self.alternate = np.zeros(0, dtype=bool)  # directions strictly alternate
+        self.oneway = np.zeros(0, dtype=bool)  # only the client sends
         if normal:
             self._conversations(normal, flow_packets)
             self.plain = np.ones(self.c, dtype=bool)
-            self.alternate = np.zeros(self.c, dtype=bool)
+            self.oneway = np.zeros(self.c, dtype=bool)
         hostile = [(kind, share) for kind, share in shares.items() if kind != "normal"]
         left = packets - normal
         for i, (kind, share) in enumerate(hostile):
@@ -195,7 +195,7 @@ class _Trace:
                 setattr(self, name, np.concatenate([getattr(self, name), conv[name]]))
         self.c = len(self.n)
         self.plain = np.concatenate([self.plain, np.zeros(len(conv["n"]), dtype=bool)])
-        self.alternate = np.concatenate([self.alternate, conv["alternate"]])
+        self.oneway = np.concatenate([self.oneway, conv["oneway"]])
 
     @staticmethod
     def _addr(host: np.ndarray, v6: np.ndarray, v4_prefix16: int, v6_prefix64: int) -> np.ndarray:
@@ -256,8 +256,7 @@ class _Trace:
         # UDP: requests and answers; fragmenting conversations send pairs of fragments.
         u = cls == UDP
         to_cli[u] = (k[u] > 0) & (r[u] < 0.5)
-        alt = u & self.alternate[conv]
-        to_cli[alt] = k[alt] % 2 == 1
+        to_cli[u & self.oneway[conv]] = False
         small = r2 < 0.6
         udp_max = np.where(v6, 1452, 1472)
         payload[u] = np.where(small[u], size_draw[u] % 200,
@@ -404,7 +403,7 @@ PATTERNS: dict[str, dict[str, float]] = {
     "normal": {"normal": 1.0},
     "scan": {"scan": 1.0},  # one source probing many destination hosts and ports
     "synflood": {"synflood": 1.0},  # SYNs from random spoofed sources to one server
-    "concurrent": {"concurrent": 1.0},  # many long-lived flows alive at once
+    "concurrent": {"concurrent": 1.0},  # many long-lived (one-way) flows alive at once
     "mixed": {"normal": 0.4, "scan": 0.2, "synflood": 0.2, "concurrent": 0.2},
 }
 
@@ -430,7 +429,7 @@ def _conversation_arrays(rng: np.random.Generator, sizes: np.ndarray, cls: int
         "frag": np.zeros(c, dtype=bool), "rst": np.zeros(c, dtype=bool),
         "long": np.zeros(c, dtype=bool), "mean_gap_s": np.full(c, 0.001),
         "start_s": np.zeros(c), "isn": rng.integers(0, 1 << 32, (c, 2), dtype=np.uint64),
-        "alternate": np.zeros(c, dtype=bool),
+        "oneway": np.zeros(c, dtype=bool),
     }
 
 
@@ -482,9 +481,11 @@ def _synflood(rng: np.random.Generator, packets: int, d: float, _fp: float
 
 def _concurrent(rng: np.random.Generator, packets: int, d: float, flow_packets: float
                 ) -> dict[str, np.ndarray]:
-    """Long-lived UDP conversations, ``flow_packets`` each way, each spanning 80-100 % of the
-    trace: packets / flow_packets flows alive at once for most of it."""
-    per = max(2, 2 * round(flow_packets))
+    """Long-lived one-way UDP streams (telemetry, syslog, media) of ``flow_packets`` packets,
+    each spanning 80-100 % of the trace: packets / flow_packets flows alive at once for most
+    of it. One-way, so a flow is one cache entry for a unidirectional meter and for a
+    bidirectional one (softflowd) alike."""
+    per = max(1, round(flow_packets))
     sizes = np.full(max(1, packets // per), per, np.int64)
     sizes[-1] += packets - int(sizes.sum())
     c = len(sizes)
@@ -499,7 +500,7 @@ def _concurrent(rng: np.random.Generator, packets: int, d: float, flow_packets: 
     conv["start_s"] = rng.random(c) * (d - span)
     conv["mean_gap_s"] = span / sizes
     conv["long"][:] = True
-    conv["alternate"][:] = True
+    conv["oneway"][:] = True
     return conv
 
 
@@ -719,8 +720,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pattern", choices=list(PATTERNS), default="normal",
                     help="normal traffic (default), or what a meter must survive: scan (one "
                          "source, many destination hosts and ports), synflood (random spoofed "
-                         "sources), concurrent (more long-lived flows alive at once than a "
-                         "default cache holds), mixed (40 %% normal, 20 %% of each other)")
+                         "sources), concurrent (more long-lived one-way flows alive at once "
+                         "than a default cache holds), mixed (40 %% normal, 20 %% of each other)")
     ap.add_argument("--mix", default="", metavar="NAME=SHARE,...",
                     help="override shares, e.g. ipv6=1,vlan=0 (names: "
                          + ", ".join(f.name for f in fields(Mix)) + ")")
