@@ -9,6 +9,10 @@ export IPFIX to a UDP socket on loopback that only counts datagrams, and are ask
 over their control sockets how many packets libpcap received and dropped. A rate passes when the
 probe received every packet tcpreplay sent and libpcap and the interface dropped none. flowprobe
 stops at its first failing rate; softflowd is measured at the same rates.
+
+Then the flood row: the same for a looped SYN flood from random spoofed sources (tracegen's
+``synflood`` pattern), every packet a new flow, into a full cache of 65536 flows for both
+(``softflowd -m 65536``): the rate a probe keeps up with while it evicts one flow per packet.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACE_PACKETS = 100_000
+FLOOD_MAX_FLOWS = 65536  # the flood row's cache size, for both probes
 
 
 def netns_problem() -> str | None:
@@ -104,7 +109,7 @@ class UdpCounter:
         self.sock.close()
 
 
-def probe_config(if_name: str, port: int) -> dict[str, Any]:
+def probe_config(if_name: str, port: int, max_flows: int = 131072) -> dict[str, Any]:
     """5-tuple flows of everything on the interface, IPFIX over UDP to ``port``."""
     keys = ["ipVersion", "sourceIPv4Address", "destinationIPv4Address", "sourceIPv6Address",
             "destinationIPv6Address", "protocolIdentifier", "sourceTransportPort",
@@ -119,7 +124,7 @@ def probe_config(if_name: str, port: int) -> dict[str, Any]:
         "selectionProcess": [{"name": "All", "selector": [{"name": "all", "selectAll": [None]}],
                               "cache": "Flows"}],
         "cache": [{"name": "Flows", "timeoutCache": {
-            "maxFlows": 131072, "activeTimeout": 1800, "idleTimeout": 300,
+            "maxFlows": max_flows, "activeTimeout": 1800, "idleTimeout": 300,
             "cacheLayout": {"cacheField": fields}}, "exportingProcess": ["Export"]}],
         "exportingProcess": [{"name": "Export", "destination": [{"name": "Collector",
             "udpExporter": {"ipfixVersion": 10, "destinationIPAddress": "127.0.0.1",
@@ -160,10 +165,10 @@ def _settle(read: Any, timeout: float = 10.0) -> dict[str, int]:
 
 
 def run_flowprobe(tmp: Path, ns: str, ours: str, peer: str, trace: Path, rate: int,
-                  seconds: int, workers: int) -> dict[str, Any]:
+                  seconds: int, workers: int, max_flows: int | None = None) -> dict[str, Any]:
     sink = UdpCounter()
     cfg = tmp / "live.json"
-    cfg.write_text(json.dumps(probe_config(ours, sink.port)))
+    cfg.write_text(json.dumps(probe_config(ours, sink.port, max_flows or 131072)))
     ctl, log = tmp / "fp.sock", tmp / "fp.log"
     proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "flowprobe"), "run", "-c", str(cfg),
                              "--control-socket", str(ctl), "--workers", str(workers)],
@@ -190,11 +195,12 @@ def run_flowprobe(tmp: Path, ns: str, ours: str, peer: str, trace: Path, rate: i
 
 
 def run_softflowd(tmp: Path, ns: str, ours: str, peer: str, trace: Path, rate: int,
-                  seconds: int) -> dict[str, Any]:
+                  seconds: int, max_flows: int | None = None) -> dict[str, Any]:
     sink = UdpCounter()
     ctl = tmp / "sf.sock"
+    cache = ["-m", str(max_flows)] if max_flows else []
     proc = subprocess.Popen(["softflowd", "-i", ours, "-v", "10", "-6", "-d", "-c", str(ctl),
-                             "-n", f"127.0.0.1:{sink.port}"], stdout=subprocess.DEVNULL,
+                             *cache, "-n", f"127.0.0.1:{sink.port}"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         _wait_sockets(ours, 1, proc, Path(os.devnull))
@@ -236,6 +242,39 @@ def _cell(r: dict[str, Any] | None, seconds: int) -> str:
             f"{r['sent']} received, {r['dropped']} dropped, {r['ifdropped']} if-dropped")
 
 
+def _rates(name: str, tmp: Path, ns: str, ours: str, peer: str, trace: Path, rates: list[int],
+           seconds: int, workers: int, softflowd: bool, max_flows: int | None
+           ) -> dict[str, Any]:
+    """One row: each rate, lowest first, until flowprobe drops; the best clean rates."""
+    rows = []
+    for rate in rates:
+        fp = run_flowprobe(tmp, ns, ours, peer, trace, rate, seconds, workers, max_flows)
+        sf = run_softflowd(tmp, ns, ours, peer, trace, rate, seconds, max_flows) \
+            if softflowd and shutil.which("softflowd") else None
+        rows.append({"rate_pps": rate, "flowprobe": fp, "softflowd": sf})
+        print(f"{name:>6} {rate:>8} pps  flowprobe {_cell(fp, seconds)}  |  softflowd "
+              f"{_cell(sf, seconds)}", flush=True)
+        if not clean(fp):
+            break
+        if fp["sent"] < 0.8 * rate * seconds:
+            print(f"tcpreplay reached only {fp['sent'] // seconds} pps: higher rates "
+                  "are not measurable on this machine", flush=True)
+            break
+    # the best rate is the one tcpreplay reached, not the one asked for
+    best = max((r["flowprobe"]["sent"] // seconds for r in rows if clean(r["flowprobe"])),
+               default=None)
+    sf_best = max((r["softflowd"]["sent"] // seconds for r in rows
+                   if r["softflowd"] and clean(r["softflowd"])), default=None)
+    sf_text = ("not measured" if not any(r["softflowd"] for r in rows) else
+               f"{sf_best} pps" if sf_best else "drops at every rate")
+    cache = f", cache of {max_flows} for both" if max_flows else ""
+    print(f"live {name}: flowprobe (--workers {workers}) takes "
+          f"{f'{best} pps' if best else 'no tested rate'} for {seconds} s without a drop{cache}; "
+          f"softflowd at the same rates: {sf_text}", flush=True)
+    return {"rows": rows, "max_flows": max_flows, "flowprobe_best_pps": best,
+            "softflowd_best_pps": sf_best}
+
+
 def live_bench(rates: list[int], seconds: int, workers: int, softflowd: bool) -> int:
     why = netns_problem()
     if why:
@@ -243,40 +282,22 @@ def live_bench(rates: list[int], seconds: int, workers: int, softflowd: bool) ->
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="flowprobe-live-"))
     try:
-        trace = tmp / "trace.pcap"
-        subprocess.run([sys.executable, "-m", "tools.tracegen", "--packets", str(TRACE_PACKETS),
-                        "--snaplen", "1600", str(trace)], cwd=ROOT, check=True,
-                       capture_output=True)
-        rows = []
+        trace, flood = tmp / "trace.pcap", tmp / "flood.pcap"
+        for path, extra in ((trace, []), (flood, ["--pattern", "synflood", "--duration", "10"])):
+            subprocess.run([sys.executable, "-m", "tools.tracegen", "--packets",
+                            str(TRACE_PACKETS), "--snaplen", "1600", *extra, str(path)],
+                           cwd=ROOT, check=True, capture_output=True)
         with veth_into_netns(f"{os.getpid() % 100000}") as (ns, ours, peer):
-            for rate in rates:
-                fp = run_flowprobe(tmp, ns, ours, peer, trace, rate, seconds, workers)
-                sf = run_softflowd(tmp, ns, ours, peer, trace, rate, seconds) \
-                    if softflowd and shutil.which("softflowd") else None
-                rows.append({"rate_pps": rate, "flowprobe": fp, "softflowd": sf})
-                print(f"{rate:>8} pps  flowprobe {_cell(fp, seconds)}  |  softflowd "
-                      f"{_cell(sf, seconds)}", flush=True)
-                if not clean(fp):
-                    break
-                if fp["sent"] < 0.8 * rate * seconds:
-                    print(f"tcpreplay reached only {fp['sent'] // seconds} pps: higher rates "
-                          "are not measurable on this machine", flush=True)
-                    break
-        # the best rate is the one tcpreplay reached, not the one asked for
-        best = max((r["flowprobe"]["sent"] // seconds for r in rows if clean(r["flowprobe"])),
-                   default=None)
-        sf_best = max((r["softflowd"]["sent"] // seconds for r in rows
-                       if r["softflowd"] and clean(r["softflowd"])), default=None)
-        sf_text = ("not measured" if not any(r["softflowd"] for r in rows) else
-                   f"{sf_best} pps" if sf_best else "drops at every rate")
-        print(f"live: flowprobe (--workers {workers}) takes "
-              f"{f'{best} pps' if best else 'no tested rate'} for {seconds} s without a drop; "
-              f"softflowd at the same rates: {sf_text}")
+            result = {
+                "normal": _rates("normal", tmp, ns, ours, peer, trace, rates, seconds, workers,
+                                 softflowd, None),
+                "flood": _rates("flood", tmp, ns, ours, peer, flood, rates, seconds, workers,
+                                softflowd, FLOOD_MAX_FLOWS),
+            }
         out = ROOT / "bench" / "out"
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"bench-live-{time.strftime('%Y%m%dT%H%M%S')}.json"
-        path.write_text(json.dumps({"seconds": seconds, "workers": workers, "rows": rows,
-                                    "flowprobe_best_pps": best, "softflowd_best_pps": sf_best},
+        path.write_text(json.dumps({"seconds": seconds, "workers": workers, **result},
                                    indent=2))
         return 0
     finally:
