@@ -187,9 +187,23 @@ class CacheBase:
             return []
         chunk = concat_chunks(self._pending)
         self._pending = []
+        return self._records(chunk)
+
+    def _records(self, chunk: Chunk) -> list[RecordBatch]:
         chunk.update(self.key_layout.values(chunk["key"]))
         return record_batches(self.name, self.cfg.layout, self.domain_id,
                               self.sys_init_us or 0, chunk)
+
+    def cached_records(self) -> list[RecordBatch]:
+        """Every flow cached now, as the record it would be exported as if it ended now (its
+        counters so far, flowEndReason 0: not ended), without ending it: what an operator
+        asks a running probe to show (``softflowctl dump-flows``)."""
+        slots = self.table.live_slots()
+        if slots.shape[0] == 0:
+            return []
+        chunk = self.table.read(slots)
+        chunk["reason"] = np.zeros(slots.shape[0], np.uint8)
+        return self._records(chunk)
 
     def emit(self, now_us: int) -> list[RecordBatch]:
         """Hand every expired record to the sinks; returns what was handed over."""

@@ -59,3 +59,22 @@ def test_a_full_table_stays_within_max_flows_and_its_spare_share() -> None:
     assert cache.table.peak == 1000
     assert cache.table.cap <= 1000 + 1000  # max_flows and the share for ended flows
     assert cache.stats.expired == {5: 49_000, 4: 1000}
+
+
+def test_cached_records_show_every_flow_as_it_is_now_and_end_none() -> None:
+    cache = build_cache(cache_cfg("timeoutCache", idle=300, active=1800), 1)
+    b = packets(300, flows=20, seed=2)
+    cache.process(b)
+    now = cache.cached_records()
+    assert sum(len(rb) for rb in now) == cache.table.live == 20
+    assert sum(int(rb.columns["_packets"].sum()) for rb in now) == 300
+    assert all((rb.columns["_end_reason"] == 0).all() for rb in now)
+    cache.flush()
+    ended = cache.take_records()  # the same flows, now ended (reason 4), nothing lost
+    assert _rows(now) == _rows(ended)
+
+
+def _rows(rbs: list) -> list[tuple]:
+    key = ("sourceTransportPort", "_start_us", "_end_us", "_packets", "_octets")
+    return sorted(row for rb in rbs for row in zip(*(rb.columns[k].tolist() for k in key),
+                                                     strict=True))
