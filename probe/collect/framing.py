@@ -18,6 +18,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
+from probe.wire.messages import MIN_DATA_SET_ID
+
 _U16x2 = struct.Struct(">HH")
 _U16x3 = struct.Struct(">HHH")
 
@@ -114,7 +116,7 @@ class StreamFramer:
                 pos += 6 + scope_len + opt_len
                 n += 1
             return n
-        if fs_id >= 256:
+        if fs_id >= MIN_DATA_SET_ID:
             size = local.get(fs_id) or self.record_length(source_id, fs_id)
             if size:
                 return max(1, len(body) // size)

@@ -17,13 +17,16 @@ from probe.collect.session import (
     sequence_gap,
     unpack_header,
 )
-from probe.collect.templates import make_template
-from probe.collect.values import FieldSpec, field_spec
+from probe.wire import FieldSpec, Template, field_spec
+from probe.wire.messages import (
+    IPFIX_HEADER,
+    IPFIX_OPTIONS_TEMPLATE_SET,
+    IPFIX_TEMPLATE_SET,
+    IPFIX_VERSION,
+    MIN_DATA_SET_ID,
+    SET_HEADER,
+)
 
-VERSION = 10
-HEADER = struct.Struct(">HHIII")  # version, length, export time, sequence, observation domain
-HEADER_LEN = 16
-TEMPLATE_SET, OPTIONS_TEMPLATE_SET = 2, 3
 _U16 = struct.Struct(">H")
 _U16x2 = struct.Struct(">HH")
 _U32 = struct.Struct(">I")
@@ -32,7 +35,7 @@ _U32 = struct.Struct(">I")
 def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
            received_ns: int, now: float) -> list[Record]:
     stats = table.stats
-    header = unpack_header(data, HEADER, VERSION, stats)
+    header = unpack_header(data, IPFIX_HEADER, IPFIX_VERSION, stats)
     if header is None:
         return []
     _, length, export_secs, seq, domain = header
@@ -43,13 +46,13 @@ def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
     ctx = MessageContext("IPFIX", received_ns, seq, domain, exporter, export_secs)
     out: list[Record] = []
     counted: int | None = 0
-    pos = HEADER_LEN
+    pos = IPFIX_HEADER.size
     while pos < length:
         if length - pos < 4:
             stats.bad("set_too_short")
             counted = None
             break
-        set_id, set_len = _U16x2.unpack_from(data, pos)
+        set_id, set_len = SET_HEADER.unpack_from(data, pos)
         if set_len < 4:
             stats.bad("set_too_short")
             counted = None
@@ -60,9 +63,9 @@ def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
             break
         body = data[pos + 4:pos + set_len]
         pos += set_len
-        if set_id in (TEMPLATE_SET, OPTIONS_TEMPLATE_SET):
-            _template_set(body, set_id == OPTIONS_TEMPLATE_SET, table, session, domain, out)
-        elif set_id >= 256:
+        if set_id in (IPFIX_TEMPLATE_SET, IPFIX_OPTIONS_TEMPLATE_SET):
+            _template_set(body, set_id == IPFIX_OPTIONS_TEMPLATE_SET, table, session, domain, out)
+        elif set_id >= MIN_DATA_SET_ID:
             n = data_set(table, session, ctx, set_id, body, now, out)
             counted = None if n is None or counted is None else counted + n
         else:
@@ -80,7 +83,7 @@ def _sequence(table: SessionTable, session: Session, domain: int, seq: int,
         return
     table.stats.lost_records += gap
     # A held (not yet decodable) data set has an unknown record count: resynchronise next time.
-    ds.expected_seq = None if counted is None else (seq + counted) & 0xFFFFFFFF
+    ds.sequence = None if counted is None else (seq + counted) & 0xFFFFFFFF
 
 
 def _template_set(body: bytes, options: bool, table: SessionTable, session: Session,
@@ -91,9 +94,9 @@ def _template_set(body: bytes, options: bool, table: SessionTable, session: Sess
         tid, count = _U16x2.unpack_from(body, pos)
         pos += 4
         if count == 0:  # withdrawal (RFC 7011 §8.1) or padding
-            if tid == (OPTIONS_TEMPLATE_SET if options else TEMPLATE_SET):
+            if tid == (IPFIX_OPTIONS_TEMPLATE_SET if options else IPFIX_TEMPLATE_SET):
                 table.withdraw(session, domain, None, options)
-            elif tid >= 256:
+            elif tid >= MIN_DATA_SET_ID:
                 table.withdraw(session, domain, tid, options)
             elif tid == 0 and not any(body[pos - 4:]):
                 return  # zero padding
@@ -101,7 +104,7 @@ def _template_set(body: bytes, options: bool, table: SessionTable, session: Sess
                 stats.bad("bad_template_id")
                 return
             continue
-        if tid < 256:
+        if tid < MIN_DATA_SET_ID:
             stats.bad("bad_template_id")
             return
         scope = 0
@@ -135,11 +138,11 @@ def _template_set(body: bytes, options: bool, table: SessionTable, session: Sess
                 pos += 4
                 ie &= 0x7FFF
             if room:
-                fields.append(field_spec(ie, pen, flen))
+                fields.append(field_spec(ie, flen, pen))
         wire = body[start - 2 if options else start:pos]
         if not room or table.is_refresh(session, domain, tid, options, wire):
             continue
-        t = make_template(tid, tuple(fields), scope, options, wire)
+        t = Template(tid, domain, tuple(fields), scope, is_options=options, wire=wire)
         if t.min_length == 0:
             stats.bad("template_zero_length")
             continue

@@ -5,8 +5,6 @@ Records are decoded into IE names (the raw mapping) so v5, v9 and IPFIX flows lo
 
 from __future__ import annotations
 
-import struct
-
 from probe.collect.records import Record, build_flow
 from probe.collect.session import (
     MessageContext,
@@ -15,32 +13,27 @@ from probe.collect.session import (
     sequence_gap,
     unpack_header,
 )
-
-VERSION = 5
-HEADER = struct.Struct(">HHIIIIBBH")
-HEADER_LEN = 24
-RECORD = struct.Struct(">IIIHHIIIIHHxBBBHHBBxx")
-RECORD_LEN = 48
-MAX_COUNT = 30
-_NAMES = ("sourceIPv4Address", "destinationIPv4Address", "ipNextHopIPv4Address",
-          "ingressInterface", "egressInterface", "packetDeltaCount", "octetDeltaCount",
-          "flowStartSysUpTime", "flowEndSysUpTime", "sourceTransportPort",
-          "destinationTransportPort", "tcpControlBits", "protocolIdentifier", "ipClassOfService",
-          "bgpSourceAsNumber", "bgpDestinationAsNumber", "sourceIPv4PrefixLength",
-          "destinationIPv4PrefixLength")
+from probe.wire.messages import (
+    V5_HEADER,
+    V5_IE_NAMES,
+    V5_MAX_RECORDS,
+    V5_RECORD,
+    V5_RECORD_LEN,
+    V5_VERSION,
+)
 
 
 def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
            received_ns: int, now: float) -> list[Record]:
     stats = table.stats
-    header = unpack_header(data, HEADER, VERSION, stats)
+    header = unpack_header(data, V5_HEADER, V5_VERSION, stats)
     if header is None:
         return []
     _, count, uptime, secs, nsecs, flow_seq, engine_type, engine_id, sampling = header
-    if not 1 <= count <= MAX_COUNT:
+    if not 1 <= count <= V5_MAX_RECORDS:
         stats.bad("bad_record_count")
         return []
-    if len(data) != HEADER_LEN + count * RECORD_LEN:
+    if len(data) != V5_HEADER.size + count * V5_RECORD_LEN:
         stats.bad("length_mismatch")
         return []
     stats.messages["NETFLOW_V5"] += 1
@@ -53,10 +46,11 @@ def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
     gap = sequence_gap(ds, flow_seq, stats)
     if gap is not None:  # flow_sequence counts flows sent before this packet
         stats.lost_records += gap
-        ds.expected_seq = (flow_seq + count) & 0xFFFFFFFF
+        ds.sequence = (flow_seq + count) & 0xFFFFFFFF
     out = []
     for i in range(count):
-        raw: dict[str, object] = dict(zip(_NAMES, RECORD.unpack_from(data, HEADER_LEN + i * 48),
+        at = V5_HEADER.size + i * V5_RECORD_LEN
+        raw: dict[str, object] = dict(zip(V5_IE_NAMES, V5_RECORD.unpack_from(data, at),
                                           strict=True))
         if raw["protocolIdentifier"] == 1:
             # v5 has no ICMP field: exporters put type << 8 | code in the destination port.

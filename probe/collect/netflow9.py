@@ -18,13 +18,16 @@ from probe.collect.session import (
     sequence_gap,
     unpack_header,
 )
-from probe.collect.templates import make_template
-from probe.collect.values import FieldSpec, field_spec
+from probe.wire import FieldSpec, Template, field_spec
+from probe.wire.messages import (
+    MIN_DATA_SET_ID,
+    SET_HEADER,
+    V9_HEADER,
+    V9_OPTIONS_TEMPLATE_FLOWSET,
+    V9_TEMPLATE_FLOWSET,
+    V9_VERSION,
+)
 
-VERSION = 9
-HEADER = struct.Struct(">HHIIII")  # version, count, sysUptime, unix secs, sequence, source id
-HEADER_LEN = 20
-TEMPLATE_FLOWSET, OPTIONS_TEMPLATE_FLOWSET = 0, 1
 _U16x2 = struct.Struct(">HH")
 _U16x3 = struct.Struct(">HHH")
 
@@ -32,7 +35,7 @@ _U16x3 = struct.Struct(">HHH")
 def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
            received_ns: int, now: float) -> list[Record]:
     stats = table.stats
-    header = unpack_header(data, HEADER, VERSION, stats)
+    header = unpack_header(data, V9_HEADER, V9_VERSION, stats)
     if header is None:
         return []
     _, _count, uptime, unix_secs, seq, source_id = header
@@ -40,13 +43,13 @@ def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
     ctx = MessageContext("NETFLOW_V9", received_ns, seq, source_id, exporter, unix_secs,
                          sys_uptime_ms=uptime)
     out: list[Record] = []
-    pos, end = HEADER_LEN, len(data)
+    pos, end = V9_HEADER.size, len(data)
     while pos < end:
         if end - pos < 4:
             if any(data[pos:]):
                 stats.bad("set_too_short")
             break  # else: padding to a 4-byte boundary
-        fs_id, fs_len = _U16x2.unpack_from(data, pos)
+        fs_id, fs_len = SET_HEADER.unpack_from(data, pos)
         if fs_len < 4:
             stats.bad("set_too_short")
             break
@@ -55,11 +58,11 @@ def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
             break
         body = data[pos + 4:pos + fs_len]
         pos += fs_len
-        if fs_id == TEMPLATE_FLOWSET:
+        if fs_id == V9_TEMPLATE_FLOWSET:
             _templates(body, table, session, source_id, out)
-        elif fs_id == OPTIONS_TEMPLATE_FLOWSET:
+        elif fs_id == V9_OPTIONS_TEMPLATE_FLOWSET:
             _options_templates(body, table, session, source_id, out)
-        elif fs_id >= 256:
+        elif fs_id >= MIN_DATA_SET_ID:
             data_set(table, session, ctx, fs_id, body, now, out)
         else:
             stats.bad("bad_set_id")
@@ -74,13 +77,13 @@ def _sequence(table: SessionTable, session: Session, source_id: int, seq: int) -
     if gap is None:
         return
     table.stats.lost_packets += gap
-    ds.expected_seq = (seq + 1) & 0xFFFFFFFF
+    ds.sequence = (seq + 1) & 0xFFFFFFFF
 
 
 def _add(table: SessionTable, session: Session, source_id: int, tid: int,
          fields: list[FieldSpec], scope: int, options: bool, wire: bytes,
          out: list[Record]) -> None:
-    t = make_template(tid, tuple(fields), scope, options, wire)
+    t = Template(tid, source_id, tuple(fields), scope, is_options=options, wire=wire)
     if t.min_length == 0:
         table.stats.bad("template_zero_length")
         return
@@ -97,7 +100,7 @@ def _templates(body: bytes, table: SessionTable, session: Session, source_id: in
         if tid == 0 and count == 0 and not any(body[pos:]):
             return  # zero padding
         pos += 4
-        if tid < 256:
+        if tid < MIN_DATA_SET_ID:
             stats.bad("bad_template_id")
             return
         if count == 0:
@@ -120,7 +123,7 @@ def _templates(body: bytes, table: SessionTable, session: Session, source_id: in
 
 def _spec(body: bytes, pos: int, scope: bool = False) -> FieldSpec:
     ftype, flen = _U16x2.unpack_from(body, pos)
-    return field_spec(ftype, 0, flen, scope)
+    return field_spec(ftype, flen, 0, scope)
 
 
 def _options_templates(body: bytes, table: SessionTable, session: Session, source_id: int,
@@ -132,7 +135,7 @@ def _options_templates(body: bytes, table: SessionTable, session: Session, sourc
         if tid == 0 and not any(body[pos:]):
             return  # zero padding
         pos += 6
-        if tid < 256:
+        if tid < MIN_DATA_SET_ID:
             stats.bad("bad_template_id")
             return
         if scope_len % 4 or opt_len % 4 or scope_len + opt_len == 0:

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from probe.collect.session import DomainState, MessageContext
+from probe.collect.session import MessageContext
 from probe.collect.values import json_converter
+from probe.wire import DomainState
 
 # IE name -> goflow2 name. The first IE present of a goflow2 name wins; a second one (e.g.
 # postOctetDeltaCount beside octetDeltaCount) keeps its IE name.

@@ -217,7 +217,7 @@ class CollectorLoop:
         def record_length(source_id: int, tid: int) -> int | None:
             s = table.sessions.get(key)
             t = s.templates.get((source_id, tid)) if s is not None else None
-            return t.fixed_length if t is not None else None
+            return t.record_len if t is not None else None
 
         conn = _Conn(sock, key, ip, StreamFramer(record_length,
                                                  self.decoder.limits.max_tcp_buffer))

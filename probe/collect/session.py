@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from probe.collect.limits import Limits
 from probe.collect.stats import CollectStats
-from probe.collect.templates import Template
+from probe.wire import DomainState, Template
 
 
 @dataclass(slots=True)
@@ -30,14 +30,6 @@ class MessageContext:
     sys_uptime_ms: int | None = None  # v5 / v9 header
     unix_nsecs: int = 0  # v5 header
     header_sampling: int = 0  # v5 header sampling interval
-
-
-@dataclass(slots=True)
-class DomainState:
-    expected_seq: int | None = None  # next sequence number if nothing is lost
-    sampling_rate: int = 0  # domain-wide rate from options data (0 = unknown / unsampled)
-    samplers: OrderedDict[int, int] = field(default_factory=OrderedDict)  # sampler id -> rate
-    sys_init_ms: int | None = None  # systemInitTimeMilliseconds from options data
 
 
 @dataclass(slots=True)
@@ -92,7 +84,7 @@ class SessionTable:
             self._release(s)
 
     def _release(self, s: Session) -> None:
-        self.template_fields -= sum(len(t.fields) for t in s.templates.values())
+        self.template_fields -= sum(len(t.specs) for t in s.templates.values())
         self.held_bytes -= sum(len(h.body) for h in s.held)
         if s.held:
             self.stats.bad("held_dropped_session_closed", len(s.held))
@@ -138,7 +130,7 @@ class SessionTable:
     def _drop(self, s: Session, key: tuple[int, int]) -> Template:
         s.template_seen.pop(key, None)
         t = s.templates.pop(key)
-        self.template_fields -= len(t.fields)
+        self.template_fields -= len(t.specs)
         return t
 
     def room_for(self, s: Session, domain: int, template_id: int, n_fields: int) -> bool:
@@ -157,7 +149,7 @@ class SessionTable:
         if old is None and len(s.templates) >= self.limits.max_templates_per_session:
             self.stats.bad("template_limit")
             return False
-        grow = len(t.fields) - (len(old.fields) if old is not None else 0)
+        grow = len(t.specs) - (len(old.specs) if old is not None else 0)
         if self.template_fields + grow > self.limits.max_template_fields:
             self.stats.bad("template_limit")
             return False
@@ -238,9 +230,9 @@ def sequence_gap(ds: DomainState, seq: int, stats: CollectStats,
     """Units missing before ``seq`` (0 when unknown or after a restart); None when ``seq`` is a
     little behind (a reordered message: the expectation stays). Far behind (more than
     ``window``) is an exporter restart: counted, and the caller resynchronises."""
-    if ds.expected_seq is None:
+    if ds.sequence is None:
         return 0
-    gap = (seq - ds.expected_seq) & 0xFFFFFFFF
+    gap = (seq - ds.sequence) & 0xFFFFFFFF
     if gap >= 1 << 31:
         if (1 << 32) - gap <= window:
             stats.out_of_order += 1

@@ -1,44 +1,14 @@
-"""Templates and the walk over a Data Set's records (shared by NetFlow v9 and IPFIX).
+"""The walk over a Data Set's records with its Template (shared by NetFlow v9 and IPFIX).
 
-A Template is compiled once when it arrives (field offsets for all-fixed layouts), so each data
-record costs one dict comprehension. Lengths are untrusted: a record that would run past its set
-stops the walk with a reason instead of raising.
+A Template (``probe.wire.Template``) knows when it arrives whether its records are all of one
+length, so each data record costs one dict comprehension. Lengths are untrusted: a record that
+would run past its set stops the walk with a reason instead of raising.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from probe.collect.values import VARIABLE, FieldSpec
-
-
-@dataclass(frozen=True, slots=True)
-class Template:
-    template_id: int
-    fields: tuple[FieldSpec, ...]
-    scope_count: int = 0  # Options Templates: the first scope_count fields are scopes
-    is_options: bool = False
-    names: tuple[str, ...] = field(default=(), compare=False)
-    fixed_length: int | None = field(default=None, compare=False)  # None: has variable fields
-    min_length: int = field(default=0, compare=False)  # smallest possible record
-    wire: bytes = field(default=b"", compare=False)  # the field specifiers as received
-
-
-
-def make_template(template_id: int, fields: tuple[FieldSpec, ...], scope_count: int = 0,
-                  is_options: bool = False, wire: bytes = b"") -> Template:
-    """Compile a template; a repeated IE gets ``name#2``, ``name#3`` so no value is lost."""
-    seen: dict[str, int] = {}
-    names: list[str] = []
-    for f in fields:
-        n = seen.get(f.name, 0) + 1
-        seen[f.name] = n
-        names.append(f.name if n == 1 else f"{f.name}#{n}")
-    variable = any(f.length == VARIABLE for f in fields)
-    fixed = None if variable else sum(f.length for f in fields)
-    min_len = sum(1 if f.length == VARIABLE else f.length for f in fields)
-    return Template(template_id, fields, scope_count, is_options or scope_count > 0, tuple(names),
-                    fixed, min_len, wire)
+from probe.collect.values import converter
+from probe.wire import VARIABLE, Template
 
 
 def decode_records(t: Template, body: bytes) -> tuple[list[dict[str, object]], str | None]:
@@ -48,18 +18,18 @@ def decode_records(t: Template, body: bytes) -> tuple[list[dict[str, object]], s
     """
     if t.min_length <= 0:
         return [], "template_zero_length"
-    if t.fixed_length is not None:
+    if t.record_len is not None:
         return _decode_fixed(t, body), None
     return _decode_variable(t, body)
 
 
 def _decode_fixed(t: Template, body: bytes) -> list[dict[str, object]]:
-    size = t.fixed_length or 0
+    size = t.record_len or 0
     count = len(body) // size
     plan = []
     off = 0
-    for name, f in zip(t.names, t.fields, strict=True):
-        plan.append((name, f.convert, off, off + f.length))
+    for name, f in zip(t.names, t.specs, strict=True):
+        plan.append((name, converter(f.data_type), off, off + f.length))
         off += f.length
     out = []
     for base in range(0, count * size, size):
@@ -71,11 +41,12 @@ def _decode_variable(t: Template, body: bytes) -> tuple[list[dict[str, object]],
     out: list[dict[str, object]] = []
     pos = 0
     end = len(body)
-    pairs = tuple(zip(t.names, t.fields, strict=True))
+    pairs = tuple((name, f.length, converter(f.data_type))
+                  for name, f in zip(t.names, t.specs, strict=True))
     while end - pos >= t.min_length:
         rec: dict[str, object] = {}
-        for name, f in pairs:
-            n = f.length
+        for name, length, convert in pairs:
+            n = length
             if n == VARIABLE:
                 # RFC 7011 §7: one length octet, or 255 followed by a two-octet length.
                 if pos >= end:
@@ -89,7 +60,7 @@ def _decode_variable(t: Template, body: bytes) -> tuple[list[dict[str, object]],
                     pos += 2
             if pos + n > end:
                 return out, "field_length_overrun"
-            rec[name] = f.convert(body[pos:pos + n])
+            rec[name] = convert(body[pos:pos + n])
             pos += n
         out.append(rec)
     return out, None

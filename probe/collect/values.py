@@ -1,4 +1,4 @@
-"""Field specifiers and value decoding: wire bytes of one field -> a plain Python value.
+"""Value decoding: wire bytes of one field -> a plain Python value, by the IE's data type.
 
 Every converter accepts any byte length, because the length comes from a Template the exporter
 wrote and is therefore untrusted: a length the IE's type cannot have is decoded as raw bytes
@@ -13,12 +13,9 @@ import ipaddress
 import math
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
 
-from probe.ie import NTP_EPOCH_OFFSET, by_id, by_name
-
-VARIABLE = 65535  # RFC 7011 §7: a field length of 65535 means variable length
+from probe.ie import NTP_EPOCH_OFFSET, by_name
 
 Converter = Callable[[bytes], object]
 
@@ -102,39 +99,9 @@ _CONVERTERS: dict[str, Converter] = {
     "dateTimeMicroseconds": _ntp_micro, "dateTimeNanoseconds": _ntp_nano,
 }
 
-# NetFlow v9 Options Template scope field types (RFC 3954 §6.1): not IE ids.
-V9_SCOPE_NAMES = {1: "scopeSystem", 2: "scopeInterface", 3: "scopeLineCard",
-                  4: "scopeCache", 5: "scopeTemplate"}
-
-
-@dataclass(frozen=True, slots=True)
-class FieldSpec:
-    """One field of a Template: what it is called and how its bytes become a value."""
-
-    ie_id: int
-    pen: int  # 0 = IANA
-    length: int  # VARIABLE for variable-length
-    name: str
-    data_type: str  # "" when the IE is unknown
-    convert: Converter
-
-
-@lru_cache(maxsize=65536)
-def field_spec(ie_id: int, pen: int, length: int, v9_scope: bool = False) -> FieldSpec:
-    """The (interned) FieldSpec for an IE id, enterprise number and length.
-
-    Interning keeps Template memory at one pointer per field however many templates repeat it;
-    the cache is bounded, so a flood of distinct specifiers cannot grow it without limit.
-    """
-    if v9_scope:
-        name = V9_SCOPE_NAMES.get(ie_id, f"scope{ie_id}")
-        return FieldSpec(ie_id, 0, length, name, "", _unsigned)
-    ie = by_id(ie_id) if pen == 0 else None
-    if ie is None:
-        name = f"ie{ie_id}" if pen == 0 else f"{pen}.{ie_id}"
-        return FieldSpec(ie_id, pen, length, name, "", _unsigned)
-    return FieldSpec(ie_id, pen, length, ie.name, ie.data_type,
-                     _CONVERTERS.get(ie.data_type, _octets))
+def converter(data_type: str) -> Converter:
+    """How a field of this abstract data type becomes a value (raw bytes when unknown: "")."""
+    return _CONVERTERS.get(data_type, _octets) if data_type else _unsigned
 
 
 def _mac_text(v: int) -> str:

@@ -9,11 +9,11 @@ the big-endian 8-octet value.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 
-from probe.ie import NTP_EPOCH_OFFSET, InformationElement, by_id
+from probe.ie import NTP_EPOCH_OFFSET
+from probe.wire.fields import FieldSpec
 
 _INTEGER_TYPES = {"unsigned8", "unsigned16", "unsigned32", "unsigned64", "ipv4Address",
                   "dateTimeSeconds", "dateTimeMilliseconds"}
@@ -21,22 +21,6 @@ _INTEGER_TYPES = {"unsigned8", "unsigned16", "unsigned32", "unsigned64", "ipv4Ad
 # silently under-report, a saturated one is at least visibly at its maximum.
 _SATURATING = {"deltaCounter", "totalCounter", "quantity"}
 # sysUpTime fields are re-derived from the meta columns on the exporter's millisecond grid.
-
-
-@dataclass(frozen=True, slots=True)
-class FieldSpec:
-    """One Template field specifier: IE id, declared length, enterprise number."""
-
-    ie_id: int
-    length: int
-    enterprise: int = 0
-
-    @property
-    def ie(self) -> InformationElement:
-        ie = by_id(self.ie_id) if self.enterprise == 0 else None
-        if ie is None:
-            raise KeyError(f"IE {self.ie_id} (enterprise {self.enterprise}) is not known")
-        return ie
 
 
 def wire_dtype(spec: FieldSpec) -> np.dtype:

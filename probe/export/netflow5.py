@@ -12,15 +12,11 @@ import numpy as np
 
 from probe.cache.records import RecordBatch, uptime_ms
 from probe.export.templates import Chunk, cumulative
+from probe.wire.messages import V5_FIELDS, V5_RECORD_LEN
 
-V5_DTYPE = np.dtype([
-    ("srcaddr", ">u4"), ("dstaddr", ">u4"), ("nexthop", ">u4"), ("input", ">u2"),
-    ("output", ">u2"), ("dPkts", ">u4"), ("dOctets", ">u4"), ("First", ">u4"), ("Last", ">u4"),
-    ("srcport", ">u2"), ("dstport", ">u2"), ("pad1", "u1"), ("tcp_flags", "u1"), ("prot", "u1"),
-    ("tos", "u1"), ("src_as", ">u2"), ("dst_as", ">u2"), ("src_mask", "u1"), ("dst_mask", "u1"),
-    ("pad2", ">u2"),
-])
-assert V5_DTYPE.itemsize == 48
+# The v5 record's layout (``probe.wire.messages.V5_FIELDS``) as one big-endian numpy record.
+V5_DTYPE = np.dtype([(name, {1: "u1", 2: ">u2", 4: ">u4"}[n]) for name, n, _ in V5_FIELDS])
+assert V5_DTYPE.itemsize == V5_RECORD_LEN
 
 _U32_MAX = np.uint64(0xFFFFFFFF)
 

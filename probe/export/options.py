@@ -28,8 +28,9 @@ from probe.config.model import (
     SampUniProb,
     Selector,
 )
-from probe.export.encoding import FieldSpec, encode_rows
-from probe.export.templates import Template, TemplateRegistry
+from probe.export.encoding import encode_rows
+from probe.export.templates import TemplateRegistry
+from probe.wire import FieldSpec, Template
 
 EXPORTING_PROCESS_ID = 144
 V9_SCOPE_SYSTEM = 1  # RFC 3954 §6.1 scope field type 1 = System

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from probe.config.model import Destination
 from probe.errors import UserError
 from probe.export.options import OptionsPlan
-from probe.export.protocol import DomainState, Protocol
+from probe.export.protocol import Protocol
 from probe.export.templates import Chunk, Template, concat_chunks
 from probe.export.transport import TcpTransport, UdpTransport
+from probe.wire import DomainState
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ class DestinationRuntime:
     def _state(self, domain: int) -> DomainState:
         st = self._states.get(domain)
         if st is None:
-            st = self._states[domain] = DomainState()
+            st = self._states[domain] = DomainState(sequence=0)
         return st
 
     def _emit(self, domain: int, body: bytes, count: int, n_data: int, now_us: int) -> bool:

@@ -1,8 +1,9 @@
-"""Templates and the encoded record chunks that travel from an Exporting Process to its sessions.
+"""Template ids and the encoded record chunks that travel from an Exporting Process to its sessions.
 
-A Template is fixed by (observation domain, field specifiers, scope count); the registry hands
-out ids from 256 per domain (RFC 7011 §3.4.1) and returns the same Template for the same layout,
-so every destination of an Exporting Process shares one id space and one encoding per batch.
+A Template (``probe.wire.Template``) is fixed by (observation domain, field specifiers, scope
+count); the registry hands out ids from 256 per domain (RFC 7011 §3.4.1) and returns the same
+Template for the same layout, so every destination of an Exporting Process shares one id space
+and one encoding per batch.
 """
 
 from __future__ import annotations
@@ -13,30 +14,12 @@ import numpy as np
 
 from probe.cache.records import RecordBatch
 from probe.config.model import CacheField
-from probe.export.encoding import FieldSpec, encode_columns, record_dtype
+from probe.export.encoding import encode_columns
 from probe.ie import by_name
-
-FIRST_TEMPLATE_ID = 256
-
-
-@dataclass(frozen=True, slots=True)
-class Template:
-    template_id: int
-    domain: int
-    specs: tuple[FieldSpec, ...]
-    scope_count: int = 0  # > 0: an Options Template
-    names: tuple[str, ...] = ()  # IE names of a data template's fields (RecordBatch columns)
-
-    @property
-    def record_len(self) -> int:
-        return record_dtype(self.specs).itemsize
-
-    @property
-    def is_options(self) -> bool:
-        return self.scope_count > 0
+from probe.wire import FIRST_TEMPLATE_ID, FieldSpec, Template
 
 
-def field_spec(f: CacheField) -> FieldSpec:
+def cache_field_spec(f: CacheField) -> FieldSpec:
     """The Template field specifier of one cache field (``ie_length``: reduced-size encoding)."""
     ie = by_name(f.ie_name)
     if ie is None or ie.length is None:
@@ -65,7 +48,7 @@ class TemplateRegistry:
         return t
 
     def for_batch(self, batch: RecordBatch) -> Template:
-        specs = tuple(field_spec(f) for f in batch.fields)
+        specs = tuple(cache_field_spec(f) for f in batch.fields)
         return self.get(batch.observation_domain_id, specs, 0,
                         tuple(f.ie_name for f in batch.fields))
 
