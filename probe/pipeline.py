@@ -4,6 +4,12 @@ Built from a ``Config`` exactly as its leafrefs link the boxes (RFC 6728 §4): a
 several selection processes is one runtime cache. Time has two sources: offline the packet
 clock (the latest packet time seen) drives expiry and the exporters' timers, so a replay is
 deterministic; live the wall clock does, so flows on a quiet link still expire.
+
+Every command meters through here: ``flowprobe run`` (``probe.service``), ``flowprobe
+replay`` with ``--export`` and without (``probe.loopback``). The pipeline alone opens the
+captures (``probe.capture.open``), telling each which columns its caches and selectors read
+(``columns_for_point``), and alone starts the exporting processes, through a factory the
+loopback may replace.
 """
 
 from __future__ import annotations
@@ -21,17 +27,52 @@ from typing import Any
 
 import numpy as np
 
+from probe import capture
 from probe.batching import DEFAULT_BATCH_SIZE
 from probe.cache import CacheBase, CacheStats, Sink, build_cache
-from probe.cache.base import columns_for_point
-from probe.capture.batch import DecodeStats, PacketBatch
+from probe.cache.base import EXTREMES, first_packet_values, kept_extremes
+from probe.cache.fields import KeyLayout, packet_values
+from probe.capture import ColumnReads, PacketBatch, Source
 from probe.config import model
-from probe.selection import SelectionProcess
+from probe.memory import keep_freed_memory
+from probe.selection import SelectionProcess, columns_for
 
 log = logging.getLogger(__name__)
 
 DRAIN_S = 2.0  # longest a stopping live capture keeps reading what the kernel buffered
 FLUSH_SLICE = 16384  # flows ended and exported at a time when the input ends
+
+# An exporting process, as the pipeline starts it: (its config, the whole config, the probe's
+# start on the packet clock in microseconds, packets the observation points could not meter so
+# far) -> a cache sink. ``probe.export.open_exporting_process`` unless the caller says otherwise.
+ExporterFactory = Callable[[model.ExportingProcess, model.Config, int, Callable[[], int]], Sink]
+OpenSource = Callable[[model.ObservationPoint], Source]
+
+
+# ------------------------------------------------------------ which columns a point decodes
+# PacketBatch columns every cache reads: time, IP version and protocol (FIN/RST), IP length
+# (octets) and TCP flags.
+_ALWAYS_READ = frozenset({"ts_us", "ip_version", "proto", "ip_len", "tcp_flags"})
+
+
+def columns_read(cfg: model.Cache) -> frozenset[str]:
+    """The PacketBatch columns a cache of this config reads, found by running its key builder
+    and value extractors on a batch that notes what they read (so they cannot disagree)."""
+    reads = ColumnReads()
+    KeyLayout(cfg.layout.key_names).words(reads)  # type: ignore[arg-type]
+    packet_values(reads, first_packet_values(cfg.layout))  # type: ignore[arg-type]
+    return _ALWAYS_READ | reads.names | {EXTREMES[k][0] for k in kept_extremes(cfg.layout)}
+
+
+def columns_for_point(op: model.ObservationPoint) -> frozenset[str]:
+    """What an Observation Point must decode: what its caches read, packet times for the
+    selectors (count- and time-based sampling read nothing else) and what filters read."""
+    out = {"ts_us"}
+    for sp in op.selection_processes:
+        out |= columns_for(sp.selectors)
+        if sp.cache is not None:
+            out |= columns_read(sp.cache)
+    return frozenset(out)
 
 
 @dataclass(slots=True)
@@ -81,8 +122,7 @@ class _Point:
 
     def __init__(self, cfg: model.ObservationPoint, caches: dict[str, CacheBase]) -> None:
         self.cfg = cfg
-        self.source: Any = None
-        self.decode: DecodeStats | None = None
+        self.source: Source | None = None
         self.processes: list[tuple[SelectionProcess, CacheBase | None]] = [
             (SelectionProcess(sp), caches[sp.cache.name] if sp.cache else None)
             for sp in cfg.selection_processes]
@@ -101,9 +141,22 @@ class _Point:
 
 
 class Pipeline:
+    """``run()`` opens the captures, meters until they end (or ``stop()``), then exports every
+    flow and closes the exporting processes.
+
+    ``exporters``: start the config's exporting processes (False: only the sinks ``attach``ed
+    get records), through ``exporter_factory`` when given. ``fork``: offline files may be read
+    ahead by a child process (``probe.capture.forked``). ``buffer_size`` and ``fanout`` go to
+    live captures; ``on_open`` runs once every capture is open (``flowprobe run --user`` drops
+    its privileges there). ``open_source`` replaces ``probe.capture.open`` in tests.
+    """
+
     def __init__(self, config: model.Config, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                 exporters: bool = True,
-                 open_source: Callable[[model.ObservationPoint], Any] | None = None) -> None:
+                 exporters: bool = True, exporter_factory: ExporterFactory | None = None,
+                 fork: bool = True, buffer_size: int | None = None,
+                 fanout: tuple[int, int] | None = None,
+                 on_open: Callable[[], None] | None = None,
+                 open_source: OpenSource | None = None) -> None:
         self.config = config
         self.batch_size = batch_size
         self.caches: dict[str, CacheBase] = {}
@@ -114,7 +167,12 @@ class Pipeline:
         self.points = [_Point(op, self.caches) for op in config.observation_points]
         self.live = any(not op.offline_file for op in config.observation_points)
         self._want_exporters = exporters
+        self._exporter_factory = exporter_factory
         self._exporters: dict[str, Sink] = {}
+        self._fork = fork
+        self._buffer_size = buffer_size
+        self._fanout = fanout
+        self._on_open = on_open
         self._open_source = open_source
         self._stop = threading.Event()
         self.sys_init_us: int | None = None
@@ -136,16 +194,14 @@ class Pipeline:
             cache.sys_init_us = sys_init_us
         if not self._want_exporters:
             return
-        try:
-            from probe.export import open_exporting_process
-        except ImportError:  # exporting processes not available in this build
-            log.warning("no exporting processes available; records are not exported")
-            return
+        factory = self._exporter_factory
+        if factory is None:  # imported only now: the first batch is being read meanwhile
+            from probe.export import open_exporting_process as factory
         for cache_cfg in {c.cfg.name: c.cfg for c in self.caches.values()}.values():
             for ep in cache_cfg.exporting_processes:
                 if ep.name not in self._exporters:
-                    self._exporters[ep.name] = open_exporting_process(
-                        ep, self.config, sys_init_us, lambda: self.stats().as_dict())
+                    self._exporters[ep.name] = factory(ep, self.config, sys_init_us,
+                                                       self.ignored_packets)
                 self.caches[cache_cfg.name].sinks.append(self._exporters[ep.name])
 
     def _sinks(self) -> list[Sink]:
@@ -230,41 +286,37 @@ class Pipeline:
             old[sig] = signal.signal(sig, lambda *_: self.stop())
         return old
 
-    def _open(self, point: _Point) -> Any:
+    def _open(self, point: _Point) -> Source:
+        """The point's capture, decoding only the columns its caches and selectors read; an
+        offline one read ahead by a child process when ``capture.open`` finds that helps."""
         if self._open_source is not None:
             src = self._open_source(point.cfg)
         else:
-            from probe.capture import open_observation_point
-
-            src = open_observation_point(point.cfg)
-            src.columns = columns_for_point(point.cfg)  # decode only what is metered
+            src = capture.open(point.cfg, columns=columns_for_point(point.cfg),
+                               fork=self._fork and not self.live, batch_size=self.batch_size,
+                               buffer_size=self._buffer_size, fanout=self._fanout)
         point.source = src
-        point.decode = src.stats
         return src
 
     def _batches(self) -> Iterator[tuple[int, PacketBatch]]:
         """Offline points one after another (deterministic); live points read in threads."""
+        if not self.live:
+            # A bounded run: keep freed batch memory for the next batch (set before a reader
+            # is forked, which inherits it).
+            keep_freed_memory()
         for point in self.points:
             self._open(point)
+        if self._on_open is not None:
+            self._on_open()
         if not self.live:
-            from probe.capture import forked
-
             for i, point in enumerate(self.points):
-                src = point.source
-                if isinstance(src, forked.Reader):  # started before the pipeline was built
-                    ahead = iter(src)
-                elif forked.usable(src):  # read + decode on the other core meanwhile
-                    ahead = iter(forked.Reader(src, self.batch_size, copy=False))
-                else:
-                    ahead = ((b, src.stats) for b in src.batches(self.batch_size))
-                for batch, point.decode in ahead:
-                    batch, done = point.limit(batch)
-                    yield i, batch
-                    if done or self._stop.is_set():
-                        break
-                else:
-                    point.decode = src.stats
-                ahead.close()
+                assert point.source is not None
+                with contextlib.closing(point.source.batches(self.batch_size)) as batches:
+                    for batch in batches:
+                        batch, done = point.limit(batch)
+                        yield i, batch
+                        if done or self._stop.is_set():
+                            break
                 if self._stop.is_set():
                     return
             return
@@ -274,6 +326,7 @@ class Pipeline:
         q: queue.Queue[tuple[int, PacketBatch | BaseException | None]] = queue.Queue(maxsize=64)
 
         def reader(i: int, point: _Point) -> None:
+            assert point.source is not None
             # After stop() a reader keeps reading what the kernel already holds (until a read
             # comes back empty, at most DRAIN_S), so SIGTERM loses no captured packet. Only a
             # read that began after the stop was seen may end the drain: an empty batch from a
@@ -324,17 +377,29 @@ class Pipeline:
         return {name: ep.stats() for name, ep in self._exporters.items()
                 if hasattr(ep, "stats")}
 
-    def stats(self) -> PipelineStats:
+    def ignored_packets(self) -> int:
+        """Packets the observation points could not meter so far: undecodable, and dropped by
+        libpcap for want of buffer space on a live capture (the exporters' reliability
+        options record carries it as ignoredPacketTotalCount)."""
+        return sum(sum(p.ignored.values()) + p.capture.get("dropped", 0)
+                   for p in self._point_stats())
+
+    def _point_stats(self) -> list[PointStats]:
         points = []
         for p in self.points:
             ps = PointStats(p.cfg.name)
-            if p.decode is not None:
-                ps.packets_read = p.decode.packets_read
-                ps.packets_decoded = p.decode.packets_decoded
-                ps.ignored = Counter(p.decode.ignored)
-            if p.source is not None and p.source.live:
-                ps.capture = p.source.capture_stats()
+            if p.source is not None:
+                decode = p.source.stats
+                ps.packets_read = decode.packets_read
+                ps.packets_decoded = decode.packets_decoded
+                ps.ignored = Counter(decode.ignored)
+                if p.source.live:
+                    ps.capture = p.source.capture_stats()
             points.append(ps)
+        return points
+
+    def stats(self) -> PipelineStats:
+        points = self._point_stats()
         selectors = [SelectorStats(sp.name, s.name, s.packets_observed, s.packets_dropped)
                      for p in self.points for sp, _ in p.processes for s in sp.selectors]
         for c in self.caches.values():

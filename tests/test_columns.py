@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probe.cache.base import columns_for_point
-from probe.capture import COLUMNS, DecodeStats, decode_batch, open_observation_point
+from probe import capture
+from probe.capture import COLUMNS, DecodeStats, decode_batch
 from probe.config import model
 from probe.config.defaults import default_config
 from probe.ie import by_name
-from probe.pipeline import Pipeline
+from probe.pipeline import Pipeline, columns_for_point
 from tests.cache.synth import record_set
 from tests.capture.helpers import PCAPS
 from tests.helpers import RecordingSink
@@ -48,10 +48,8 @@ def trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _records(config: model.Config, prune: bool) -> list[tuple]:
-    def open_source(op: model.ObservationPoint) -> object:
-        src = open_observation_point(op)
-        src.columns = columns_for_point(op) if prune else None
-        return src
+    def open_source(op: model.ObservationPoint) -> capture.Source:
+        return capture.open(op, columns=columns_for_point(op) if prune else None)
 
     pipe = Pipeline(config, exporters=False, batch_size=4096, open_source=open_source)
     sink = RecordingSink()
@@ -98,8 +96,6 @@ def test_decoded_columns_equal_a_full_decode_and_the_rest_are_zero(name: str) ->
 def test_records_are_the_same_read_by_the_forked_reader_without_copying(trace: Path) -> None:
     """The pipeline meters batches in place in the reader's shared memory; nothing it keeps may
     still point there when the slot is reused (records identical to an in-process read)."""
-    from probe.capture import forked
-
     config = default_config(str(trace))
 
     def records(open_source) -> list[tuple]:  # type: ignore[no-untyped-def]
@@ -109,7 +105,7 @@ def test_records_are_the_same_read_by_the_forked_reader_without_copying(trace: P
         pipe.run(handle_signals=False)
         return record_set(sink.records)
 
-    in_process = records(open_observation_point)
+    in_process = records(capture.open)
     forked_in_place = records(
-        lambda op: forked.Reader(open_observation_point(op), 2048, copy=False))
+        lambda op: capture.forked.Reader(capture.open(op), 2048, copy=False))
     assert forked_in_place == in_process

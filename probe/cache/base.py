@@ -12,7 +12,7 @@ from probe.cache.build import concat_chunks, record_batches
 from probe.cache.fields import KeyLayout, packet_values, take_keys, value_specs
 from probe.cache.records import RecordBatch
 from probe.cache.table import STATE, Chunk, FlowTable
-from probe.capture.batch import ColumnReads, PacketBatch
+from probe.capture.batch import PacketBatch
 from probe.config import model
 from probe.ie import METERED_KEYS
 
@@ -225,33 +225,6 @@ def kept_extremes(layout: model.CacheLayout) -> tuple[str, ...]:
     """The EXTREMES a cache with this layout keeps: those it exports."""
     exported = {f.ie_name for f in layout.fields}
     return tuple(k for k, (_, _, ie) in EXTREMES.items() if ie in exported)
-
-
-# PacketBatch columns every cache reads: time, IP version and protocol (FIN/RST), IP length
-# (octets) and TCP flags.
-_ALWAYS_READ = frozenset({"ts_us", "ip_version", "proto", "ip_len", "tcp_flags"})
-
-
-def columns_read(cfg: model.Cache) -> frozenset[str]:
-    """The PacketBatch columns a cache of this config reads, found by running its key builder
-    and value extractors on a batch that notes what they read (so they cannot disagree)."""
-    reads = ColumnReads()
-    KeyLayout(cfg.layout.key_names).words(reads)  # type: ignore[arg-type]
-    packet_values(reads, first_packet_values(cfg.layout))  # type: ignore[arg-type]
-    return _ALWAYS_READ | reads.names | {EXTREMES[k][0] for k in kept_extremes(cfg.layout)}
-
-
-def columns_for_point(op: model.ObservationPoint) -> frozenset[str]:
-    """What an Observation Point must decode: what its caches read, packet times for the
-    selectors (count- and time-based sampling read nothing else) and what filters read."""
-    from probe.selection import columns_for
-
-    out = {"ts_us"}
-    for sp in op.selection_processes:
-        out |= columns_for(sp.selectors)
-        if sp.cache is not None:
-            out |= columns_read(sp.cache)
-    return frozenset(out)
 
 
 def reduce_runs(p: Prepared, idx: np.ndarray, seg: np.ndarray, t: np.ndarray) -> Chunk:

@@ -1,16 +1,23 @@
-"""Observation Point: capture sources (pcap/pcapng files, live interfaces) and packet decoding."""
+"""Observation Point: capture sources (pcap/pcapng files, live interfaces) and packet decoding.
 
-from probe.capture.batch import COLUMNS, DecodeStats, PacketBatch
+``open`` is the one way in: it opens what an Observation Point names and returns a ``Source``
+(``probe.capture.point``); the pipeline is its only caller.
+"""
+
+from probe.capture.batch import COLUMNS, ColumnReads, DecodeStats, PacketBatch
 from probe.capture.decode import decode_batch
-from probe.capture.source import PacketSource, open_live, open_observation_point, open_offline
+from probe.capture.point import Source, open
+from probe.capture.source import PacketSource, open_live, open_offline
 
 __all__ = [
     "COLUMNS",
+    "ColumnReads",
     "DecodeStats",
     "PacketBatch",
     "PacketSource",
+    "Source",
     "decode_batch",
+    "open",
     "open_live",
-    "open_observation_point",
     "open_offline",
 ]

@@ -28,8 +28,7 @@ from typing import IO, Any
 import numpy as np
 
 from probe.capture.batch import COLUMNS, DecodeStats, PacketBatch
-from probe.capture.source import PacketSource, open_observation_point, read_sizes
-from probe.config.model import ObservationPoint
+from probe.capture.source import PacketSource, read_sizes
 
 _HEAD = struct.Struct("<I")
 _SLOTS = 2  # the child decodes one batch while the parent meters the other
@@ -190,11 +189,12 @@ def _read_exact(inp: IO[bytes], buf: memoryview) -> None:
 
 
 class Reader:
-    """A child process reading ``source``, forked when the Reader is made.
+    """A child process reading ``source``, forked when the Reader is made: a ``Source``.
 
-    Made as early as the capture is known (``flowprobe replay`` makes it before importing the
-    cache and the exporters), the child reads and decodes while this process is still starting
-    up. Iterate it once for (batch, decode counters after it); at the end ``source.stats`` and
+    Made when the capture is opened (``probe.capture.open``), the child reads and decodes while
+    this process is still building its pipeline. ``batches()`` hands the batches over (iterate
+    it once), ``stats`` is the decode counters as of the last one; iterating the Reader itself
+    gives (batch, decode counters after it). At the end ``source.stats`` and
     ``source.read_error`` are the child's final ones. ``close()`` (or leaving the iteration
     early) stops the child. The first batch is ``first`` packets (default: a sixteenth of
     ``batch_size``), each next one four times as many up to ``batch_size``: metering starts
@@ -212,7 +212,9 @@ class Reader:
     def __init__(self, source: PacketSource, batch_size: int, *, first: int | None = None,
                  copy: bool = True) -> None:
         self.source = source
+        self.batch_size = batch_size
         self._copy = copy
+        self._stats = DecodeStats()  # as of the last batch handed out by batches()
         slots = _SLOTS if copy else _SLOTS + 1
         self._layout, self._slot_size = _layout(batch_size, source.columns)
         # Columns not decoded arrive as views of one read-only zero array each, made once:
@@ -239,7 +241,28 @@ class Reader:
 
     @property
     def stats(self) -> DecodeStats:
-        return self.source.stats
+        """The decode counters as of the last batch ``batches()`` handed out; the final ones
+        once it ended."""
+        return self._stats
+
+    def batches(self, batch_size: int | None = None) -> Iterator[PacketBatch]:
+        """The batches (of the ``batch_size`` the Reader was made with), counters in ``stats``."""
+        if batch_size is not None and batch_size != self.batch_size:
+            raise ValueError(f"this reader reads batches of {self.batch_size}, not {batch_size}")
+        for batch, stats in self:
+            self._stats = stats
+            yield batch
+        if self._finished:
+            self._stats = self.source.stats
+
+    def capture_stats(self) -> dict[str, int]:
+        return self.source.capture_stats()
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __iter__(self) -> Iterator[tuple[PacketBatch, DecodeStats]]:
         try:
@@ -305,13 +328,3 @@ def forked_batches(source: PacketSource, batch_size: int, *, first: int | None =
     """(batch, decode counters after it) from a child process reading ``source``, forked at
     the first ``next()``. Closing the iterator early stops the child."""
     yield from Reader(source, batch_size, first=first)
-
-
-def start(op: ObservationPoint, batch_size: int, columns: frozenset[str] | None = None
-          ) -> Reader | PacketSource:
-    """Open an offline Observation Point's file and, when a core is free for it, start reading
-    it in a child right away (what ``Pipeline`` would do once built, only sooner), decoding
-    ``columns`` (None: all)."""
-    source = open_observation_point(op)
-    source.columns = columns
-    return Reader(source, batch_size, copy=False) if usable(source) else source

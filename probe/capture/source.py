@@ -14,7 +14,7 @@ import select
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pcapy
@@ -23,9 +23,6 @@ from probe.capture import linktypes as lt
 from probe.capture.batch import DecodeStats, PacketBatch
 from probe.capture.decode import decode_batch
 from probe.errors import UserError
-
-if TYPE_CHECKING:
-    from probe.config.model import ObservationPoint
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +54,8 @@ def _set_filter(reader: Any, where: str, bpf_filter: str | None) -> None:
 
 
 class PacketSource:
-    """One capture: iterate ``batches()`` for decoded packets; ``stats`` says what was skipped."""
+    """One capture read in this process (a ``probe.capture.Source``): iterate ``batches()`` for
+    decoded packets; ``stats`` says what was skipped."""
 
     def __init__(
         self,
@@ -78,8 +76,8 @@ class PacketSource:
         self.read_error: str | None = None
         self._snap = snap_length
         self._filter = bpf_filter
-        # The PacketBatch columns decoded (None: all); the rest are zeros. The pipeline sets
-        # what its caches and selectors read (``probe.cache.base.columns_for_point``).
+        # The PacketBatch columns decoded (None: all); the rest are zeros. ``probe.capture.open``
+        # sets what the pipeline's caches and selectors read (``probe.pipeline.columns_for_point``).
         self.columns: frozenset[str] | None = None
         self._delivered = 0  # packets handed to the decoder, for resuming a damaged file
         self._closing = threading.Event()
@@ -286,26 +284,3 @@ def open_live(
         except (pcapy.PcapError, OSError) as exc:
             raise UserError(f"{if_name}: cannot join fanout group {fanout[0]}: {exc}") from None
     return PacketSource(reader, if_name, live=True, bpf_filter=bpf_filter, timeout_ms=timeout_ms)
-
-
-def open_observation_point(op: ObservationPoint, *, buffer_size: int | None = None,
-                           fanout: tuple[int, int] | None = None) -> PacketSource:
-    """The source an ObservationPoint names: its offlineFile, else its first interface.
-
-    ``buffer_size`` and ``fanout`` apply to live interfaces only (``flowprobe run`` options).
-    """
-    if op.offline_file:
-        # snapLength is a capture setting: a file is read as it was captured (its frames may
-        # exceed the 65535 default, e.g. BIG TCP, whose IP length field says 0)
-        return open_offline(op.offline_file, bpf_filter=op.bpf_filter)
-    if not op.if_names:
-        raise UserError(f"observation point {op.name}: neither offlineFile nor ifName is set")
-    return open_live(
-        op.if_names[0],
-        snap_length=op.snap_length,
-        promiscuous=op.promiscuous,
-        bpf_filter=op.bpf_filter,
-        direction=op.direction,
-        buffer_size=buffer_size,
-        fanout=fanout,
-    )

@@ -30,11 +30,10 @@ log = logging.getLogger(__name__)
 
 class ExportingProcessRuntime:
     def __init__(self, ep: ExportingProcess, config: Config, sys_init_us: int,
-                 stats_provider: Callable[[], dict] | None = None,
+                 ignored_packets: Callable[[], int] = lambda: 0,
                  queue_limit: int = DEFAULT_QUEUE_LIMIT) -> None:
         self.ep = ep
         self.sys_init_us = sys_init_us
-        self.stats_provider = stats_provider
         self.registry = TemplateRegistry()
         names = [e.name for e in config.exporting_processes]
         ep_id = names.index(ep.name) + 1 if ep.name in names else 1
@@ -48,7 +47,7 @@ class ExportingProcessRuntime:
                 d.options_template_refresh_timeout * 1_000_000
             plan = OptionsPlan(d.ipfix_version, ep_id, selectors, self.registry)
             self.destinations.append(DestinationRuntime(d, proto, plan, sys_init_us, period_us,
-                                                        queue_limit, self._ignored_packets))
+                                                        queue_limit, ignored_packets))
         self._rr = 0
         self._warned_v6 = False
 
@@ -98,19 +97,6 @@ class ExportingProcessRuntime:
     def stats(self) -> dict[str, dict[str, int]]:
         """Counters per destination name."""
         return {d.name: d.stats() for d in self.destinations}
-
-    def _ignored_packets(self) -> int:
-        """Packets the observation points could not meter (pipeline statistics: undecodable,
-        and dropped by libpcap for want of buffer space on a live capture), for the
-        ignoredPacketTotalCount of the reliability options record."""
-        if self.stats_provider is None:
-            return 0
-        try:
-            points = self.stats_provider().get("observation_points", [])
-            return int(sum(sum(p.get("ignored", {}).values())
-                           + p.get("capture", {}).get("dropped", 0) for p in points))
-        except (AttributeError, TypeError, ValueError):
-            return 0
 
     # ------------------------------------------------------------------ helpers
     def _encode(self, records: RecordBatch, v5: bool) -> Chunk | None:
@@ -174,6 +160,9 @@ def _protocol(d: Destination, interval: int, random: bool) -> Protocol:
 
 
 def open_exporting_process(ep: ExportingProcess, config: Config, sys_init_us: int,
-                           stats_provider: Callable[[], dict] | None = None
+                           ignored_packets: Callable[[], int] = lambda: 0
                            ) -> ExportingProcessRuntime:
-    return ExportingProcessRuntime(ep, config, sys_init_us, stats_provider)
+    """Start ``ep``: ``sys_init_us`` is the probe's start (sysUpTime 0), ``ignored_packets``
+    what the observation points could not meter so far (ignoredPacketTotalCount in the
+    reliability options record, RFC 7011 §4.3)."""
+    return ExportingProcessRuntime(ep, config, sys_init_us, ignored_packets)

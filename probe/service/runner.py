@@ -125,24 +125,11 @@ class Service:
     def _pipeline_for(self, config: model.Config) -> Any:
         from probe.pipeline import Pipeline
 
-        opened = [0]
-        n_points = len(config.observation_points)
-
-        def open_source(op: model.ObservationPoint) -> Any:
-            from probe.capture import open_observation_point
-
-            src = open_observation_point(op, buffer_size=self.buffer_size, fanout=self.fanout)
-            opened[0] += 1
-            if op.if_names and not op.offline_file:
-                log.info("observation point %s: capturing on %s", op.name, op.if_names[0])
-            if opened[0] == n_points:
-                self._captures_open()
-            return src
-
-        kwargs: dict[str, Any] = {"open_source": open_source}
+        kwargs: dict[str, Any] = {}
         if self.batch_size:
             kwargs["batch_size"] = self.batch_size
-        return Pipeline(config, **kwargs)
+        return Pipeline(config, buffer_size=self.buffer_size, fanout=self.fanout,
+                        on_open=self._captures_open, **kwargs)
 
     def _captures_open(self) -> None:
         """Every capture of the current pipeline is open: drop privileges (once), and a

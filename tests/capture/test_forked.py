@@ -7,6 +7,7 @@ import threading
 import numpy as np
 import pytest
 
+from probe import capture
 from probe.capture import COLUMNS, PacketBatch, PacketSource, forked, open_offline
 from probe.capture.forked import forked_batches, usable
 from probe.config.model import ObservationPoint
@@ -129,18 +130,19 @@ def test_batches_grow_from_first_to_batch_size():
 
 
 def test_a_reader_started_early_is_stopped_by_close(monkeypatch):
-    """``flowprobe replay`` forks the reader before building the pipeline; if anything fails in
-    between, closing it must kill and reap the child and close the file."""
+    """``capture.open`` forks the reader as soon as the file is open; if anything fails before
+    it is read, closing it must kill and reap the child and close the file."""
     import os
 
     op = ObservationPoint(name="p", observation_domain_id=1,
                           offline_file=str(PCAPS / "demo.pcap"))
     monkeypatch.setattr(forked, "usable", lambda source: False)
-    plain = forked.start(op, 4)  # no spare core: the plain source, read in-process later
+    # no spare core: the plain source, read in-process later
+    plain = capture.open(op, fork=True, batch_size=4)
     assert isinstance(plain, PacketSource)
     plain.close()
     monkeypatch.setattr(forked, "usable", lambda source: True)
-    reader = forked.start(op, 4)
+    reader = capture.open(op, fork=True, batch_size=4)
     assert isinstance(reader, forked.Reader)
     pid = reader._pid
     reader.close()

@@ -14,7 +14,8 @@ import numpy as np
 import pcapy
 import pytest
 
-from probe.capture import COLUMNS, open_live, open_observation_point
+from probe import capture
+from probe.capture import COLUMNS, open_live
 from probe.config.model import ObservationPoint
 from probe.errors import UserError
 from tests.capture.helpers import PCAPS, REPO, read_all
@@ -99,7 +100,7 @@ def test_direction_on_loopback(direction, expected):
     sink, port = _free_udp_port()
     op = ObservationPoint(name="lo-op", observation_domain_id=1, if_names=("lo",),
                           direction=direction, bpf_filter=f"udp dst port {port}")
-    source = open_observation_point(op)
+    source = capture.open(op)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
         for _ in range(3):
             sender.sendto(b"z", ("127.0.0.1", port))

@@ -7,7 +7,8 @@ import struct
 import pytest
 from scapy.layers.inet import IP, UDP
 
-from probe.capture import open_observation_point, open_offline
+from probe import capture
+from probe.capture import open_offline
 from probe.config.model import ObservationPoint
 from probe.errors import UserError
 from tests.capture.helpers import PCAPS, ether, read_all
@@ -17,7 +18,7 @@ from tools.make_pcaps import pad4, pcapng_block
 def test_observation_point_offline_file():
     op = ObservationPoint(name="op", observation_domain_id=1, offline_file=str(PCAPS / "vlan.pcap"),
                           bpf_filter="vlan 10")
-    with open_observation_point(op) as source:
+    with capture.open(op) as source:
         assert sum(len(b) for b in source.batches()) == 1
         assert source.capture_stats() == {"received": 0, "dropped": 0, "ifdropped": 0}
 
@@ -25,7 +26,7 @@ def test_observation_point_offline_file():
 def test_observation_point_without_source_is_a_user_error():
     op = ObservationPoint(name="op9", observation_domain_id=1)
     with pytest.raises(UserError, match="observation point op9: neither offlineFile nor ifName"):
-        open_observation_point(op)
+        capture.open(op)
 
 
 def test_nanosecond_pcap_gives_microseconds(tmp_path):
