@@ -49,8 +49,8 @@ def _config_listens(path: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from probe.collect.decoder import Decoder
-    from probe.collect.output import JsonWriter, TextWriter
     from probe.collect.server import CollectorLoop, parse_listen
+    from probe.output import JsonWriter, TableWriter
 
     urls = list(args.listen)
     if args.config:
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             out = open(args.output, "w", encoding="utf-8")  # noqa: SIM115 - closed below
         except OSError as exc:
             raise UserError(f"--output {args.output}: {exc.strerror}") from None
-    writer = TextWriter(out) if args.format == "text" else JsonWriter(out)
+    writer = TableWriter(out, stream=True) if args.format == "text" else JsonWriter(out)
 
     def sink(records: list) -> None:
         writer.write(records)

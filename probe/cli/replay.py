@@ -9,156 +9,13 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import sys
-from dataclasses import replace
-from typing import TYPE_CHECKING, TextIO
 
 from probe.batching import DEFAULT_BATCH_SIZE
 from probe.errors import UserError
-from probe.ie.reasons import FLOW_END_REASONS
 
-if TYPE_CHECKING:  # the pipeline and the config model load only when a command runs
-    from collections.abc import Callable
-
-    from probe.config import model
-    from probe.pipeline import PipelineStats
-
-
-
-def _check_pcap(path: str) -> None:
-    if os.path.isdir(path):
-        raise UserError(f"{path}: is a directory, not a capture file")
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: no such capture file")
-
-
-def parse_export_url(url: str) -> tuple[str, str, int]:
-    """``udp://H:P`` / ``tcp://H:P`` (IPv6 host in brackets) -> (transport, host, port)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in ("udp", "tcp"):
-        raise UserError(f"--export {url}: scheme must be udp:// or tcp://")
-    if rest.startswith("["):
-        host, close, tail = rest[1:].partition("]")
-        if not close or not tail.startswith(":"):
-            raise UserError(f"--export {url}: expected [IPv6]:PORT after {scheme}://")
-        port_text = tail[1:]
-    else:
-        host, colon, port_text = rest.rpartition(":")
-        if not colon:
-            raise UserError(f"--export {url}: missing :PORT")
-    if not host:
-        raise UserError(f"--export {url}: missing host")
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise UserError(f"--export {url}: port must be 1..65535")
-    return scheme, host, int(port_text)
-
-
-def _with_exporter(cfg: model.Cache, eps: tuple[model.ExportingProcess, ...] | None
-                   ) -> model.Cache:
-    return cfg if eps is None else replace(cfg, exporting_processes=eps)
-
-
-def rewire(config: model.Config, pcap: str,
-           eps: tuple[model.ExportingProcess, ...] | None) -> model.Config:
-    """The config with every observation point reading ``pcap`` and, when ``eps`` is given,
-    every cache exporting there instead of to its configured exporting processes."""
-    caches = {c.name: _with_exporter(c, eps) for c in config.caches}
-    sps = {sp.name: replace(sp, cache=caches.get(sp.cache.name) if sp.cache else None)
-           for sp in config.selection_processes}
-    ops = tuple(replace(
-        op, offline_file=pcap, if_names=(),
-        selection_processes=tuple(sps.get(sp.name, sp) for sp in op.selection_processes))
-        for op in config.observation_points)
-    return replace(
-        config, observation_points=ops, selection_processes=tuple(sps.values()),
-        caches=tuple(caches.values()),
-        exporting_processes=(*config.exporting_processes, *(eps or ())))
-
-
-def build_config(args: argparse.Namespace) -> model.Config:
-    """The config of a replay with ``--export`` (or none): the pcap feeds every observation
-    point, and ``--export`` replaces the config's exporting processes."""
-    export = parse_export_url(args.export) if args.export else None
-    _check_pcap(args.pcap)
-    version = args.version or 10
-    if args.config is None:
-        from probe.config.defaults import default_config
-
-        return default_config(args.pcap, export=export, version=version)
-    from probe.config import load
-
-    config = load(args.config, replay=True)
-    eps = None
-    if export is not None:
-        from probe.config.defaults import default_config
-
-        eps = default_config(args.pcap, export=export, version=version).exporting_processes
-    return rewire(config, args.pcap, eps)
-
-
-def _configured_version(config: model.Config) -> int | None:
-    """The export version the config's destinations use, when they all agree."""
-    versions = {d.ipfix_version for c in config.caches for ep in c.exporting_processes
-                for d in ep.destinations}
-    return versions.pop() if len(versions) == 1 else None
-
-
-def loopback_config(args: argparse.Namespace
-                    ) -> tuple[int, Callable[[model.ExportingProcess], model.Config]]:
-    """The export version and the config of an in-process replay, given its exporting process.
-
-    With ``-c`` the config's caches export to the in-process collector instead of to their
-    configured destinations (``flowprobe run -c`` sends there), in the version those
-    destinations use unless ``--version`` says otherwise.
-    """
-    _check_pcap(args.pcap)
-    if args.config is None:
-        from probe.config.defaults import default_config
-
-        version = args.version or 10
-        base = default_config(args.pcap, version=version)
-    else:
-        from probe.config import load
-
-        base = load(args.config, replay=True)
-        version = args.version or _configured_version(base) or 10
-        if version == 5:
-            from probe.ie import V5_CARRIABLE
-
-            problems = [f"{args.config}: cache {c.name!r}: NetFlow v5 cannot carry "
-                        f"{', '.join(bad)}" for c in base.caches
-                        if (bad := [f.ie_name for f in c.layout.fields
-                                    if f.ie_name not in V5_CARRIABLE])]
-            if problems:
-                raise UserError(*problems)
-
-    def make(ep: model.ExportingProcess) -> model.Config:
-        cfg = rewire(base, args.pcap, (ep,))
-        return replace(cfg, exporting_processes=(ep,))
-
-    return version, make
-
-
-def print_summary(stats: PipelineStats, out: TextIO) -> None:
-    """What a replay without an exporter shows: what was read, skipped and metered."""
-    for p in stats.points:
-        print(f"observation point {p.name}", file=out)
-        print(f"  packets read        {p.packets_read}", file=out)
-        print(f"  packets decoded     {p.packets_decoded}", file=out)
-        for reason, n in sorted(p.ignored.items()):
-            print(f"  ignored: {reason:<10} {n}", file=out)
-    for s in stats.selectors:
-        print(f"selector {s.selection_process}/{s.name}: observed {s.packets_observed}, "
-              f"dropped {s.packets_dropped}", file=out)
-    for name, c in stats.caches.items():
-        print(f"cache {name}", file=out)
-        print(f"  flows created       {c.flows_created}", file=out)
-        for reason, n in sorted(c.expired.items()):
-            print(f"  expired: {FLOW_END_REASONS.get(reason, reason):<18} {n}", file=out)
-        print(f"  records             {c.records}", file=out)
-        if c.packets_dropped:
-            print(f"  packets not metered (cache full) {c.packets_dropped}", file=out)
+# The pipeline, the config model and the output formats load only when a command runs:
+# ``flowprobe --help`` builds every sub-command's parser.
 
 
 def replay(args: argparse.Namespace) -> int:
@@ -176,35 +33,21 @@ def replay(args: argparse.Namespace) -> int:
     # end: cyclic garbage collection during it is wasted work on the way to the first packet.
     # They are frozen out of later collections once the pipeline is built.
     gc.disable()
-    early = None
     try:
-        from probe.memory import keep_freed_memory
-
-        keep_freed_memory()  # before the reader is forked: it inherits the setting
-        config = build_config(args)
-        # The first observation point's file is opened, and a child starts reading it, before
-        # the pipeline's modules are imported: the read overlaps the rest of start-up.
-        from probe.cache.base import columns_for_point
-        from probe.capture import forked
-
-        first = next(iter(config.observation_points), None)
-        if first is not None:
-            early = forked.start(first, args.batch_size, columns_for_point(first))
-        from probe.capture import open_observation_point
+        from probe.cli.replay_config import build_config
         from probe.pipeline import Pipeline
 
-        def open_source(op: model.ObservationPoint) -> object:
-            return early if op is first else open_observation_point(op)
+        config = build_config(args)
 
-        pipeline = Pipeline(config, batch_size=args.batch_size, open_source=open_source)
+        pipeline = Pipeline(config, batch_size=args.batch_size)
         gc.freeze()
         gc.enable()
         stats = pipeline.run()
     finally:
         gc.enable()
-        if early is not None:
-            early.close()
     if not args.quiet:
+        from probe.output import print_summary
+
         print_summary(stats, sys.stdout)
     return 0
 

@@ -1,8 +1,9 @@
 """``Collector``: the bundled collector as an in-process object (what ``replay`` uses).
 
-Runs the UDP/TCP loop on a background thread and hands decoded records to the caller as
-dicts: the JSON-line fields plus ``raw`` (IE name -> plain value, the same values a
-``RecordBatch`` row holds) so ``replay --verify`` can compare every field.
+Runs the UDP/TCP loop on a background thread and hands the decoded ``Record``s to the caller:
+``flow`` is the JSON line, ``raw`` maps IE names to plain values (the same values a
+``RecordBatch`` row holds) so ``replay --verify`` can compare every field. ``records()`` gives
+each as one dict (the JSON-line fields plus ``raw``), for tests and scripts.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Collector:
     def _sink(self, records: list[Record]) -> None:
         self._last_record = time.monotonic()
         for r in records:
-            self._queue.put(dict(r.flow, raw=r.raw))
+            self._queue.put(r)
 
     @property
     def stats(self) -> CollectStats:
@@ -82,7 +83,7 @@ class Collector:
         self._loop.stop()
         self._thread.join(timeout)
 
-    def records(self, timeout: float | None = None) -> Iterator[dict[str, object]]:
+    def decoded(self, timeout: float | None = None) -> Iterator[Record]:
         """Decoded records until the collector has stopped and drained (or ``timeout`` of quiet).
 
         ``timeout`` None waits for ``stop()``; a number ends the iteration after that many
@@ -96,8 +97,17 @@ class Collector:
             if item is _END:
                 self._queue.put(_END)  # later iterations end too
                 return
-            assert isinstance(item, dict)
+            assert isinstance(item, Record)
             yield item
+
+    def take(self) -> list[Record]:
+        """What was decoded so far, without waiting."""
+        return list(self.decoded(timeout=0))
+
+    def records(self, timeout: float | None = None) -> Iterator[dict[str, object]]:
+        """``decoded``, each record as one dict: its JSON-line fields plus ``raw``."""
+        for r in self.decoded(timeout):
+            yield dict(r.flow, raw=r.raw)
 
     def __enter__(self) -> Collector:
         return self.start()

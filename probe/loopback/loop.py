@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from probe.cache.records import RecordBatch
-from probe.collect import Collector
+from probe.collect import Collector, Record
 from probe.collect.stats import CollectStats
 from probe.config import model
 from probe.export import open_exporting_process
@@ -50,7 +50,7 @@ class LoopResult:
     not_exportable: int = 0  # records the protocol cannot carry (IPv6 over NetFlow v5)
     dropped: int = 0  # records the exporter could not send
     expected: list[Expected] = field(default_factory=list)
-    decoded: list[dict[str, object]] = field(default_factory=list)
+    decoded: list[Record] = field(default_factory=list)
 
     @property
     def lost(self) -> int:
@@ -81,36 +81,24 @@ def _slice(records: RecordBatch, a: int, b: int) -> RecordBatch:
     return dataclasses.replace(records, columns={k: v[a:b] for k, v in records.columns.items()})
 
 
-class _PacedExporter:
-    """The real exporting process, opened when the probe starts, fed in collector-paced slices.
+class _Paced:
+    """The real exporting process, fed in collector-paced slices.
 
     ``drain`` runs on the caller's thread whenever it waits, so decoded records reach the
     output while the replay goes on instead of piling up.
     """
 
-    def __init__(self, pipeline: Pipeline, ep: model.ExportingProcess, config: model.Config,
-                 collector: Collector, drain: Callable[[], None]) -> None:
-        self.pipeline = pipeline
-        self.ep = ep
-        self.config = config
+    def __init__(self, runtime: ExportingProcessRuntime, collector: Collector,
+                 drain: Callable[[], None]) -> None:
+        self.runtime = runtime
         self.collector = collector
         self.drain = drain
-        self.runtime: ExportingProcessRuntime | None = None
-
-    def _open(self) -> ExportingProcessRuntime:
-        if self.runtime is None:
-            p = self.pipeline
-            sys_init = p.sys_init_us if p.sys_init_us is not None else time.time_ns() // 1000
-            self.runtime = open_exporting_process(self.ep, self.config, sys_init,
-                                                  lambda: p.stats().as_dict())
-        return self.runtime
 
     def totals(self) -> dict[str, int]:
         out = {"records": 0, "messages": 0, "not_exportable": 0, "dropped": 0}
-        if self.runtime is not None:
-            for d in self.runtime.stats().values():
-                for k in out:
-                    out[k] += d[k]
+        for d in self.runtime.stats().values():
+            for k in out:
+                out[k] += d[k]
         return out
 
     def _received(self) -> int:
@@ -132,17 +120,16 @@ class _PacedExporter:
         self.drain()
 
     def export(self, records: RecordBatch, now_us: int) -> None:
-        rt = self._open()
         for a in range(0, max(len(records), 1), _SLICE_RECORDS):
             self.wait(_WINDOW_MESSAGES)
-            rt.export(_slice(records, a, a + _SLICE_RECORDS), now_us)
+            self.runtime.export(_slice(records, a, a + _SLICE_RECORDS), now_us)
 
     def tick(self, now_us: int) -> None:
-        self._open().tick(now_us)
+        self.runtime.tick(now_us)
         self.wait(_WINDOW_MESSAGES)
 
     def close(self, now_us: int) -> None:
-        self._open().close(now_us)
+        self.runtime.close(now_us)
         self.wait(0)
 
 
@@ -154,38 +141,46 @@ def loopback_exporting_process(port: int, version: int) -> model.ExportingProces
 
 
 def run_loopback(make_config: Callable[[model.ExportingProcess], model.Config], version: int, *,
-                 on_records: Callable[[list[dict[str, object]]], None],
+                 on_records: Callable[[list[Record]], None],
                  keep: bool = False, batch_size: int = DEFAULT_BATCH_SIZE) -> LoopResult:
     """Meter ``make_config(ep)`` (its caches exporting to ``ep``) into an in-process collector.
 
-    ``on_records`` gets the decoded records (goflow2-named dicts plus ``raw``) as they arrive;
-    with ``keep`` the result also holds every record the caches expired and every record the
-    collector decoded, for ``verify``.
+    ``on_records`` gets the decoded records as they arrive; with ``keep`` the result also
+    holds every record the caches expired and every record the collector decoded, for
+    ``verify``.
     """
     collector = Collector(["udp://127.0.0.1:0"]).start()
+    senders: list[_Paced] = []
     try:
         ep = loopback_exporting_process(collector.port, version)
         config = make_config(ep)
         result = LoopResult(version, PipelineStats([], [], {}), collector.stats)
 
         def drain() -> None:
-            got = list(collector.records(timeout=0))
+            got = collector.take()
             if got:
                 if keep:
                     result.decoded.extend(got)
                 on_records(got)
 
-        pipeline = Pipeline(config, batch_size=batch_size, exporters=False)
-        sender = _PacedExporter(pipeline, ep, config, collector, drain)
+        def paced(ep: model.ExportingProcess, config: model.Config, sys_init_us: int,
+                  ignored_packets: Callable[[], int]) -> _Paced:
+            runtime = open_exporting_process(ep, config, sys_init_us, ignored_packets)
+            senders.append(_Paced(runtime, collector, drain))
+            return senders[-1]
+
+        pipeline = Pipeline(config, batch_size=batch_size, exporter_factory=paced)
         if keep:
             pipeline.attach(_Keep(result.expected))
-        pipeline.attach(sender)
         result.pipeline = pipeline.run()
         collector.stop()
         drain()
     finally:
         collector.stop()
-    t = sender.totals()
-    result.sent_records, result.sent_messages = t["records"], t["messages"]
-    result.not_exportable, result.dropped = t["not_exportable"], t["dropped"]
+    for sender in senders:
+        t = sender.totals()
+        result.sent_records += t["records"]
+        result.sent_messages += t["messages"]
+        result.not_exportable += t["not_exportable"]
+        result.dropped += t["dropped"]
     return result

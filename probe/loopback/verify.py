@@ -10,12 +10,12 @@ one extra, or one with any field different fails.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from dataclasses import dataclass, field
 
-from probe.ie import by_name
+from probe.collect import Record
 from probe.loopback.loop import Expected
+from probe.output import value_text
 
 _MISSING = "<not in the decoded record>"
 _TIME_UNITS = {"Seconds": 1_000_000_000, "Milliseconds": 1_000_000, "Microseconds": 1000,
@@ -39,8 +39,8 @@ class Verdict:
     def ok(self) -> bool:
         return self.n_differences == 0
 
-    def line(self, version: int) -> str:
-        proto = {10: "IPFIX", 9: "NetFlow v9", 5: "NetFlow v5"}[version]
+    def line(self, proto: str) -> str:
+        """The verdict in one line; ``proto`` names the export protocol."""
         extra = (f"; {self.not_carried} IPv6 records not compared: NetFlow v5 cannot carry them"
                  if self.not_carried else "")
         if self.ok:
@@ -51,46 +51,35 @@ class Verdict:
                 f"{proto}{extra}")
 
 
-def _derived(name: str, rec: dict[str, object], raw: dict[str, object]) -> object:
+def _derived(name: str, flow: dict[str, object], raw: dict[str, object]) -> object:
     """What a protocol that does not carry IE ``name`` carries for it instead."""
     for edge, ns_key in (("flowStart", "time_flow_start_ns"), ("flowEnd", "time_flow_end_ns")):
         if name.startswith(edge) and name[len(edge):] in _TIME_UNITS:
-            ns = rec.get(ns_key)
+            ns = flow.get(ns_key)
             return ns // _TIME_UNITS[name[len(edge):]] if isinstance(ns, int) else _MISSING
     if name == "ipVersion":
-        return _ETYPE_VERSION.get(rec.get("etype"), _MISSING)  # type: ignore[arg-type]
+        return _ETYPE_VERSION.get(flow.get("etype"), _MISSING)  # type: ignore[arg-type]
     if name in _ICMP and raw.get("protocolIdentifier") not in (None, _ICMP[name]):
         return 0  # not an ICMP flow: the cache holds 0 and v5 has nowhere to put it
     return _MISSING
 
 
-def _view(rec: dict[str, object], fields: tuple[str, ...], version: int) -> tuple[object, ...]:
+def _view(rec: Record, fields: tuple[str, ...], version: int) -> tuple[object, ...]:
     """The decoded record in the layout's field names. IPFIX and v9 templates carry every
     field of the layout, so only NetFlow v5's fixed record needs stand-ins."""
-    raw = rec.get("raw")
-    assert isinstance(raw, dict)
+    raw = rec.raw
     if version != 5:
         return tuple(raw.get(n, _MISSING) for n in fields)
-    return tuple(raw[n] if n in raw else _derived(n, rec, raw) for n in fields)
+    return tuple(raw[n] if n in raw else _derived(n, rec.flow, raw) for n in fields)
 
 
 def _describe(fields: tuple[str, ...], values: tuple[object, ...], keys: tuple[str, ...]) -> str:
     shown = [(n, v) for n, v in zip(fields, values, strict=True) if n in keys] or \
         list(zip(fields, values, strict=True))
-    return " ".join(f"{n}={_text(n, v)}" for n, v in shown)
+    return " ".join(f"{n}={value_text(n, v)}" for n, v in shown)
 
 
-def _text(name: str, v: object) -> str:
-    """A value as people read it: addresses in their usual notation."""
-    kind = getattr(by_name(name), "data_type", None)
-    if kind == "ipv4Address" and isinstance(v, int):
-        return str(ipaddress.IPv4Address(v))
-    if kind == "ipv6Address" and isinstance(v, bytes) and len(v) == 16:
-        return str(ipaddress.IPv6Address(v))
-    return v.hex() if isinstance(v, bytes) else str(v)
-
-
-def verify(expected: list[Expected], decoded: list[dict[str, object]], version: int,
+def verify(expected: list[Expected], decoded: list[Record], version: int,
            *, show: int = 5) -> Verdict:
     """Compare what the caches expired with what the collector decoded (see module doc)."""
     v = Verdict(decoded=len(decoded))
@@ -107,12 +96,12 @@ def verify(expected: list[Expected], decoded: list[dict[str, object]], version: 
     layouts = list(keys_of)
     got: Counter[tuple[Layout, tuple[object, ...]]] = Counter()
     for rec in decoded:
-        ipv = _ETYPE_VERSION.get(rec.get("etype"))  # type: ignore[arg-type]
+        ipv = _ETYPE_VERSION.get(rec.flow.get("etype"))  # type: ignore[arg-type]
         views = [(lay, _view(rec, lay[1], version)) for lay in layouts if lay[0] == ipv] or \
             [(lay, _view(rec, lay[1], version)) for lay in layouts]
         pick = next((x for x in views if want[x] > got[x]), None) or \
             next((x for x in views if _MISSING not in x[1]), None) or \
-            (views[0] if views else ((0, ()), (repr(rec.get("raw")),)))
+            (views[0] if views else ((0, ()), (repr(rec.raw),)))
         got[pick] += 1
     missing, extra = want - got, got - want
     v.n_differences = max(missing.total(), extra.total())
@@ -155,7 +144,7 @@ def _explain(missing: Counter, extra: Counter, keys_of: dict[Layout, tuple[str, 
             continue
         spare.remove(twin)
         pairs = [(n, a, b) for n, a, b in zip(fields, values, twin[1], strict=True) if a != b]
-        diffs = ", ".join(f"{n}: cache {_text(n, a)}, collector {_text(n, b)}"
+        diffs = ", ".join(f"{n}: cache {value_text(n, a)}, collector {value_text(n, b)}"
                           for n, a, b in pairs)
         if any(_wrapped(version, *p) for p in pairs):
             diffs += (" (NetFlow v5 times are 32-bit milliseconds of sysUptime: this flow is "

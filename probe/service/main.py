@@ -97,7 +97,7 @@ def serve(args: argparse.Namespace) -> int:
         if not live and svc.last_stats is not None:  # offline runs keep their summary
             import sys
 
-            from probe.cli.replay import print_summary
+            from probe.output import print_summary
 
             print_summary(svc.last_stats, sys.stderr)
         return status

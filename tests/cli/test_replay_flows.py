@@ -19,7 +19,7 @@ import pytest
 
 from probe.cache.records import RecordBatch
 from probe.cli import main
-from probe.collect import Collector
+from probe.collect import Collector, Record
 from probe.config.defaults import default_config
 from probe.export.transport import UdpTransport
 from probe.loopback import loop
@@ -200,16 +200,16 @@ def test_verify_with_a_config_uses_its_version(capsys: pytest.CaptureFixture[str
 
 def _tamper(monkeypatch: pytest.MonkeyPatch, change: Callable[[dict], None]) -> None:
     """Corrupt one decoded record (the 19-packet flow to port 443) on its way to replay."""
-    real = Collector.records
+    real = Collector.decoded
 
-    def tampered(self: Collector, timeout: float | None = None) -> Iterator[dict]:
+    def tampered(self: Collector, timeout: float | None = None) -> Iterator[Record]:
         for rec in real(self, timeout):
-            raw = rec["raw"]
+            raw = rec.raw
             if raw.get("destinationTransportPort") == 443 and raw.get("packetDeltaCount") == 19:
                 change(raw)
             yield rec
 
-    monkeypatch.setattr(Collector, "records", tampered)
+    monkeypatch.setattr(Collector, "decoded", tampered)
 
 
 def test_verify_fails_on_a_changed_field(capsys: pytest.CaptureFixture[str],

@@ -1,0 +1,216 @@
+"""How flows and run summaries are shown: the one place for output formats.
+
+goflow2 keeps its formats in one package that its command and its pipe both use; here
+``flowprobe replay`` (with the loopback's collector), ``flowprobe collect`` and ``flowprobe
+run`` print through this module:
+
+- ``JsonWriter``: one JSON line per flow, goflow2's field names (``Record.flow`` as decoded);
+- ``TableWriter``: the flows as nfdump lays them out, one row per flow (``table_row``), either
+  streamed as they arrive or sorted by first seen with columns as wide as the widest value;
+- ``print_summary``: what a pipeline read, skipped and metered; ``print_loopback_summary``:
+  what went over the loopback and came back;
+- the helpers that turn one value into text (``time_text``, ``endpoint_text``, ``flags_text``,
+  ``proto_text``, ``value_text``), also used by ``replay --verify`` to name differences.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol, TextIO
+
+from probe.ie import by_name
+from probe.ie.reasons import FLOW_END_REASONS
+
+if TYPE_CHECKING:  # only annotations: `flowprobe collect` does not load the pipeline
+    from probe.collect import CollectStats, Record
+    from probe.pipeline import PipelineStats
+
+PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP", 58: "ICMPv6", 132: "SCTP"}
+TCP_FLAGS = "FSRPAUEC"  # TCP flag bits 0..7: FIN SYN RST PSH ACK URG ECE CWR
+EXPORT_PROTOCOLS = {10: "IPFIX", 9: "NetFlow v9", 5: "NetFlow v5"}
+
+
+# ------------------------------------------------------------------ one value as text
+def time_text(ns: object) -> str:
+    """Nanoseconds since the epoch as UTC, to the millisecond; ``-`` when unknown."""
+    if not isinstance(ns, int) or ns <= 0:
+        return "-"
+    try:
+        t = datetime.fromtimestamp(ns / 1e9, UTC)
+    except (OverflowError, OSError, ValueError):
+        return "-"
+    return t.strftime("%Y-%m-%d %H:%M:%S.") + f"{ns // 1_000_000 % 1000:03d}"
+
+
+def endpoint_text(addr: object, port: object) -> str:
+    """``addr:port``, an IPv6 address in brackets."""
+    a = str(addr) if addr is not None else "?"
+    if ":" in a:
+        a = f"[{a}]"
+    return a if port is None else f"{a}:{port}"
+
+
+def flags_text(v: object) -> str:
+    """TCP flags as nfdump writes them: a letter per bit set, a dot per bit clear."""
+    if not isinstance(v, int):
+        return ""
+    return "".join(c if v >> i & 1 else "." for i, c in enumerate(TCP_FLAGS))
+
+
+def proto_text(proto: object) -> str:
+    return PROTOCOLS.get(proto, str(proto)) if isinstance(proto, int) else "-"
+
+
+def value_text(ie_name: str, v: object) -> str:
+    """An IE's plain value (as a ``Record.raw`` or a cache row holds it) as people read it:
+    addresses in their usual notation, octets in hex."""
+    kind = getattr(by_name(ie_name), "data_type", None)
+    if kind == "ipv4Address" and isinstance(v, int):
+        return str(ipaddress.IPv4Address(v))
+    if kind == "ipv6Address" and isinstance(v, bytes) and len(v) == 16:
+        return str(ipaddress.IPv6Address(v))
+    return v.hex() if isinstance(v, bytes) else str(v)
+
+
+# ------------------------------------------------------------------ flows
+TABLE_HEAD = ("first seen", "duration", "proto", "src", "", "dst", "flags", "packets", "bytes")
+_RIGHT = frozenset({1, 3, 7, 8})  # right-aligned columns: numbers, and src against its arrow
+_STREAM_WIDTHS = (23, 8, 6, 47, 2, 47, 8, 9, 12)  # a streamed table cannot measure its rows
+
+
+def table_row(flow: Mapping[str, object]) -> tuple[str, ...]:
+    """One flow (a ``Record.flow``) as a table row: first seen, duration, protocol, source,
+    ``->``, destination (ICMP type.code where the port goes, as nfdump), TCP flags (TCP
+    only), packets, bytes."""
+    start, end = flow.get("time_flow_start_ns"), flow.get("time_flow_end_ns")
+    dur = f"{(end - start) / 1e9:.3f}" if isinstance(start, int) and isinstance(end, int) \
+        else "-"
+    proto = flow.get("proto")
+    dport = flow.get("dst_port")
+    if proto in (1, 58) and "icmp_type" in flow:
+        dport = f"{flow['icmp_type']}.{flow.get('icmp_code', 0)}"
+    flags = flags_text(flow["tcp_flags"]) if proto == 6 and "tcp_flags" in flow else ""
+    return (time_text(start), dur, proto_text(proto),
+            endpoint_text(flow.get("src_addr"), flow.get("src_port")), "->",
+            endpoint_text(flow.get("dst_addr"), dport), flags,
+            str(flow.get("packets", 0)), str(flow.get("bytes", 0)))
+
+
+def first_seen(record: Record) -> tuple:
+    """Sort key of a flow table: first seen, last seen, then the addresses."""
+    f = record.flow
+    return (f.get("time_flow_start_ns") or 0, f.get("time_flow_end_ns") or 0,
+            str(f.get("src_addr")), str(f.get("dst_addr")))
+
+
+def _line(row: tuple[str, ...], widths: Iterable[int]) -> str:
+    return " ".join(x.rjust(w) if i in _RIGHT else x.ljust(w)
+                    for i, (x, w) in enumerate(zip(row, widths, strict=True))).rstrip() + "\n"
+
+
+class JsonWriter:
+    """One JSON object per flow and line, as the flows arrive."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, records: Iterable[Record]) -> None:
+        self.out.write("".join(json.dumps(r.flow, separators=(",", ":")) + "\n"
+                               for r in records))
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class TableWriter:
+    """The flows as a table with a totals line at the end.
+
+    ``stream``: each flow is written as it arrives, in fixed-width columns (``flowprobe
+    collect`` runs until stopped); otherwise the flows are kept until ``close`` and printed by
+    first seen, each column as wide as its widest value (``flowprobe replay``: it is for people).
+    """
+
+    def __init__(self, out: TextIO, *, stream: bool = False) -> None:
+        self.out = out
+        self.stream = stream
+        self.flows = self.packets = self.bytes = 0
+        self._kept: list[Record] = []
+        self._header = False
+
+    def write(self, records: Iterable[Record]) -> None:
+        records = list(records)
+        for r in records:
+            pk, by = r.flow.get("packets", 0), r.flow.get("bytes", 0)
+            self.flows += 1
+            self.packets += pk if isinstance(pk, int) else 0
+            self.bytes += by if isinstance(by, int) else 0
+        if not self.stream:
+            self._kept.extend(records)
+            return
+        if not self._header:
+            self.out.write(_line(TABLE_HEAD, _STREAM_WIDTHS))
+            self._header = True
+        self.out.write("".join(_line(table_row(r.flow), _STREAM_WIDTHS) for r in records))
+
+    def close(self) -> None:
+        if self.stream:
+            if not self._header:
+                self.out.write(_line(TABLE_HEAD, _STREAM_WIDTHS))
+        else:
+            rows = [table_row(r.flow) for r in sorted(self._kept, key=first_seen)]
+            widths = [max(len(x) for x in col) for col in zip(TABLE_HEAD, *rows, strict=True)]
+            self.out.write("".join(_line(row, widths) for row in (TABLE_HEAD, *rows)))
+        self.out.write(f"total: {self.flows} flows, {self.packets} packets, {self.bytes} bytes\n")
+        self.out.flush()
+
+
+# ------------------------------------------------------------------ summaries
+def print_summary(stats: PipelineStats, out: TextIO) -> None:
+    """What a pipeline read, skipped and metered (``replay`` and an offline ``run``)."""
+    for p in stats.points:
+        print(f"observation point {p.name}", file=out)
+        print(f"  packets read        {p.packets_read}", file=out)
+        print(f"  packets decoded     {p.packets_decoded}", file=out)
+        for reason, n in sorted(p.ignored.items()):
+            print(f"  ignored: {reason:<10} {n}", file=out)
+    for s in stats.selectors:
+        print(f"selector {s.selection_process}/{s.name}: observed {s.packets_observed}, "
+              f"dropped {s.packets_dropped}", file=out)
+    for name, c in stats.caches.items():
+        print(f"cache {name}", file=out)
+        print(f"  flows created       {c.flows_created}", file=out)
+        for reason, n in sorted(c.expired.items()):
+            print(f"  expired: {FLOW_END_REASONS.get(reason, reason):<18} {n}", file=out)
+        print(f"  records             {c.records}", file=out)
+        if c.packets_dropped:
+            print(f"  packets not metered (cache full) {c.packets_dropped}", file=out)
+
+
+class LoopTotals(Protocol):
+    """What a replay sent over the loopback and what its collector made of it."""
+
+    version: int
+    sent_records: int
+    sent_messages: int
+    not_exportable: int
+    dropped: int
+    collect: CollectStats
+
+
+def print_loopback_summary(res: LoopTotals, out: TextIO) -> None:
+    """What went over loopback: sent, decoded, and what the protocol could not carry."""
+    st = res.collect
+    line = (f"loopback {EXPORT_PROTOCOLS[res.version]}: {res.sent_records} records sent in "
+            f"{res.sent_messages} messages, {st.records} decoded")
+    if res.not_exportable:
+        line += f", {res.not_exportable} IPv6 records not exportable as NetFlow v5"
+    if res.dropped:
+        line += f", {res.dropped} not sent"
+    print(line, file=out)
+    bad = sum(st.malformed.values())
+    if bad or st.lost_records or st.lost_packets:
+        print(f"  collector: {bad} malformed, sequence gaps: {st.lost_records} records, "
+              f"{st.lost_packets} v9 packets", file=out)
