@@ -17,10 +17,13 @@ $(STAMP): pyproject.toml setup.py probe/cache/_flowtable.c
 
 test: install
 	$(BIN)/ruff check probe tests tools
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -n 2 -q
 
+# ruff, and the layer contract (pyproject.toml [tool.importlinter], README "Architecture")
 lint: install
 	$(BIN)/ruff check probe tests tools
+	$(BIN)/lint-imports --no-cache
 
 demo: install
 	$(BIN)/flowprobe replay --format table pcaps/demo.pcap

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import logging
 import os
 import sys
 
 from probe import __version__
+from probe.cli import collect, replay, run, stats, validate
 from probe.errors import UserError
 
-# Sub-command name -> module under probe.cli providing ``add_parser(subparsers)`` which sets
-# ``func(args) -> int`` as the parser default.
-COMMANDS = ("run", "replay", "validate", "collect", "stats")
+# One module per sub-command, each providing ``add_parser(subparsers)``, which sets
+# ``func(args) -> int`` as the parser default. They import only argparse at the top.
+COMMANDS = (run, replay, validate, collect, stats)
 
 
 class _Version(argparse.Action):
@@ -49,14 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="flowprobe", description="Flow meter and exporter (NetFlow v5/v9, IPFIX)")
     parser.add_argument("--version", action=_Version, help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"probe.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"probe.cli.{name}":
-                raise
-            continue  # sub-command not built yet
-        module.add_parser(sub)
+    for command in COMMANDS:
+        command.add_parser(sub)
     return parser
 
 

@@ -26,8 +26,6 @@ from probe.ie import (
 from probe.ie.iana import ELEMENTS
 
 CACHE_KINDS = ("immediateCache", "timeoutCache", "naturalCache", "permanentCache")
-SELECTOR_METHODS = ("selectAll", "sampCountBased", "sampTimeBased", "sampRandOutOfN",
-                    "sampUniProb", "filterMatch", "filterHash")
 SUPPORTED_VERSIONS = (5, 9, 10)
 VERSION_LABEL = {5: "NetFlow v5", 9: "NetFlow v9", 10: "IPFIX"}
 
