@@ -8,15 +8,20 @@ version, then reused from ``--trace-dir``) it runs, ``--runs`` times each, alter
 
   (a) ``softflowd -r TRACE -v 10 -6 -d -c none -n 127.0.0.1:P``
   (b) ``flowprobe replay TRACE --export udp://127.0.0.1:P --version 10``
+  (c) ``flowprobe replay TRACE -c CONFIG --export udp://127.0.0.1:P --version 10``
+  (d) ``flowprobe run -c CONFIG``
 
-each into a fresh ``nfcapd`` on a free loopback port, and reports the median wall time, CPU time
-(user + sys of the exporter process, from ``wait4``), its peak RSS, packets per second and the
-ratio to softflowd. Every run is checked against what the generator wrote: per-5-tuple packet
-counts must be identical, and octets must be the IP total lengths for flowprobe (RFC 7012
-``octetDeltaCount``) and the frame lengths minus the Ethernet/802.1Q header for softflowd (it
-counts Ethernet padding). Loss is checked at the collector: the kernel's drop counter on
-nfcapd's socket, and for flowprobe nfdump's IPFIX sequence failures (softflowd's IPFIX sequence
-numbers are known to be wrong, so for it only the totals speak).
+where CONFIG is an offline config reading TRACE with the layout, cache size and timeouts (b)
+uses, exporting IPFIX to 127.0.0.1:P (``run_config``). (c) and (d) load, validate and build the
+same config file, so they differ only in the command's path; (b) builds its config in code.
+Each goes into a fresh ``nfcapd`` on a free loopback port, and the table reports the median wall
+time, CPU time (user + sys of the exporter process, from ``wait4``), its peak RSS, packets per
+second and the ratio to softflowd. Every run is checked against what the generator wrote:
+per-5-tuple packet counts must be identical, and octets must be the IP total lengths for
+flowprobe (RFC 7012 ``octetDeltaCount``) and the frame lengths minus the Ethernet/802.1Q header
+for softflowd (it counts Ethernet padding). Loss is checked at the collector: the kernel's drop
+counter on nfcapd's socket, and for flowprobe nfdump's IPFIX sequence failures (softflowd's
+IPFIX sequence numbers are known to be wrong, so for it only the totals speak).
 
 Memory per cached flow is a system's peak RSS minus its peak RSS on a one-packet trace, divided
 by the most flows its cache holds at once under the default timeouts (the generator computes
@@ -386,32 +391,68 @@ def flowprobe_cmd(trace: Path, port: int, max_flows: int | None = None) -> list[
             f"udp://127.0.0.1:{port}", "--version", "10"]
 
 
-def cache_config(max_flows: int) -> Path:
-    """A config like ``replay``'s built-in one (default layout and timeouts) but for the cache
-    size; ``--export`` replaces its exporting process."""
+def config_doc(max_flows: int | None = None, trace: Path | None = None,
+               port: int | None = None) -> dict[str, Any]:
+    """A config like ``replay``'s built-in one: the default layout and timeouts, and its cache
+    size unless ``max_flows``. With ``trace`` its observation point reads that file; with
+    ``port`` it exports IPFIX to 127.0.0.1:``port`` (``flowprobe run -c`` needs both;
+    ``replay -c`` takes the file and ``--export`` from its command line)."""
     from probe.config.defaults import (
         DEFAULT_ACTIVE_TIMEOUT,
         DEFAULT_IDLE_TIMEOUT,
         DEFAULT_KEYS,
+        DEFAULT_MAX_FLOWS,
         DEFAULT_NONKEYS,
     )
 
     fields = [{"name": f"Field {i}", "ieName": name}
               | ({"isFlowKey": [None]} if name in DEFAULT_KEYS else {})
               for i, name in enumerate(DEFAULT_KEYS + DEFAULT_NONKEYS, start=1)]
-    doc = {
+    cache: dict[str, Any] = {"name": "Flow cache", "timeoutCache": {
+        "maxFlows": max_flows or DEFAULT_MAX_FLOWS, "activeTimeout": DEFAULT_ACTIVE_TIMEOUT,
+        "idleTimeout": DEFAULT_IDLE_TIMEOUT, "cacheLayout": {"cacheField": fields}}}
+    doc: dict[str, Any] = {
         "observationPoint": [{"name": "trace", "observationDomainId": 1,
-                              "selectionProcess": ["All"]}],
+                              "selectionProcess": ["All"]}
+                             | ({"offlineFile": str(trace)} if trace else {})],
         "selectionProcess": [{"name": "All", "selector": [{"name": "all", "selectAll": [None]}],
                               "cache": "Flow cache"}],
-        "cache": [{"name": "Flow cache", "timeoutCache": {
-            "maxFlows": max_flows, "activeTimeout": DEFAULT_ACTIVE_TIMEOUT,
-            "idleTimeout": DEFAULT_IDLE_TIMEOUT, "cacheLayout": {"cacheField": fields}}}],
+        "cache": [cache],
     }
-    path = OUT / f"cache-{max_flows}.json"
-    OUT.mkdir(parents=True, exist_ok=True)
+    if port is not None:
+        cache["exportingProcess"] = ["Export"]
+        doc["exportingProcess"] = [{"name": "Export", "destination": [{
+            "name": "nfcapd", "udpExporter": {"ipfixVersion": 10, "destinationPort": port,
+                                              "destinationIPAddress": "127.0.0.1"}}]}]
+    return doc
+
+
+def _write_config(name: str, doc: dict[str, Any]) -> Path:
+    path = OUT / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1))
     return path
+
+
+def cache_config(max_flows: int) -> Path:
+    """``config_doc(max_flows)`` in a file; ``--export`` adds the exporting process."""
+    return _write_config(f"cache-{max_flows}.json", config_doc(max_flows))
+
+
+def run_config(trace: Path, port: int, max_flows: int | None = None) -> Path:
+    """The offline config file ``flowprobe run -c`` (and ``replay -c``) meters ``trace`` with,
+    exporting to 127.0.0.1:``port``."""
+    return _write_config(f"configs/{trace.stem}-{max_flows or 'default'}-{port}.json",
+                         config_doc(max_flows, trace, port))
+
+
+def flowprobe_config_cmd(trace: Path, port: int, max_flows: int | None = None) -> list[str]:
+    return [str(FLOWPROBE), "replay", str(trace), "-c", str(run_config(trace, port, max_flows)),
+            "--export", f"udp://127.0.0.1:{port}", "--version", "10"]
+
+
+def flowprobe_run_cmd(trace: Path, port: int, max_flows: int | None = None) -> list[str]:
+    return [str(FLOWPROBE), "run", "-c", str(run_config(trace, port, max_flows))]
 
 
 def softflowd_records(log: str) -> int | None:
@@ -443,7 +484,11 @@ SYSTEMS = {
     #        flows it ended because its cache was full)
     "softflowd": (softflowd_cmd, "l2_octets", softflowd_records, softflowd_evictions),
     "flowprobe": (flowprobe_cmd, "ip_octets", flowprobe_records, flowprobe_evictions),
+    "flowprobe -c": (flowprobe_config_cmd, "ip_octets", flowprobe_records, flowprobe_evictions),
+    "flowprobe run": (flowprobe_run_cmd, "ip_octets", flowprobe_records, flowprobe_evictions),
 }
+SIZES_ONLY = ("flowprobe -c", "flowprobe run")  # their question (one path) is not the hostile rows'
+
 
 
 def flowprobe_available() -> str | None:
@@ -676,6 +721,18 @@ def acceptance(rows: list[dict[str, Any]], startup_s: float | None = None) -> li
                 if net["100k"] > 0:
                     line += f"; without start-up {net['5M'] / net['100k']:.2f}"
             out.append(line)
+    walls = {r["system"]: r["median"]["wall_s"] for r in rows
+             if r["trace"] == "1M" and "median" in r}
+    if "flowprobe run" in walls and "flowprobe -c" in walls:  # issue #12: one path for both
+        ratio = walls["flowprobe run"] / walls["flowprobe -c"]
+        line = (f"1M: flowprobe run -c / flowprobe replay -c, same config, wall {ratio:.2f}x "
+                f"(<= 1.10): {'met' if ratio <= 1.10 else 'NOT met'}")
+        if "flowprobe" in walls:
+            load = walls["flowprobe -c"] - walls["flowprobe"]
+            line += (f"; / flowprobe replay with its built-in config "
+                     f"{walls['flowprobe run'] / walls['flowprobe']:.2f}x (loading the config "
+                     f"file takes {load:+.2f} s)")
+        out.append(line)
     soft = {r["trace"]: r for r in rows if r["system"] == "softflowd" and "median" in r}
     for label in ("flood 1M", "scan 1M"):
         if label in fp and fp[label].get("ratio"):
@@ -776,7 +833,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated trace sizes in packets (default 100k,1M,5M)")
     ap.add_argument("--runs", type=int, default=3, help="runs per system and trace (median)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--systems", default="softflowd,flowprobe")
+    ap.add_argument("--systems", default=",".join(SYSTEMS),
+                    help="comma-separated, of: softflowd, flowprobe (replay), flowprobe -c "
+                         "(replay -c CONFIG), flowprobe run (run -c CONFIG; these two on the "
+                         "sizes only); default all")
     ap.add_argument("--hostile", default=",".join(HOSTILE), metavar="CASE,...",
                     help="hostile rows after the sizes: " + ", ".join(HOSTILE)
                          + " (default all; none for only the sizes)")
@@ -829,13 +889,14 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     workdir = OUT / f"run-{stamp}"
     workdir.mkdir()
-    why_not = flowprobe_available() if "flowprobe" in systems else None
+    why_not = flowprobe_available() if any(s.startswith("flowprobe") for s in systems) \
+        else None
     result: dict[str, Any] = {"started": stamp, "runs_per_system": args.runs, "nice": args.nice,
                               "environment": environment(), "traces": [], "rows": []}
     bases: dict[tuple[str, int | None], int] = {}  # (system, cache) -> one-packet peak RSS KB
     result["rss_floor_kb"] = rss_floor_kb(workdir)
     for system in systems:
-        if system in SYSTEMS and not (system == "flowprobe" and why_not is not None):
+        if system in SYSTEMS and not (system.startswith("flowprobe") and why_not is not None):
             base = baseline(workdir, args.keep, system)
             bases[(system, None)] = base.maxrss_kb
             result[f"{system}_baseline"] = base.__dict__
@@ -849,8 +910,9 @@ def main(argv: list[str] | None = None) -> int:
         result["traces"].append({k: v for k, v in trace.summary.items() if k != "path"}
                                 | {"label": case.label, "file": trace.path.name,
                                    "max_flows": case.max_flows})
-        ready = [s for s in systems if not (s == "flowprobe" and why_not is not None)]
-        result["rows"] += bench_case(case, trace, systems, ready, args.runs, workdir, args.keep,
+        here = [s for s in systems if not (case.max_flows and s in SIZES_ONLY)]
+        ready = [s for s in here if not (s.startswith("flowprobe") and why_not is not None)]
+        result["rows"] += bench_case(case, trace, here, ready, args.runs, workdir, args.keep,
                                      bases, why_not)
     print()
     print(table(result["rows"]))

@@ -140,3 +140,21 @@ def test_cpu_ticks_see_busy_time_pass() -> None:
     after = bench._cpu_ticks()
     assert after is not None
     assert (after[0] - before[0]) / os.sysconf("SC_CLK_TCK") >= 0.15
+
+
+def test_the_run_rows_meter_what_the_replay_row_meters(tmp_path: Path) -> None:
+    """``flowprobe run -c`` and ``replay -c`` read a config file with replay's built-in layout,
+    cache size and timeouts, so the rows differ only in the command's path."""
+    from probe.config import load_data
+    from probe.config.defaults import default_config
+
+    trace = tmp_path / "t.pcap"
+    config = load_data(bench.config_doc(trace=trace, port=4739))
+    (cache,) = config.caches
+    (builtin,) = default_config(str(trace), export=("udp", "127.0.0.1", 4739)).caches
+    assert (cache.layout, cache.max_flows, cache.active_timeout, cache.idle_timeout) == \
+        (builtin.layout, builtin.max_flows, builtin.active_timeout, builtin.idle_timeout)
+    (op,) = config.observation_points
+    assert op.offline_file == str(trace)
+    (dest,) = cache.exporting_processes[0].destinations
+    assert (dest.transport, dest.ipfix_version, dest.destination_port) == ("udp", 10, 4739)
