@@ -35,12 +35,12 @@ class Collector:
                  limits: Limits = DEFAULT_LIMITS) -> None:
         self._queue: queue.Queue[object] = queue.Queue()
         self.decoder = Decoder(limits)
-        self._loop = CollectorLoop([parse_listen(u) for u in listen], self._sink, self.decoder)
+        self._loop = CollectorLoop([parse_listen(u) for u in listen], self._arrived, self.decoder)
         self._thread: threading.Thread | None = None
         self._last_record = time.monotonic()
         self.bound: list[Endpoint] = []
 
-    def _sink(self, records: list[Record]) -> None:
+    def _arrived(self, records: list[Record]) -> None:
         self._last_record = time.monotonic()
         for r in records:
             self._queue.put(r)

@@ -1,9 +1,9 @@
 """The collector's transport loop: UDP and TCP sockets on one thread with ``selectors``.
 
-One thread, no locks: the loop owns the Decoder. Records go to a ``sink`` callable. ``stop()``
-is safe from a signal handler or another thread (it writes one byte to a wake-up socket); the
-loop then drains what the kernel already holds (UDP datagrams, unread TCP bytes) before it
-returns, so a sender that finished before ``stop()`` loses nothing.
+One thread, no locks: the loop owns the Decoder. Records go to an ``on_records`` callable.
+``stop()`` is safe from a signal handler or another thread (it writes one byte to a wake-up
+socket); the loop then drains what the kernel already holds (UDP datagrams, unread TCP bytes)
+before it returns, so a sender that finished before ``stop()`` loses nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from probe.collect.framing import StreamFramer
 from probe.collect.records import Record
 from probe.errors import UserError
 
-Sink = Callable[[list[Record]], None]
+OnRecords = Callable[[list[Record]], None]
 _RCVBUF = 64 * 1024 * 1024  # a burst replay must not overrun the socket buffer
 _SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 _DRAIN_LIMIT = 200_000  # datagrams read after stop()
@@ -67,10 +67,10 @@ class _Conn:
 
 
 class CollectorLoop:
-    def __init__(self, endpoints: list[Endpoint], sink: Sink,
+    def __init__(self, endpoints: list[Endpoint], on_records: OnRecords,
                  decoder: Decoder | None = None) -> None:
         self.endpoints = endpoints
-        self.sink = sink
+        self.on_records = on_records
         self.decoder = decoder or Decoder()
         self.sel = selectors.DefaultSelector()
         self.bound: list[Endpoint] = []
@@ -196,7 +196,7 @@ class CollectorLoop:
             ip = _exporter_ip(addr[0])
             records = self.decoder.decode(data, ip, ("udp", ip, addr[1], port))
             if records:
-                self.sink(records)
+                self.on_records(records)
 
     # ------------------------------------------------------------------ TCP
     def _accept(self, lsock: socket.socket) -> None:
@@ -251,7 +251,7 @@ class CollectorLoop:
         for msg in messages:
             records = self.decoder.decode(msg, conn.peer, conn.key)
             if records:
-                self.sink(records)
+                self.on_records(records)
 
     def _end_conn(self, conn: _Conn, flush: bool = True) -> None:
         rest = conn.framer.flush()
