@@ -8,7 +8,6 @@ flows the collector decoded (``probe.loopback``), then the summary on stderr.
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 
 from probe.batching import DEFAULT_BATCH_SIZE
@@ -29,22 +28,14 @@ def replay(args: argparse.Namespace) -> int:
         if given:
             raise UserError(f"{flag}: only without --export (the flows are shown by the "
                             "in-process collector)")
-    # Start-up (numpy, the pipeline's modules, the config) makes objects that all live to the
-    # end: cyclic garbage collection during it is wasted work on the way to the first packet.
-    # They are frozen out of later collections once the pipeline is built.
-    gc.disable()
-    try:
+    from probe.memory import starting_up
+
+    with starting_up():
         from probe.cli.replay_config import build_config
         from probe.pipeline import Pipeline
 
-        config = build_config(args)
-
-        pipeline = Pipeline(config, batch_size=args.batch_size)
-        gc.freeze()
-        gc.enable()
-        stats = pipeline.run()
-    finally:
-        gc.enable()
+        pipeline = Pipeline(build_config(args), batch_size=args.batch_size)
+    stats = pipeline.run()
     if not args.quiet:
         from probe.output import print_summary
 

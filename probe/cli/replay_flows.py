@@ -9,6 +9,7 @@ import sys
 from probe.cli.replay_config import loopback_config
 from probe.collect import Record
 from probe.loopback import run_loopback, verify
+from probe.memory import starting_up
 from probe.output import (
     EXPORT_PROTOCOLS,
     JsonWriter,
@@ -19,7 +20,8 @@ from probe.output import (
 
 
 def show_flows(args: argparse.Namespace) -> int:
-    version, make_config = loopback_config(args)
+    with starting_up():
+        version, make_config = loopback_config(args)
     fmt = args.format or ("table" if sys.stdout.isatty() else "json")
     # A table is for people: sorted by first seen, printed at the end. JSON lines stream in
     # arrival order.

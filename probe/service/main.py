@@ -52,12 +52,14 @@ def serve(args: argparse.Namespace) -> int:
     import signal
 
     from probe.config import load
+    from probe.memory import starting_up
     from probe.service import privileges
     from probe.service.pidfile import PidFile
 
     # A SIGHUP before the service handles it (config still loading) must not kill the probe.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    config = load(args.config)
+    with starting_up():  # as replay starts: the config's objects live to the end
+        config = load(args.config)
     live = any(not op.offline_file for op in config.observation_points)
     account = privileges.resolve(args.user) if args.user else None
     owner = (account.uid, account.gid) if account else None
