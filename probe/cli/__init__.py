@@ -16,9 +16,11 @@ from probe import __version__
 from probe.cli import collect, replay, run, stats, validate
 from probe.errors import UserError
 
-# One module per sub-command, each providing ``add_parser(subparsers)``, which sets
+# Sub-command name -> its module, which provides ``add_parser(subparsers)`` setting
 # ``func(args) -> int`` as the parser default. They import only argparse at the top.
-COMMANDS = (run, replay, validate, collect, stats)
+_MODULES = {"run": run, "replay": replay, "validate": validate, "collect": collect,
+            "stats": stats}
+COMMANDS = tuple(_MODULES)
 
 
 class _Version(argparse.Action):
@@ -49,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="flowprobe", description="Flow meter and exporter (NetFlow v5/v9, IPFIX)")
     parser.add_argument("--version", action=_Version, help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for command in COMMANDS:
-        command.add_parser(sub)
+    for module in _MODULES.values():
+        module.add_parser(sub)
     return parser
 
 
