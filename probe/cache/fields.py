@@ -1,9 +1,10 @@
-"""What each metered Information Element reads from a PacketBatch.
+"""Packet-derived Information Elements as a cache uses them: flow keys and first-packet values.
 
-One function per packet-derived IE, all vectorised over a batch. A cache groups packets on the
-values of its key IEs and keeps, for a non-key use of a key IE, the value of the flow's first
-packet. Values of the other IP family's IEs are zero, so IPv4 and IPv6 packets never share a
-flow (the IP version is part of every key anyway, see ``KeyLayout``).
+What each IE reads from a PacketBatch is ``probe.capture.fields.EXTRACT`` (selectors read
+them too). A cache groups packets on the values of its key IEs and keeps, for a non-key use of
+a key IE, the value of the flow's first packet. Values of the other IP family's IEs are zero,
+so IPv4 and IPv6 packets never share a flow (the IP version is part of every key anyway, see
+``KeyLayout``).
 """
 
 from __future__ import annotations
@@ -14,58 +15,9 @@ import numpy as np
 
 from probe.branchless import keep
 from probe.capture.batch import PacketBatch
+from probe.capture.fields import EXTRACT, ICMP4, ICMP6, type_code, v4_address, v6_address
 
-_ICMP4, _ICMP6, _TCP, _UDP = 1, 58, 6, 17
-
-
-def _v4_addr(col: np.ndarray, b: PacketBatch) -> np.ndarray:
-    a = col[:, :4].astype(np.uint32)
-    v = (a[:, 0] << 24) | (a[:, 1] << 16) | (a[:, 2] << 8) | a[:, 3]
-    return keep(b.ip_version == 4, v)
-
-
-def _v6_addr(col: np.ndarray, b: PacketBatch) -> np.ndarray:
-    return keep(b.ip_version == 6, col)
-
-
-def _icmp(b: PacketBatch, version: int, proto: int, v: np.ndarray) -> np.ndarray:
-    return keep((b.ip_version == version) & (b.proto == proto), v)
-
-
-def _type_code(b: PacketBatch) -> np.ndarray:
-    return (b.icmp_type.astype(np.uint16) << 8) | b.icmp_code
-
-
-EXTRACT: dict[str, Callable[[PacketBatch], np.ndarray]] = {
-    "sourceIPv4Address": lambda b: _v4_addr(b.src_addr, b),
-    "destinationIPv4Address": lambda b: _v4_addr(b.dst_addr, b),
-    "sourceIPv6Address": lambda b: _v6_addr(b.src_addr, b),
-    "destinationIPv6Address": lambda b: _v6_addr(b.dst_addr, b),
-    "protocolIdentifier": lambda b: b.proto,
-    "sourceTransportPort": lambda b: b.src_port,
-    "destinationTransportPort": lambda b: b.dst_port,
-    "tcpSourcePort": lambda b: keep(b.proto == _TCP, b.src_port),
-    "tcpDestinationPort": lambda b: keep(b.proto == _TCP, b.dst_port),
-    "udpSourcePort": lambda b: keep(b.proto == _UDP, b.src_port),
-    "udpDestinationPort": lambda b: keep(b.proto == _UDP, b.dst_port),
-    "icmpTypeCodeIPv4": lambda b: _icmp(b, 4, _ICMP4, _type_code(b)),
-    "icmpTypeIPv4": lambda b: _icmp(b, 4, _ICMP4, b.icmp_type),
-    "icmpCodeIPv4": lambda b: _icmp(b, 4, _ICMP4, b.icmp_code),
-    "icmpTypeCodeIPv6": lambda b: _icmp(b, 6, _ICMP6, _type_code(b)),
-    "icmpTypeIPv6": lambda b: _icmp(b, 6, _ICMP6, b.icmp_type),
-    "icmpCodeIPv6": lambda b: _icmp(b, 6, _ICMP6, b.icmp_code),
-    "ipClassOfService": lambda b: b.tos,
-    "ipDiffServCodePoint": lambda b: b.tos >> 2,
-    "ipPrecedence": lambda b: b.tos >> 5,
-    "ipVersion": lambda b: b.ip_version,
-    "flowLabelIPv6": lambda b: keep(b.ip_version == 6, b.flow_label),
-    "fragmentIdentification": lambda b: b.frag_id,
-    "vlanId": lambda b: b.vlan_id,
-    "sourceMacAddress": lambda b: b.src_mac,
-    "destinationMacAddress": lambda b: b.dst_mac,
-    "postDestinationMacAddress": lambda b: b.dst_mac,
-    "nextHeaderIPv6": lambda b: keep(b.ip_version == 6, b.next_header),
-}
+__all__ = ["EXTRACT", "KeyLayout", "key_rows", "packet_values", "take_keys", "value_specs"]
 
 
 def packet_values(batch: PacketBatch, names: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -96,8 +48,8 @@ def key_rows(keys: np.ndarray) -> list[bytes]:
 
 def _icmp_either(b: PacketBatch) -> np.ndarray:
     """icmpTypeCodeIPv4 | icmpTypeCodeIPv6: each is zero where the other may be set."""
-    icmp = ((b.ip_version == 4) & (b.proto == _ICMP4)) | ((b.ip_version == 6) & (b.proto == _ICMP6))
-    return keep(icmp, _type_code(b))
+    icmp = ((b.ip_version == 4) & (b.proto == ICMP4)) | ((b.ip_version == 6) & (b.proto == ICMP6))
+    return keep(icmp, type_code(b))
 
 
 class _Version:
@@ -111,7 +63,7 @@ class _Version:
 
 def _split_address(raw: np.ndarray, version: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     b = _Version(version)
-    return _v4_addr(raw, b), _v6_addr(raw, b)  # type: ignore[arg-type]
+    return v4_address(raw, b), v6_address(raw, b)  # type: ignore[arg-type]
 
 
 def _split_icmp(raw: np.ndarray, version: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

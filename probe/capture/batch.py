@@ -13,9 +13,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-# Octets of IP payload (after the IPv4 header and its options, after the IPv6 fixed header: the
-# payload as RFC 791 and RFC 8200 count it) kept for hash-based selection.
-PAYLOAD_HEAD = 64
+from probe.batching import PAYLOAD_HEAD  # octets of IP payload kept for hash-based selection
 
 # Column name -> (dtype, per-row shape). Addresses are 16 octets for both families; an IPv4
 # address sits in octets 0..3 with the rest zero, so one grouping works for both.

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from probe.capture.batch import PAYLOAD_HEAD
+from probe.batching import PAYLOAD_HEAD
 from probe.config.model import HASH_OUTPUT_MAX, FilterHash, FilterMatch, HashRange
 from probe.config.paths import quote
 from probe.ie import METERED_KEYS, InformationElement, by_id, by_name

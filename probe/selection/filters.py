@@ -26,12 +26,12 @@ from __future__ import annotations
 import numpy as np
 
 from probe.branchless import pick
-from probe.cache.fields import EXTRACT
 from probe.capture.batch import ColumnReads, PacketBatch
+from probe.capture.fields import EXTRACT
 from probe.config import model
 from probe.ie import IPV4_ONLY, IPV6_ONLY
 from probe.selection import hashing
-from probe.selection.selectors import Counted
+from probe.selection.base import Counted
 
 HEADER_OCTETS = 12
 # Where the header part of the key comes from, in a row of [octets 4..7 of the IP header,

@@ -10,35 +10,11 @@ selects.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import numpy as np
 
 from probe.capture.batch import PacketBatch
 from probe.config import model
-
-
-class Selector(Protocol):
-    name: str
-    packets_observed: int
-    packets_dropped: int
-
-    def select(self, batch: PacketBatch) -> np.ndarray: ...
-
-
-class Counted:
-    """RFC 6728 selector state: packetsObserved = selected + packetsDropped, always."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.packets_observed = 0
-        self.packets_dropped = 0
-
-    def _account(self, mask: np.ndarray) -> np.ndarray:
-        n = int(mask.shape[0])
-        self.packets_observed += n
-        self.packets_dropped += n - int(np.count_nonzero(mask))
-        return mask
+from probe.selection.base import Counted, Selector
 
 
 class SelectAllSelector(Counted):

@@ -13,11 +13,10 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Raw
 
-from probe.cache.base import columns_for_point
 from probe.capture import COLUMNS, open_offline
 from probe.capture.batch import PacketBatch
 from probe.config import load_data, model
-from probe.pipeline import Pipeline
+from probe.pipeline import Pipeline, columns_for_point
 from probe.selection import build_selector
 from probe.selection.filters import FilterHashSelector, hash_input
 from tests.cache.synth import record_set
