@@ -96,3 +96,21 @@ def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["validate"])
     assert info.value.code == 2
     assert "CONFIG" in capsys.readouterr().err
+
+
+def test_hostile_configs_end_in_one_line(tmp_path: Path) -> None:
+    """Issue #13's cases as a user meets them: the deep file was a RecursionError traceback,
+    a layout of 140,000 fields (7.6 MB) took 7 minutes."""
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 1000 + "]" * 1000 + "\n")
+    huge = tmp_path / "huge.json"
+    doc = json.loads((CONFIGS / "ipfix-udp.json").read_text())
+    doc["cache"][0]["timeoutCache"]["cacheLayout"]["cacheField"] += [
+        {"name": f"F{i}", "ieName": "octetDeltaCount"} for i in range(140_000)]
+    huge.write_text(json.dumps(doc))
+    for path, words in ((deep, "line 1, column 33: nested more than 32 levels deep"),
+                        (huge, "bytes; a config may hold at most 262144 bytes (256 KiB)")):
+        res = _flowprobe("validate", str(path))
+        assert (res.returncode, res.stdout) == (2, "")
+        assert len(res.stderr.splitlines()) == 1, res.stderr[-500:]
+        assert res.stderr.startswith(f"{path}: ") and words in res.stderr

@@ -405,8 +405,8 @@ def test_unreadable(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     # Tests run as root, which reads any file: make the read itself fail as it would for a user.
     path = write(tmp_path, "{}")
 
-    def denied(self: Path) -> bytes:
+    def denied(self: Path, *args: object, **kwargs: object) -> bytes:
         raise PermissionError(13, "Permission denied", str(self))
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr(Path, "open", denied)
     status, _, err = validate(capsys, str(path))
     assert (status, err) == (2, f"{path}: cannot read: permission denied\n")
