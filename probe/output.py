@@ -7,7 +7,8 @@ run`` print through this module:
 - ``JsonWriter``: one JSON line per flow, goflow2's field names (``Record.flow`` as decoded);
 - ``TableWriter``: the flows as nfdump lays them out, one row per flow (``table_row``), either
   streamed as they arrive or sorted by first seen with columns as wide as the widest value;
-- ``print_summary``: what a pipeline read, skipped and metered; ``print_loopback_summary``:
+- ``print_summary``: what a pipeline read, skipped and metered; ``print_exports``: what each
+  export destination sent and what its transport could confirm; ``print_loopback_summary``:
   what went over the loopback and came back;
 - the helpers that turn one value into text (``time_text``, ``endpoint_text``, ``flags_text``,
   ``proto_text``, ``value_text``), also used by ``replay --verify`` to name differences.
@@ -26,6 +27,7 @@ from probe.ie.reasons import FLOW_END_REASONS
 
 if TYPE_CHECKING:  # only annotations: `flowprobe collect` does not load the pipeline
     from probe.collect import CollectStats, Record
+    from probe.config.model import Config
     from probe.pipeline import PipelineStats
 
 PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP", 58: "ICMPv6", 132: "SCTP"}
@@ -187,6 +189,58 @@ def print_summary(stats: PipelineStats, out: TextIO) -> None:
         print(f"  records             {c.records}", file=out)
         if c.packets_dropped:
             print(f"  packets not metered (cache full) {c.packets_dropped}", file=out)
+
+
+def _rate(bytes_per_s: int) -> str:
+    for unit, size in (("GB/s", 10**9), ("MB/s", 10**6), ("kB/s", 10**3)):
+        if bytes_per_s >= size:
+            return f"{bytes_per_s / size:g} {unit}"
+    return f"{bytes_per_s} B/s"
+
+
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def print_exports(config: Config, exports: Mapping[str, Mapping[str, Mapping[str, int]]],
+                  out: TextIO) -> None:
+    """One closing line per destination: what was sent, and what its transport can vouch for.
+
+    UDP cannot: a datagram the collector's socket had no room for is dropped without a word
+    to the sender, so the line says to compare with the collector's count. TCP can, up to a
+    collector that crashes: the records then sent again on the next connection are counted
+    (the collector may see them twice), and those that could not be are counted too.
+    """
+    from probe.config.summary import destination_url
+
+    dests = {(ep.name, d.name): d for ep in config.exporting_processes for d in ep.destinations}
+    for ep_name, per_dest in exports.items():
+        for name, c in per_dest.items():
+            d = dests.get((ep_name, name))
+            if d is not None and (url := destination_url(d)) != name:
+                name = f"{name} ({url})"
+            line = (f"export {name}: {_plural(c.get('records', 0), 'record')} in "
+                    f"{_plural(c.get('messages', 0), 'message')} ({c.get('bytes', 0)} bytes)")
+            if d is not None and d.rate_limit:
+                line += f", paced at {_rate(d.rate_limit)}"
+            if c.get("connects", 0) > 1:
+                line += f" over {c['connects']} connections"
+            if c.get("resent"):
+                line += (f"; {_plural(c['resent'], 'record')} sent again after a lost "
+                         "connection (the collector may count them twice)")
+            if c.get("unconfirmed"):
+                line += (f"; {_plural(c['unconfirmed'], 'record')} sent on a lost connection "
+                         "and not again (the collector may not have them)")
+            if c.get("dropped"):
+                line += f"; {_plural(c['dropped'], 'record')} not sent"
+            if c.get("refused"):
+                line += (f"; {_plural(c['refused'], 'ICMP port unreachable')} came back "
+                         "(is the collector listening?)")
+            if d is not None and d.transport == "udp":
+                line += "; UDP cannot confirm delivery: compare with the collector's count"
+            elif c.get("end_confirmed"):
+                line += "; the collector read it all and closed the connection"
+            print(line, file=out)
 
 
 class LoopTotals(Protocol):

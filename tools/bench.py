@@ -387,8 +387,9 @@ def softflowd_cmd(trace: Path, port: int, max_flows: int | None = None) -> list[
 
 def flowprobe_cmd(trace: Path, port: int, max_flows: int | None = None) -> list[str]:
     cache = ["-c", str(cache_config(max_flows))] if max_flows else []
+    # Unpaced like softflowd: nfcapd has a 64 MB buffer here, and the meter is what is measured.
     return [str(FLOWPROBE), "replay", str(trace), *cache, "--export",
-            f"udp://127.0.0.1:{port}", "--version", "10"]
+            f"udp://127.0.0.1:{port}", "--version", "10", "--rate", "0"]
 
 
 def config_doc(max_flows: int | None = None, trace: Path | None = None,

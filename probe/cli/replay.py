@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from probe.batching import DEFAULT_BATCH_SIZE
+from probe.cli.run import add_rate_option
 from probe.errors import UserError
 
 # The pipeline, the config model and the output formats load only when a command runs:
@@ -21,6 +22,9 @@ def replay(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
     if args.export is None:
+        if args.rate is not None:
+            raise UserError("--rate: only with --export (the in-process collector paces the "
+                            "exporter itself)")
         from probe.cli.replay_flows import show_flows
 
         return show_flows(args)
@@ -32,14 +36,17 @@ def replay(args: argparse.Namespace) -> int:
 
     with starting_up():
         from probe.cli.replay_config import build_config
+        from probe.config.pacing import paced
         from probe.pipeline import Pipeline
 
-        pipeline = Pipeline(build_config(args), batch_size=args.batch_size)
+        config = paced(build_config(args), args.rate)
+        pipeline = Pipeline(config, batch_size=args.batch_size)
     stats = pipeline.run()
     if not args.quiet:
-        from probe.output import print_summary
+        from probe.output import print_exports, print_summary
 
         print_summary(stats, sys.stdout)
+        print_exports(config, pipeline.export_stats(), sys.stdout)
     return 0
 
 
@@ -60,7 +67,12 @@ field by field, and the counts; it prints one line on stderr and exits 1 on any 
 NetFlow v5 cannot carry IPv6 flows: --version 5 --verify compares the IPv4 records and says
 how many IPv6 records were left out.
 
-With --export URL the records go there instead and the summary is printed on stdout.
+With --export URL the records go there instead and the summary is printed on stdout, ending
+with one line per destination: what was sent, and what the transport could confirm. UDP
+cannot: a replay sends to a UDP destination at 5 MB/s at most, so that a collector with a
+default socket buffer keeps up (--rate changes it, --rate 0 sends unpaced). Over TCP the
+records a collector that crashed may not have stored are sent again when it is back, and
+counted.
 """
 
 
@@ -87,4 +99,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="no metering summary, only the flows (and the --verify result)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
                    help="packets read and metered per batch (records do not depend on it)")
+    add_rate_option(p)
     p.set_defaults(func=replay)

@@ -25,6 +25,31 @@ def parse_size(text: str) -> int:
     return int(number) * mult
 
 
+def parse_rate(text: str) -> int:
+    """``--rate``: bytes per second, ``20M`` = 20,000,000 (K, M, G: powers of 1000); 0 = off."""
+    units = {"K": 10**3, "M": 10**6, "G": 10**9}
+    t = text.strip().upper().removesuffix("/S").removesuffix("B")
+    mult = units.get(t[-1:], 1)
+    number = t[:-1] if t[-1:] in units else t
+    try:
+        value = float(number) * mult
+    except ValueError:
+        value = -1.0
+    if not number or not 0 <= value < 2**32 or (value and value < 1500):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: bytes per second, e.g. 20M; at least 1500 (one message a second), "
+            "below 4G, or 0 for no pacing")
+    return int(value)
+
+
+def add_rate_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rate", type=parse_rate, default=None, metavar="BYTES_PER_S",
+                   help="send at most this many bytes per second to each destination (K, M, "
+                        "G: x1000; 0: unpaced). Overrides rateLimit. Default: offline, "
+                        "UDP destinations without rateLimit get 5M (a collector's default "
+                        "socket buffer keeps up); live capture is not paced")
+
+
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: a whole number of at least 1")
@@ -77,4 +102,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=_positive, default=1, metavar="N",
                    help="capture processes sharing each interface (PACKET_FANOUT hash: a "
                         "flow always lands in one process); default 1")
+    add_rate_option(p)
     p.set_defaults(func=run)

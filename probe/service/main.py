@@ -52,6 +52,7 @@ def serve(args: argparse.Namespace) -> int:
     import signal
 
     from probe.config import load
+    from probe.config.pacing import loader, paced
     from probe.memory import starting_up
     from probe.service import privileges
     from probe.service.pidfile import PidFile
@@ -59,7 +60,7 @@ def serve(args: argparse.Namespace) -> int:
     # A SIGHUP before the service handles it (config still loading) must not kill the probe.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     with starting_up():  # as replay starts: the config's objects live to the end
-        config = load(args.config)
+        config = paced(load(args.config), args.rate)
     live = any(not op.offline_file for op in config.observation_points)
     account = privileges.resolve(args.user) if args.user else None
     owner = (account.uid, account.gid) if account else None
@@ -83,7 +84,8 @@ def serve(args: argparse.Namespace) -> int:
 
             drop = (lambda: privileges.drop(account)) if account else None
             svc = Service(args.config, config, batch_size=args.batch_size,
-                          buffer_size=args.buffer_size, on_capture_open=drop)
+                          buffer_size=args.buffer_size, on_capture_open=drop,
+                          load=loader(args.rate))
         if live:
             _start_control(stack, args, svc.handle, owner)
         if args.metrics_port:
@@ -99,7 +101,9 @@ def serve(args: argparse.Namespace) -> int:
         if not live and svc.last_stats is not None:  # offline runs keep their summary
             import sys
 
-            from probe.output import print_summary
+            from probe.output import print_exports, print_summary
 
             print_summary(svc.last_stats, sys.stderr)
+            print_exports(svc.config, svc.snapshot().get("exporting_processes", {}),
+                          sys.stderr)
         return status

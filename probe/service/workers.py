@@ -52,6 +52,7 @@ def _exit_with_supervisor() -> None:
 def _worker(index: int, args: argparse.Namespace, config: model.Config, group: int,
             socket_path: str, account: Account | None) -> None:
     """A worker process: its own capture (joined to the fanout group), caches and exporters."""
+    from probe.config.pacing import loader
     from probe.service import logsetup, privileges
     from probe.service.control import ControlServer
     from probe.service.runner import Service
@@ -65,7 +66,8 @@ def _worker(index: int, args: argparse.Namespace, config: model.Config, group: i
 
     svc = Service(args.config, config, batch_size=args.batch_size, buffer_size=args.buffer_size,
                   fanout=(group, _PACKET_FANOUT_HASH),
-                  on_capture_open=drop if account else None)
+                  on_capture_open=drop if account else None,
+                  load=loader(getattr(args, "rate", None)))
     owner = (account.uid, account.gid) if account else None
     status = 1
     try:

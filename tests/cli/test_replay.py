@@ -59,8 +59,26 @@ def test_export_sends_ipfix_to_the_url() -> None:
     assert data[:2] == b"\x00\x0a"  # IPFIX version 10
 
 
+def test_export_ends_with_what_was_sent_and_what_udp_cannot_tell() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"udp://127.0.0.1:{s.getsockname()[1]}"
+        paced = flowprobe("replay", str(DEMO), "--export", url)
+        unpaced = flowprobe("replay", str(DEMO), "--export", url, "--rate", "0")
+        slow = flowprobe("replay", str(DEMO), "--export", url, "--rate", "2.5M")
+    assert paced.stdout.splitlines()[-1] == (
+        f"export {url}: 38 records in 6 messages (2636 bytes), paced at 5 MB/s; UDP cannot "
+        "confirm delivery: compare with the collector's count")
+    assert unpaced.stdout.splitlines()[-1] == (
+        f"export {url}: 38 records in 6 messages (2636 bytes); UDP cannot confirm delivery: "
+        "compare with the collector's count")
+    assert ", paced at 2.5 MB/s;" in slow.stdout.splitlines()[-1]
+
+
 @pytest.mark.parametrize(("args", "needle"), [
     (("missing.pcap",), "missing.pcap"),
+    ((str(DEMO), "--rate", "5M"), "--rate: only with --export"),
+    ((str(DEMO), "--export", "udp://127.0.0.1:9", "--rate", "fast"), "--rate"),
     ((str(DEMO), "--export", "http://127.0.0.1:9"), "--export"),
     ((str(DEMO), "--export", "udp://127.0.0.1:99999"), "port"),
     ((str(DEMO), "--export", "udp://127.0.0.1"), "PORT"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from probe.config.model import (
     SelectAll,
 )
 from probe.config.schema import data_model
-from tests.config.helpers import CONFIGS, SAMPLES, sample, write
+from tests.config.helpers import CONFIGS, SAMPLES, sample, with_second_cache, write
 
 
 def test_every_sample_config_loads() -> None:
@@ -155,15 +154,7 @@ def test_ie_by_id_and_reduced_length() -> None:
 
 
 def test_two_pipelines_share_one_exporting_process() -> None:
-    doc = sample("ipfix-udp.json")
-    cache2 = json.loads(json.dumps(doc["cache"][0]))
-    cache2["name"] = "Second cache"
-    doc["cache"].append(cache2)
-    doc["selectionProcess"].append({"name": "Sampled", "selector": [
-        {"name": "1 of 10", "sampCountBased": {"packetInterval": 1, "packetSpace": 9}}],
-        "cache": "Second cache"})
-    doc["observationPoint"][0]["selectionProcess"].append("Sampled")
-    config = load_data(doc)
+    config = load_data(with_second_cache(sample("ipfix-udp.json")))
     op = config.observation_points[0]
     assert [sp.name for sp in op.selection_processes] == ["All", "Sampled"]
     c1, c2 = (sp.cache for sp in op.selection_processes)

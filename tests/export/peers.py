@@ -166,8 +166,11 @@ def _idle_in_recvfrom(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def nfcapd(directory: Path, port: int) -> Iterator[Path]:
+def nfcapd(directory: Path, port: int, buffer: int | None = 67108864) -> Iterator[Path]:
     """nfcapd on 127.0.0.1:port writing into ``directory``; files are closed on exit.
+
+    ``buffer``: its socket buffer (``-B``); None leaves the kernel's default (208 KB here),
+    which a burst of datagrams overruns.
 
     nfcapd is stopped only once the kernel says its socket has no datagram left to read and its
     receiving thread is back in recvfrom: a SIGTERM while it handles the last datagram loses
@@ -175,7 +178,8 @@ def nfcapd(directory: Path, port: int) -> Iterator[Path]:
     start, so the signal is repeated until it exits.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(["nfcapd", "-B", "67108864", "-w", str(directory), "-p", str(port),
+    size = ["-B", str(buffer)] if buffer else []
+    proc = subprocess.Popen(["nfcapd", *size, "-w", str(directory), "-p", str(port),
                              "-b", "127.0.0.1"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, env=ENV)
     assert proc.stdout is not None
