@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from probe.cache.records import RecordBatch
 from probe.config.model import Config, Destination, ExportingProcess
+from probe.config.pacing import is_offline
 from probe.export.netflow5 import encode_v5
 from probe.export.options import OptionsPlan, feeding_selectors, sampling_interval
 from probe.export.protocol import Ipfix, NetflowV5, NetflowV9, Protocol
@@ -40,6 +41,7 @@ class ExportingProcessRuntime:
         selectors = feeding_selectors(ep, config)
         interval, random = sampling_interval(selectors)
         period_ms = [o.options_timeout_ms for o in ep.options if o.options_timeout_ms > 0]
+        offline = is_offline(config)  # nothing is lost by waiting for a collector
         self.destinations: list[DestinationRuntime] = []
         for d in ep.destinations:
             proto = _protocol(d, interval, random)
@@ -47,7 +49,8 @@ class ExportingProcessRuntime:
                 d.options_template_refresh_timeout * 1_000_000
             plan = OptionsPlan(d.ipfix_version, ep_id, selectors, self.registry)
             self.destinations.append(DestinationRuntime(d, proto, plan, sys_init_us, period_us,
-                                                        queue_limit, ignored_packets))
+                                                        queue_limit, ignored_packets,
+                                                        wait_when_full=offline))
         self._rr = 0
         self._warned_v6 = False
 

@@ -5,12 +5,23 @@ message (or have waited ``FLUSH_DELAY_US`` on the packet clock, or the process c
 same store is the bounded queue of a TCP destination whose collector is away: nothing is framed
 until a connection is up, so after a reconnect the new session sends its templates first and
 then the queued records with fresh sequence numbers.
+
+Over TCP a record is not done when its message is written: a collector killed a moment later
+loses what its kernel had not acknowledged, and what it had acknowledged but not yet read and
+stored. So each message's records stay here until the transport says that part of the stream
+is settled; when the connection is lost, the records not settled are sent again first on the
+next connection (templates first, fresh sequence numbers). The collector may then see some
+twice: they are counted as sent again (``resent``). Those that never find a connection again
+before the process closes are counted as ``unconfirmed``; records never sent at all as
+``dropped``. An offline run waits for a TCP collector that is away instead of dropping
+records when the queue is full: its packets are in a file, nothing is lost by waiting.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +38,7 @@ log = logging.getLogger(__name__)
 FLUSH_DELAY_US = 1_000_000  # longest a partly filled message waits for more records
 DEFAULT_QUEUE_LIMIT = 100_000  # records held while a TCP collector is away
 CLOSE_TIMEOUT_S = 10.0  # how long close() keeps trying to reach a TCP collector
+QUEUE_WAIT_S = 10.0  # offline: how long a full queue waits for a TCP collector to come back
 OPTIONS_DOMAIN = 0  # IPFIX observation domain of the options records (RFC 7011 §3.1)
 FAILURE_HOLD_S = 5.0  # fallback/loadBalancing avoid a destination this long after a failed send
 
@@ -38,6 +50,8 @@ class Counters:
     bytes: int = 0
     failures: int = 0  # sends that failed
     dropped: int = 0  # flow records never sent (queue overflow, failed UDP sends, close)
+    resent: int = 0  # flow records sent again on a new TCP connection (maybe seen twice)
+    unconfirmed: int = 0  # sent on a TCP connection that was lost, never sent again
     not_sent_packets: int = 0
     not_sent_octets: int = 0
     not_exportable: int = 0  # records this protocol cannot carry (IPv6 over NetFlow v5)
@@ -47,7 +61,8 @@ class DestinationRuntime:
     def __init__(self, dest: Destination, protocol: Protocol, options: OptionsPlan,
                  sys_init_us: int, options_period_us: int,
                  queue_limit: int = DEFAULT_QUEUE_LIMIT,
-                 ignored_packets: Callable[[], int] = lambda: 0) -> None:
+                 ignored_packets: Callable[[], int] = lambda: 0,
+                 wait_when_full: bool = False) -> None:
         self.dest = dest
         self.name = dest.name
         self.protocol = protocol
@@ -70,6 +85,13 @@ class DestinationRuntime:
         self._pending: dict[tuple[int, int], list[Chunk]] = {}
         self._pending_since: dict[tuple[int, int], int] = {}
         self._queued = 0
+        self.wait_when_full = wait_when_full
+        self.end_confirmed = False  # TCP: the collector read the stream to its end and closed
+        # TCP: (stream offset after its message, records) written on the current connection
+        # and not settled yet; and records of a lost connection, to send first on the next.
+        self._sent: deque[tuple[int, Chunk]] = deque()
+        self._resend: deque[Chunk] = deque()
+        self._resend_n = 0
         self._failed_until = 0.0
         # (domain, now_us, session messages): _prepare found nothing due for this domain at
         # this time, and nothing can fall due before that many messages (see _prepared).
@@ -89,7 +111,7 @@ class DestinationRuntime:
 
     @property
     def queued(self) -> int:
-        return self._queued
+        return self._queued + self._resend_n
 
     def records_per_message(self, chunk: Chunk) -> int:
         return self.protocol.records_per_message(chunk.record_len, self.max_size)
@@ -106,7 +128,12 @@ class DestinationRuntime:
             self._submit(chunk.slice(lo, min(lo + step, chunk.n)), now_us)
 
     def _submit(self, chunk: Chunk, now_us: int) -> None:
-        room = self.queue_limit - self._queued
+        if self.wait_when_full and self.transport.reliable:
+            self._wait_for_room(chunk.n, now_us)
+        # With a connection up the pump below sends the slice now, whatever partly filled
+        # messages already wait.
+        room = max(self.queue_limit, self._queued + chunk.n) if self.transport.up \
+            else self.queue_limit - self._queued
         if chunk.n > room:
             lost = chunk.slice(max(room, 0), chunk.n)
             self._count_dropped(lost)
@@ -126,9 +153,21 @@ class DestinationRuntime:
         self._queued += chunk.n
         self.pump(now_us)
 
+    def _wait_for_room(self, n: int, now_us: int) -> None:
+        """Offline, a TCP collector that is away is waited for (QUEUE_WAIT_S at most) rather
+        than records dropped: sending what fits frees the room."""
+        deadline = time.monotonic() + QUEUE_WAIT_S
+        while self._queued + n > self.queue_limit and time.monotonic() < deadline:
+            self.pump(now_us)  # reconnects when the backoff allows, then sends
+            if self.transport.up:
+                return
+            time.sleep(0.02)
+
     def take_pending(self) -> list[Chunk]:
         """Hand every waiting record over (fallback to another destination)."""
-        out = [concat_chunks(cs) for cs in self._pending.values()]
+        out = [*self._resend, *(concat_chunks(cs) for cs in self._pending.values())]
+        self._resend.clear()
+        self._resend_n = 0
         self._pending.clear()
         self._pending_since.clear()
         self._queued = 0
@@ -141,16 +180,46 @@ class DestinationRuntime:
 
     # ------------------------------------------------------------------ sending
     def poll(self) -> None:
-        if self.transport.poll():
+        new = self.transport.poll()
+        if self._sent and (new or not self.transport.up):
+            self._requeue_sent()
+        if new:
             self._states.clear()  # a new transport session: sequences and templates restart
             self._session_messages = 0
             self._ready = None
+
+    def _requeue_sent(self) -> None:
+        """The connection that carried these records is gone before they were settled."""
+        chunks = [c for _, c in self._sent]
+        self._sent.clear()
+        self._resend.extendleft(reversed(chunks))  # before what a later loss left there
+        self._resend_n += sum(c.n for c in chunks)
+
+    def _settle(self) -> None:
+        """Forget the records the collector can no longer lose (see TcpTransport.settled)."""
+        settled = self.transport.settled() if self._sent else None  # type: ignore[union-attr]
+        if settled is None:
+            return
+        sent = self._sent
+        while sent and sent[0][0] <= settled:
+            sent.popleft()
+
+    def _send_again(self, now_us: int) -> None:
+        """Records of a lost connection go first on the new one (templates before them)."""
+        while self._resend and self.transport.up:
+            chunk = self._resend[0]
+            if not self._send_data(chunk, now_us, again=True):
+                return
+            self._resend.popleft()
+            self._resend_n -= chunk.n
 
     def pump(self, now_us: int, force: bool = False) -> None:
         """Send every full message; partly filled ones too when ``force`` or waited long enough."""
         self.poll()
         if not self.transport.up:
             return
+        if self._resend:
+            self._send_again(now_us)
         for key in list(self._pending):
             chunks = self._pending[key]
             flush = force or now_us - self._pending_since[key] >= FLUSH_DELAY_US
@@ -177,7 +246,12 @@ class DestinationRuntime:
             else:
                 self._pending[key] = [chunk]  # concatenated once, not on every pump
             if not self.transport.up:
-                return
+                break
+        if self.transport.reliable:
+            if self.transport.up:
+                self._settle()
+            elif self._sent:
+                self._requeue_sent()
 
     def tick(self, now_us: int) -> None:
         self.pump(now_us)
@@ -205,7 +279,7 @@ class DestinationRuntime:
         self._session_messages += 1
         return True
 
-    def _send_data(self, chunk: Chunk, now_us: int) -> bool:
+    def _send_data(self, chunk: Chunk, now_us: int, again: bool = False) -> bool:
         if chunk.template is None:  # NetFlow v5
             ok = self._emit(chunk.domain, chunk.payload, chunk.n, chunk.n, now_us)
         else:
@@ -214,7 +288,12 @@ class DestinationRuntime:
             body = self.protocol.set_bytes(chunk.template.template_id, chunk.payload)
             ok = self._emit(chunk.domain, body, chunk.n, chunk.n, now_us)
         if ok:
-            self.counters.records += chunk.n
+            if again:
+                self.counters.resent += chunk.n
+            else:
+                self.counters.records += chunk.n
+            if self.transport.reliable:
+                self._sent.append((self.transport.written, chunk))  # type: ignore[union-attr]
         return ok
 
     # ------------------------------------------------------------------ templates and options
@@ -371,40 +450,76 @@ class DestinationRuntime:
 
     # ------------------------------------------------------------------ end
     def close(self, now_us: int) -> None:
+        """Send everything, then the final statistics (and, over TCP, the withdrawals).
+
+        Over TCP the end of stream is confirmed: the collector closes its side once it has
+        read every byte before it. A collector that crashes meanwhile resets the connection
+        instead, and what it may have lost is sent again on a new one, within CLOSE_TIMEOUT_S.
+        """
         deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        reliable = self.transport.reliable
+        finished = False
         while True:
             self.pump(now_us, force=True)
-            if not self._pending or not self.transport.reliable or time.monotonic() > deadline:
+            if not (self._pending or self._resend) and self.transport.up:
+                self._final_messages(now_us)
+                if not reliable:
+                    break
+                finished = self.transport.finish(deadline)  # type: ignore[union-attr]
+                if finished or self.transport.up:  # read to the end, or still reading
+                    break
+            if not reliable or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
+        self.end_confirmed = finished
+        if finished:
+            self._sent.clear()
+        else:
+            self._settle()
+            self._requeue_sent()
         for chunks in self._pending.values():
             for c in chunks:
                 self._count_dropped(c)
         self._pending.clear()
         self._queued = 0
+        self.counters.unconfirmed += self._resend_n
+        self._resend.clear()
+        self._resend_n = 0
+        why = self.transport.last_error or "queue full"
         if self.counters.dropped:
-            why = self.transport.last_error or "queue full"
             log.warning("export destination %s: %d flow records not sent (%s)", self.name,
                         self.counters.dropped, why)
-        self._ready = None
-        if self.transport.up and self.protocol.uses_templates:
-            for st in self._states.values():
-                st.last_options_us = None  # the final statistics go out once more
-            for domain in list(self._states):
-                self._prepare(domain, now_us)
-            if self.transport.reliable:
-                for domain, st in list(self._states.items()):
-                    sent = [t for tid, t in self._known.get(domain, {}).items()
-                            if tid in st.templates_sent]
-                    if sent:
-                        self._withdraw(domain, sent, now_us)
+        if self.counters.unconfirmed:
+            log.warning("export destination %s: %d flow records sent but not confirmed: the "
+                        "connection was lost, or the collector had not read them %d s after "
+                        "the end (%s)", self.name, self.counters.unconfirmed, CLOSE_TIMEOUT_S,
+                        why)
         self.transport.close()
+
+    def _final_messages(self, now_us: int) -> None:
+        """The exporting process statistics once more; over TCP, template withdrawals."""
+        self._ready = None
+        if not self.protocol.uses_templates:
+            return
+        for st in self._states.values():
+            st.last_options_us = None
+        for domain in list(self._states):
+            self._prepare(domain, now_us)
+        if self.transport.reliable:
+            for domain, st in list(self._states.items()):
+                sent = [t for tid, t in self._known.get(domain, {}).items()
+                        if tid in st.templates_sent]
+                if sent:
+                    self._withdraw(domain, sent, now_us)
 
     def stats(self) -> dict[str, int]:
         c = self.counters
         return {"messages": c.messages, "records": c.records, "bytes": c.bytes,
-                "failures": c.failures, "queued": self._queued, "dropped": c.dropped,
+                "failures": c.failures, "queued": self.queued, "dropped": c.dropped,
                 "not_sent_records": c.dropped, "not_sent_packets": c.not_sent_packets,
                 "not_sent_octets": c.not_sent_octets, "not_exportable": c.not_exportable,
                 "connected": int(self.transport.up),
-                "refused": getattr(self.transport, "refusals", 0)}
+                "refused": getattr(self.transport, "refusals", 0),
+                "resent": c.resent, "unconfirmed": c.unconfirmed,
+                "end_confirmed": int(self.end_confirmed),
+                "connects": getattr(self.transport, "connects", 0)}

@@ -5,16 +5,23 @@ unreachable shows up as ECONNREFUSED on a later send and is counted), TCP connec
 timeout and an exponential backoff on the monotonic clock (the packet clock of an offline
 replay says nothing about how long to wait), and sends with a timeout after which the
 connection is treated as lost.
+
+A TCP send that succeeded only put the bytes in the kernel's send queue. ``settled`` says how
+much of the connection's stream a collector that crashes now can no longer lose, so the
+session keeps the records after that point and sends them again on the next connection.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import select
 import socket
+import struct
+import termios
 import time
 
 from probe.config.model import Destination
@@ -28,6 +35,17 @@ CONNECT_TIMEOUT_S = 3.0
 SEND_TIMEOUT_S = 5.0
 BACKOFF_FIRST_S = 0.05
 BACKOFF_CAP_S = 5.0
+# What a collector killed now loses beyond the bytes its TCP has not acknowledged: the bytes
+# its kernel acknowledged and it has not read (its receive queue: the window it advertises
+# does not bound it, a reader that lags lets the queue grow to several times the largest
+# window) and what it read and did not store yet. The records of the last RESEND_BYTES
+# acknowledged are kept too: ``flowprobe collect`` lagging behind a replay held 4.6 MB so
+# (the largest window it advertised was 0.9 MB); Linux autotunes a receive buffer to what
+# the reader takes per round trip, so a slow reader's queue stays a few MB.
+RESEND_BYTES = 8 << 20
+RESEND_WINDOWS = 2  # ... or this many of the largest window it advertised, if more
+_TCP_ESTABLISHED = 1
+_TCPI_SND_WND = 228  # offset of tcpi_snd_wnd in struct tcp_info (Linux 5.19+)
 
 
 def _resolve(dest: Destination, socktype: int) -> tuple[int, tuple]:
@@ -116,10 +134,35 @@ class TcpTransport:
         self._connect_deadline = 0.0
         self.connects = 0
         self.last_error: str | None = None
+        self.written = 0  # bytes sent on the current connection
+        self.max_window = 0  # the largest receive window the collector advertised on it
 
     @property
     def up(self) -> bool:
         return self.sock is not None
+
+    def settled(self) -> int | None:
+        """How many bytes of this connection's stream a crash of the collector can no longer
+        lose: written, acknowledged by the collector's TCP (SIOCOUTQ counts the bytes still
+        unsent or unacknowledged), and more than RESEND_BYTES (or twice the largest window
+        the collector advertised, if larger) before the acknowledged end. None while the
+        connection is not established: after a reset the kernel empties the send queue, and
+        SIOCOUTQ would claim everything was acknowledged.
+        """
+        if self.sock is None:
+            return None
+        try:
+            info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+            outq = struct.unpack("i", fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ,
+                                                  b"\0\0\0\0"))[0]
+        except OSError:
+            return None
+        if info[0] != _TCP_ESTABLISHED:
+            return None
+        if len(info) >= _TCPI_SND_WND + 4:
+            self.max_window = max(self.max_window,
+                                  struct.unpack_from("I", info, _TCPI_SND_WND)[0])
+        return self.written - outq - max(RESEND_BYTES, RESEND_WINDOWS * self.max_window)
 
     def poll(self) -> bool:
         """Notice a collector that went away; (re)connect when the backoff allows.
@@ -173,6 +216,8 @@ class TcpTransport:
         self.sock = s
         self._backoff = BACKOFF_FIRST_S
         self.connects += 1
+        self.written = 0
+        self.max_window = 0
         log.info("connected to %s", self.dest.name)
         return True
 
@@ -206,7 +251,29 @@ class TcpTransport:
         self._pace.wait(len(msg))
         try:
             self.sock.sendall(msg)
-            return True
+        except OSError as exc:
+            self.drop(str(exc))
+            return False
+        self.written += len(msg)
+        return True
+
+    def finish(self, deadline: float) -> bool:
+        """End the stream and wait (until ``deadline``, monotonic) for the collector to close
+        its side, which it does once it has read everything before our end: True then. False
+        when the connection broke instead (it is dropped) or the collector is still reading."""
+        if self.sock is None:
+            return False
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.sock.settimeout(left)
+                if not self.sock.recv(4096):
+                    return True
+        except TimeoutError:
+            return False
         except OSError as exc:
             self.drop(str(exc))
             return False

@@ -72,6 +72,11 @@ def families(doc: dict[str, Any]) -> Iterator[Any]:
     exp = {k: counter(f"export_{k}", f"Export {k.replace('_', ' ')} per destination", dl)
            for k in ("messages", "records", "bytes", "failures")}
     exp["dropped"] = counter("export_records_dropped", "Flow records never sent", dl)
+    exp["resent"] = counter("export_records_resent",
+                            "Flow records sent again after a lost TCP connection", dl)
+    exp["unconfirmed"] = counter("export_records_unconfirmed",
+                                 "Flow records sent on a lost TCP connection, not sent again",
+                                 dl)
     queued = GaugeMetricFamily("flowprobe_export_queued_records", "Records waiting to be sent",
                                labels=dl)
     for ep, dests in doc.get("exporting_processes", {}).items():

@@ -142,5 +142,8 @@ def format_text(doc: dict[str, Any]) -> str:
             lines.append(f"  destination {dest}: messages {d.get('messages', 0)}, records "
                          f"{d.get('records', 0)}, bytes {d.get('bytes', 0)}, failures "
                          f"{d.get('failures', 0)}, records not sent {d.get('dropped', 0)}, "
-                         f"queued {d.get('queued', 0)}")
+                         f"queued {d.get('queued', 0)}"
+                         + (f", sent again {d['resent']}" if d.get("resent") else "")
+                         + (f", unconfirmed {d['unconfirmed']}" if d.get("unconfirmed")
+                            else ""))
     return "\n".join(lines) + "\n"

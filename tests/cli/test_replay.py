@@ -75,6 +75,20 @@ def test_export_ends_with_what_was_sent_and_what_udp_cannot_tell() -> None:
     assert ", paced at 2.5 MB/s;" in slow.stdout.splitlines()[-1]
 
 
+def test_export_over_tcp_ends_with_what_was_sent() -> None:
+    from tests.export.peers import TcpCollector
+
+    coll = TcpCollector().start()
+    try:
+        r = flowprobe("replay", str(DEMO), "--export", f"tcp://127.0.0.1:{coll.port}")
+    finally:
+        coll.stop()
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == (
+        f"export tcp://127.0.0.1:{coll.port}: 38 records in 7 messages (2664 bytes); the "
+        "collector read it all and closed the connection")
+
+
 @pytest.mark.parametrize(("args", "needle"), [
     (("missing.pcap",), "missing.pcap"),
     ((str(DEMO), "--rate", "5M"), "--rate: only with --export"),

@@ -87,7 +87,20 @@ def test_metrics_carry_the_same_counters() -> None:
     dest = (("destination", "nfcapd"), ("exporting_process", "Export"))
     assert samples[("flowprobe_export_records_total", dest)] == 50
     assert samples[("flowprobe_export_failures_total", dest)] == 1
+    assert samples[("flowprobe_export_records_resent_total", dest)] == 0
     assert samples[("flowprobe_reloads_total", (("result", "failed"),))] == 1
+
+
+def test_records_sent_again_over_tcp_are_shown() -> None:
+    doc = _doc(100, 10, 50, 60)
+    doc["exporting_processes"]["Export"]["nfcapd"].update(resent=7, unconfirmed=2)
+    assert ("  destination nfcapd: messages 5, records 50, bytes 1000, failures 1, records not "
+            "sent 0, queued 4, sent again 7, unconfirmed 2") in format_text(doc).splitlines()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in families(doc) for s in fam.samples}
+    dest = (("destination", "nfcapd"), ("exporting_process", "Export"))
+    assert samples[("flowprobe_export_records_resent_total", dest)] == 7
+    assert samples[("flowprobe_export_records_unconfirmed_total", dest)] == 2
 
 
 def test_metrics_endpoint_serves_the_snapshot_on_loopback() -> None:
