@@ -14,7 +14,10 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "validate", help="validate a configuration file",
         description="Validate an RFC 6728 configuration (goflowd or RFC 7951 JSON form) "
-                    "against the YANG modules and flowprobe's semantic checks.")
+                    "against the YANG modules and flowprobe's semantic checks.",
+        epilog="A config may hold at most 256 KiB, nest at most 32 levels, and have at most "
+               "1024 entries in a list and one cache field per Information Element the meter "
+               "fills; beyond that it is refused with one line before it is validated.")
     p.add_argument("config", metavar="CONFIG", help="configuration file (JSON)")
     p.add_argument("--rfc7951", action="store_true",
                    help="print the normalised RFC 7951 document instead of a summary")
