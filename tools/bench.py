@@ -449,11 +449,11 @@ def run_config(trace: Path, port: int, max_flows: int | None = None) -> Path:
 
 def flowprobe_config_cmd(trace: Path, port: int, max_flows: int | None = None) -> list[str]:
     return [str(FLOWPROBE), "replay", str(trace), "-c", str(run_config(trace, port, max_flows)),
-            "--export", f"udp://127.0.0.1:{port}", "--version", "10"]
+            "--export", f"udp://127.0.0.1:{port}", "--version", "10", "--rate", "0"]
 
 
 def flowprobe_run_cmd(trace: Path, port: int, max_flows: int | None = None) -> list[str]:
-    return [str(FLOWPROBE), "run", "-c", str(run_config(trace, port, max_flows))]
+    return [str(FLOWPROBE), "run", "-c", str(run_config(trace, port, max_flows)), "--rate", "0"]
 
 
 def softflowd_records(log: str) -> int | None:
