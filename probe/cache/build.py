@@ -34,12 +34,12 @@ def _column(name: str, c: Chunk, sys_init_us: int) -> np.ndarray:
     dtype, _ = column_spec(name)
     if name in _TIMES:
         which, div = _TIMES[name]
-        return (c[which] // div).astype(dtype)
+        return (c[which] // div).astype(dtype, copy=False)
     if name in _SYSUP:
         return uptime_ms(c[_SYSUP[name]], sys_init_us)
     if name in _STATE_IE:
-        return c[_STATE_IE[name]].astype(dtype)
-    return c[name].astype(dtype)
+        return c[_STATE_IE[name]].astype(dtype, copy=False)
+    return c[name].astype(dtype, copy=False)
 
 
 def layout_for(layout: model.CacheLayout, version: int) -> tuple[model.CacheField, ...]:
@@ -50,17 +50,21 @@ def layout_for(layout: model.CacheLayout, version: int) -> tuple[model.CacheFiel
 def record_batches(cache_name: str, layout: model.CacheLayout, domain_id: int,
                    sys_init_us: int, chunk: Chunk) -> list[RecordBatch]:
     out: list[RecordBatch] = []
-    for version in (4, 6):
-        mask = chunk["version"] == version
-        if not mask.any():
+    v4 = chunk["version"] == 4
+    n4 = int(np.count_nonzero(v4))
+    for version, mask, n in ((4, v4, n4), (6, ~v4, v4.shape[0] - n4)):
+        if n == 0:
             continue
-        c = {k: v[mask] for k, v in chunk.items()}
+        # a batch of one family (the usual case) is taken as it is, not copied through a mask
+        c = chunk if n == v4.shape[0] else {k: v[mask] for k, v in chunk.items()}
         fields = layout_for(layout, version)
         cols = {f.ie_name: _column(f.ie_name, c, sys_init_us) for f in fields}
-        cols.update({
-            "_start_us": c["start"].astype(np.int64), "_end_us": c["end"].astype(np.int64),
-            "_end_reason": c["reason"].astype(np.uint8),
-            "_packets": c["packets"].astype(np.uint64), "_octets": c["octets"].astype(np.uint64),
+        cols.update({  # the record's columns are never written to, so they may share memory
+            "_start_us": c["start"].astype(np.int64, copy=False),
+            "_end_us": c["end"].astype(np.int64, copy=False),
+            "_end_reason": c["reason"].astype(np.uint8, copy=False),
+            "_packets": c["packets"].astype(np.uint64, copy=False),
+            "_octets": c["octets"].astype(np.uint64, copy=False),
         })
         out.append(RecordBatch(cache_name=cache_name, observation_domain_id=domain_id,
                                ip_version=version, fields=fields, columns=cols,
