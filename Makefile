@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 install: $(STAMP)
 
 # Re-install only when the packaging metadata changes (editable install picks up code changes).
-$(STAMP): pyproject.toml setup.py probe/cache/_flowtable.c
+$(STAMP): pyproject.toml setup.py probe/cache/_flowtable.c probe/collect/_jsonl.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'

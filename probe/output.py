@@ -4,7 +4,8 @@ goflow2 keeps its formats in one package that its command and its pipe both use;
 ``flowprobe replay`` (with the loopback's collector), ``flowprobe collect`` and ``flowprobe
 run`` print through this module:
 
-- ``JsonWriter``: one JSON line per flow, goflow2's field names (``Record.flow`` as decoded);
+- ``JsonWriter``: one JSON line per flow, goflow2's field names (``Record.flow`` as decoded,
+  or a whole ``FlowBatch`` at once, from its columns);
 - ``TableWriter``: the flows as nfdump lays them out, one row per flow (``table_row``), either
   streamed as they arrive or sorted by first seen with columns as wide as the widest value;
 - ``print_summary``: what a pipeline read, skipped and metered; ``print_exports``: what each
@@ -26,7 +27,7 @@ from probe.ie import by_name
 from probe.ie.reasons import FLOW_END_REASONS
 
 if TYPE_CHECKING:  # only annotations: `flowprobe collect` does not load the pipeline
-    from probe.collect import CollectStats, Record
+    from probe.collect import CollectStats, FlowBatch, Record
     from probe.config.model import Config
     from probe.pipeline import PipelineStats
 
@@ -113,18 +114,39 @@ def _line(row: tuple[str, ...], widths: Iterable[int]) -> str:
                     for i, (x, w) in enumerate(zip(row, widths, strict=True))).rstrip() + "\n"
 
 
+def json_bytes(items: Iterable[Record | FlowBatch]) -> bytes:
+    """JSON lines of records and batches (a batch's from its columns, in one C call)."""
+    parts = []
+    for r in items:
+        if hasattr(r, "json_lines"):
+            parts.append(r.json_lines())
+        else:
+            parts.append((json.dumps(r.flow, separators=(",", ":")) + "\n").encode())
+    return b"".join(parts)
+
+
 class JsonWriter:
-    """One JSON object per flow and line, as the flows arrive."""
+    """One JSON object per flow and line, as the flows arrive.
+
+    Writes UTF-8 to the binary stream under ``out`` where there is one (a file, stdout), so a
+    batch's bytes go out as they are made."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
+        self.binary = getattr(out, "buffer", None)
 
-    def write(self, records: Iterable[Record]) -> None:
-        self.out.write("".join(json.dumps(r.flow, separators=(",", ":")) + "\n"
-                               for r in records))
+    def write(self, items: Iterable[Record | FlowBatch]) -> None:
+        data = json_bytes(items)
+        if self.binary is None:
+            self.out.write(data.decode())
+            return
+        self.out.flush()  # anything written as text before goes first
+        self.binary.write(data)
 
     def close(self) -> None:
         self.out.flush()
+        if self.binary is not None:
+            self.binary.flush()
 
 
 class TableWriter:
@@ -142,8 +164,13 @@ class TableWriter:
         self._kept: list[Record] = []
         self._header = False
 
-    def write(self, records: Iterable[Record]) -> None:
-        records = list(records)
+    def write(self, items: Iterable[Record | FlowBatch]) -> None:
+        records: list[Record] = []
+        for r in items:
+            if hasattr(r, "records"):
+                records.extend(r.records())
+            else:
+                records.append(r)
         for r in records:
             pk, by = r.flow.get("packets", 0), r.flow.get("bytes", 0)
             self.flows += 1

@@ -67,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--output {args.output}: {exc.strerror}") from None
     writer = TableWriter(out, stream=True) if args.format == "text" else JsonWriter(out)
 
-    def sink(records: list) -> None:
-        writer.write(records)
-        out.flush()
+    def sink(batches: list) -> None:
+        writer.write(batches)
+        writer.close()  # flushed: a reader of the file sees each batch as it is decoded
 
     decoder = Decoder()
     loop = CollectorLoop(endpoints, sink, decoder)

@@ -7,8 +7,9 @@
 
 from probe.collect.collector import Collector
 from probe.collect.decoder import Decoder
+from probe.collect.flows import FlowBatch, Record
 from probe.collect.limits import DEFAULT_LIMITS, Limits
-from probe.collect.records import Record
 from probe.collect.stats import CollectStats
 
-__all__ = ["DEFAULT_LIMITS", "CollectStats", "Collector", "Decoder", "Limits", "Record"]
+__all__ = ["DEFAULT_LIMITS", "CollectStats", "Collector", "Decoder", "FlowBatch", "Limits",
+           "Record"]

@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterator
 
 from probe.collect.decoder import Decoder
+from probe.collect.flows import FlowBatch, Record
 from probe.collect.limits import DEFAULT_LIMITS, Limits
-from probe.collect.records import Record
 from probe.collect.server import CollectorLoop, Endpoint, parse_listen
 from probe.collect.stats import CollectStats
 
@@ -40,10 +40,10 @@ class Collector:
         self._last_record = time.monotonic()
         self.bound: list[Endpoint] = []
 
-    def _arrived(self, records: list[Record]) -> None:
+    def _arrived(self, batches: list[FlowBatch]) -> None:
         self._last_record = time.monotonic()
-        for r in records:
-            self._queue.put(r)
+        for b in batches:
+            self._queue.put(b)
 
     @property
     def stats(self) -> CollectStats:
@@ -83,11 +83,12 @@ class Collector:
         self._loop.stop()
         self._thread.join(timeout)
 
-    def decoded(self, timeout: float | None = None) -> Iterator[Record]:
-        """Decoded records until the collector has stopped and drained (or ``timeout`` of quiet).
+    def batches(self, timeout: float | None = None) -> Iterator[FlowBatch]:
+        """Decoded batches until the collector has stopped and drained (or ``timeout`` of
+        quiet).
 
         ``timeout`` None waits for ``stop()``; a number ends the iteration after that many
-        seconds without a record.
+        seconds without a batch.
         """
         while True:
             try:
@@ -97,8 +98,13 @@ class Collector:
             if item is _END:
                 self._queue.put(_END)  # later iterations end too
                 return
-            assert isinstance(item, Record)
+            assert isinstance(item, FlowBatch)
             yield item
+
+    def decoded(self, timeout: float | None = None) -> Iterator[Record]:
+        """``batches``, one ``Record`` per flow."""
+        for b in self.batches(timeout):
+            yield from b.records()
 
     def take(self) -> list[Record]:
         """What was decoded so far, without waiting."""

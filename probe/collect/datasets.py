@@ -1,46 +1,80 @@
-"""Data Sets (v9 and IPFIX alike): decode with the template, or hold until it arrives."""
+"""Data Sets (v9 and IPFIX alike): queued for the column decode, or held for their Template.
+
+Flow Data Sets of a fixed-length Template join a run (``probe.collect.pending``) and are decoded
+as columns at the next flush. Templates with a variable-length field, and options records, take
+the per-record walk (``probe.collect.templates``) at once: options records change the domain
+state that later Data Sets are read with.
+"""
 
 from __future__ import annotations
 
-from probe.collect.records import Record, apply_options, build_flow
+from probe.collect.columns import Layout, variable_columns
+from probe.collect.flows import build_batch
+from probe.collect.pending import SetFacts, context
+from probe.collect.records import apply_options, fallback_rate
 from probe.collect.session import HeldSet, MessageContext, Session, SessionTable
-from probe.collect.templates import Template, decode_records
+from probe.collect.templates import cut_records, decode_records
+from probe.wire import Template
+
+
+def facts_of(ctx: MessageContext, ds_fallback: int, sys_init: int | None,
+             samplers: dict[int, int]) -> SetFacts:
+    return (ctx.received_ns, ctx.sequence, ctx.domain, ctx.exporter, ctx.export_secs,
+            -1 if ctx.sys_uptime_ms is None else ctx.sys_uptime_ms, ctx.unix_nsecs,
+            ds_fallback, -1 if sys_init is None else sys_init, samplers)
 
 
 def emit(table: SessionTable, session: Session, ctx: MessageContext, t: Template,
-         body: bytes, out: list[Record]) -> int:
-    """Decode one Data Set with its template; flows go to ``out``, options update the domain.
+         layout: Layout | None, body: bytes) -> int:
+    """Decode one Data Set with its template: flows are queued, options update the domain.
 
-    Returns the number of records decoded (what an IPFIX sequence number counts).
+    Returns the number of records it holds (what an IPFIX sequence number counts).
     """
-    records, problem = decode_records(t, body)
-    if problem is not None:
-        table.stats.bad(problem)
     ds = table.domain(session, ctx.domain)
     if t.is_options:
+        records, problem = decode_records(t, body)
+        if problem is not None:
+            table.stats.bad(problem)
         for raw in records:
-            apply_options(ds, raw, table.limits.max_samplers_per_domain)
+            table.sampler_added(session, apply_options(ds, raw, table.limits
+                                                       .max_samplers_per_domain))
         table.stats.options_records += len(records)
-    else:
-        for raw in records:
-            out.append(build_flow(ctx, ds, raw))
-        table.stats.records += len(records)
-    return len(records)
+        return len(records)
+    facts = facts_of(ctx, fallback_rate(ds, ctx.header_sampling), ds.sys_init_ms, ds.samplers)
+    if layout is not None:
+        size = layout.record_len
+        count = len(body) // size
+        if count:
+            table.pending.add(layout, ctx.type, body if len(body) == count * size
+                              else body[:count * size], count, facts)
+        table.stats.count_records(ctx, count)
+        return count
+    rows, problem = cut_records(t, body)
+    if problem is not None:
+        table.stats.bad(problem)
+    if rows:
+        raw = dict(zip(t.names, variable_columns(t.specs, t.names, rows), strict=True))
+        table.pending.ready.append(build_batch(ctx.type, raw,
+                                               context([facts], [len(rows)], ctx.type),
+                                               len(rows)))
+    table.stats.count_records(ctx, len(rows))
+    return len(rows)
 
 
 def data_set(table: SessionTable, session: Session, ctx: MessageContext, template_id: int,
-             body: bytes, now: float, out: list[Record]) -> int | None:
+             body: bytes, now: float) -> int | None:
     """Decode a Data Set now, or hold it (None: how many records it has is not known yet)."""
-    t = table.template(session, ctx.domain, template_id)
-    if t is None:
+    found = table.template(session, ctx.domain, template_id)
+    if found is None:
         table.hold(session, HeldSet(ctx.domain, template_id, bytes(body), ctx, now))
         return None
-    return emit(table, session, ctx, t, body, out)
+    t, layout = found
+    return emit(table, session, ctx, t, layout, body)
 
 
-def release_held(table: SessionTable, session: Session, domain: int, t: Template,
-                 out: list[Record]) -> None:
+def release_held(table: SessionTable, session: Session, domain: int, t: Template) -> None:
     """A template arrived: decode the data sets that were waiting for it, in arrival order."""
+    layout = session.layouts.get((domain, t.template_id))
     for h in table.take_held(session, domain, t.template_id):
         table.stats.held_decoded += 1
-        emit(table, session, h.ctx, t, h.body, out)
+        emit(table, session, h.ctx, t, layout, h.body)

@@ -1,7 +1,11 @@
-"""The collector's decoding core: one message in, flow records out, nothing ever raised.
+"""The collector's decoding core: messages in, flow batches out, nothing ever raised.
 
 Pure with respect to I/O: the caller supplies the bytes, who sent them and when, so the same
 core serves the UDP/TCP loop, the in-process ``Collector`` and the fuzz tests.
+
+``feed`` reads one message: headers, templates, sequence numbers and options records at once;
+flow Data Sets are queued (``probe.collect.pending``). ``flush`` decodes what is queued as
+columns and returns ``FlowBatch``es. ``decode`` is both, for one message, as ``Record``s.
 """
 
 from __future__ import annotations
@@ -10,8 +14,8 @@ import time
 from collections.abc import Hashable
 
 from probe.collect import ipfix, netflow5, netflow9
+from probe.collect.flows import FlowBatch, Record
 from probe.collect.limits import DEFAULT_LIMITS, Limits
-from probe.collect.records import Record
 from probe.collect.session import SessionTable
 from probe.collect.stats import CollectStats
 
@@ -24,9 +28,9 @@ class Decoder:
         self.stats = CollectStats()
         self.table = SessionTable(limits, self.stats)
 
-    def decode(self, data: bytes, exporter: str, session: Hashable | None = None,
-               received_ns: int | None = None, now: float | None = None) -> list[Record]:
-        """Decode one message from ``exporter`` (its IP as text) on transport ``session``.
+    def feed(self, data: bytes, exporter: str, session: Hashable | None = None,
+             received_ns: int | None = None, now: float | None = None) -> None:
+        """Read one message from ``exporter`` (its IP as text) on transport ``session``.
 
         ``session`` defaults to the exporter address; UDP callers pass (address, port), TCP
         callers the connection. Malformed input is counted in ``stats.malformed``.
@@ -37,19 +41,41 @@ class Decoder:
             now = time.monotonic()
         if len(data) < 2:
             self.stats.bad("short_header")
-            return []
+            return
         fn = _BY_VERSION.get(int.from_bytes(data[:2], "big"))
         if fn is None:
             self.stats.bad("bad_version")
-            return []
+            return
         s = self.table.get(exporter if session is None else session)
         self.table.now = now
         self.table.expire(now, s)
         try:
-            return fn(bytes(data), self.table, s, exporter, received_ns, now)
+            fn(bytes(data), self.table, s, exporter, received_ns, now)
         except Exception:  # a decoder bug must not kill the collector: count it, go on
             self.stats.bad("internal_error")
+
+    @property
+    def pending_records(self) -> int:
+        """Flow records queued for the next ``flush``."""
+        return self.table.pending.records
+
+    def flush(self) -> list[FlowBatch]:
+        """Decode everything queued; the batches in the order their runs started."""
+        t0 = time.perf_counter()
+        try:
+            out = self.table.pending.flush()
+        except Exception:  # as in feed: counted, never raised
+            self.stats.bad("internal_error")
             return []
+        self.stats.decode_seconds += time.perf_counter() - t0
+        return out
+
+    def decode(self, data: bytes, exporter: str, session: Hashable | None = None,
+               received_ns: int | None = None, now: float | None = None) -> list[Record]:
+        """``feed`` one message and ``flush``: its flow records (and any released by a
+        template it carried), one ``Record`` each. For tests and small callers."""
+        self.feed(data, exporter, session, received_ns, now)
+        return [r for b in self.flush() for r in b.records()]
 
     def expire(self, now: float | None = None) -> None:
         self.table.expire(time.monotonic() if now is None else now)

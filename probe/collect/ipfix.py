@@ -9,7 +9,6 @@ from __future__ import annotations
 import struct
 
 from probe.collect.datasets import data_set, release_held
-from probe.collect.records import Record
 from probe.collect.session import (
     MessageContext,
     Session,
@@ -33,18 +32,17 @@ _U32 = struct.Struct(">I")
 
 
 def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
-           received_ns: int, now: float) -> list[Record]:
+           received_ns: int, now: float) -> None:
     stats = table.stats
     header = unpack_header(data, IPFIX_HEADER, IPFIX_VERSION, stats)
     if header is None:
-        return []
+        return
     _, length, export_secs, seq, domain = header
     if length != len(data):
         stats.bad("length_mismatch")
-        return []
+        return
     stats.messages["IPFIX"] += 1
     ctx = MessageContext("IPFIX", received_ns, seq, domain, exporter, export_secs)
-    out: list[Record] = []
     counted: int | None = 0
     pos = IPFIX_HEADER.size
     while pos < length:
@@ -64,14 +62,13 @@ def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
         body = data[pos + 4:pos + set_len]
         pos += set_len
         if set_id in (IPFIX_TEMPLATE_SET, IPFIX_OPTIONS_TEMPLATE_SET):
-            _template_set(body, set_id == IPFIX_OPTIONS_TEMPLATE_SET, table, session, domain, out)
+            _template_set(body, set_id == IPFIX_OPTIONS_TEMPLATE_SET, table, session, domain)
         elif set_id >= MIN_DATA_SET_ID:
-            n = data_set(table, session, ctx, set_id, body, now, out)
+            n = data_set(table, session, ctx, set_id, body, now)
             counted = None if n is None or counted is None else counted + n
         else:
             stats.bad("bad_set_id")
     _sequence(table, session, domain, seq, counted)
-    return out
 
 
 def _sequence(table: SessionTable, session: Session, domain: int, seq: int,
@@ -87,7 +84,7 @@ def _sequence(table: SessionTable, session: Session, domain: int, seq: int,
 
 
 def _template_set(body: bytes, options: bool, table: SessionTable, session: Session,
-                  domain: int, out: list[Record]) -> None:
+                  domain: int) -> None:
     stats = table.stats
     pos, end = 0, len(body)
     while end - pos >= 4:
@@ -147,4 +144,4 @@ def _template_set(body: bytes, options: bool, table: SessionTable, session: Sess
             stats.bad("template_zero_length")
             continue
         if table.add_template(session, domain, t):
-            release_held(table, session, domain, t, out)
+            release_held(table, session, domain, t)

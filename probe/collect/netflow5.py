@@ -5,7 +5,9 @@ Records are decoded into IE names (the raw mapping) so v5, v9 and IPFIX flows lo
 
 from __future__ import annotations
 
-from probe.collect.records import Record, build_flow
+from probe.collect.columns import compile_layout
+from probe.collect.datasets import facts_of
+from probe.collect.records import fallback_rate
 from probe.collect.session import (
     MessageContext,
     Session,
@@ -13,29 +15,38 @@ from probe.collect.session import (
     sequence_gap,
     unpack_header,
 )
+from probe.ie import by_name
+from probe.wire import field_spec
 from probe.wire.messages import (
+    V5_FIELDS,
     V5_HEADER,
-    V5_IE_NAMES,
     V5_MAX_RECORDS,
-    V5_RECORD,
     V5_RECORD_LEN,
     V5_VERSION,
 )
 
+# The v5 record as a Template would describe it (padding as unnamed octets), decoded as
+# columns like any fixed-length Template; probe.collect.pending.v5_fields adds ICMP and engine.
+_SPECS = tuple(field_spec(by_name(ie).id, n) if ie else field_spec(210, n)  # paddingOctets
+               for _, n, ie in V5_FIELDS)
+LAYOUT = compile_layout(_SPECS, tuple(ie or f"pad{i}" for i, (_, _, ie) in
+                                      enumerate(V5_FIELDS)))
+assert LAYOUT is not None and LAYOUT.record_len == V5_RECORD_LEN
+
 
 def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
-           received_ns: int, now: float) -> list[Record]:
+           received_ns: int, now: float) -> None:
     stats = table.stats
     header = unpack_header(data, V5_HEADER, V5_VERSION, stats)
     if header is None:
-        return []
+        return
     _, count, uptime, secs, nsecs, flow_seq, engine_type, engine_id, sampling = header
     if not 1 <= count <= V5_MAX_RECORDS:
         stats.bad("bad_record_count")
-        return []
+        return
     if len(data) != V5_HEADER.size + count * V5_RECORD_LEN:
         stats.bad("length_mismatch")
-        return []
+        return
     stats.messages["NETFLOW_V5"] += 1
     domain = engine_type << 8 | engine_id
     # Header sampling field: 2 bits mode, 14 bits interval (0 = not sampled).
@@ -47,16 +58,6 @@ def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
     if gap is not None:  # flow_sequence counts flows sent before this packet
         stats.lost_records += gap
         ds.sequence = (flow_seq + count) & 0xFFFFFFFF
-    out = []
-    for i in range(count):
-        at = V5_HEADER.size + i * V5_RECORD_LEN
-        raw: dict[str, object] = dict(zip(V5_IE_NAMES, V5_RECORD.unpack_from(data, at),
-                                          strict=True))
-        if raw["protocolIdentifier"] == 1:
-            # v5 has no ICMP field: exporters put type << 8 | code in the destination port.
-            raw["icmpTypeCodeIPv4"] = raw["destinationTransportPort"]
-            raw["destinationTransportPort"] = 0
-        raw["engineType"], raw["engineId"] = engine_type, engine_id
-        out.append(build_flow(ctx, ds, raw))
-    stats.records += count
-    return out
+    facts = facts_of(ctx, fallback_rate(ds, ctx.header_sampling), ds.sys_init_ms, ds.samplers)
+    table.pending.add(LAYOUT, "NETFLOW_V5", data[V5_HEADER.size:], count, facts)
+    stats.count_records(ctx, count)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import struct
 
 from probe.collect.datasets import data_set, release_held
-from probe.collect.records import Record
 from probe.collect.session import (
     MessageContext,
     Session,
@@ -33,16 +32,15 @@ _U16x3 = struct.Struct(">HHH")
 
 
 def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
-           received_ns: int, now: float) -> list[Record]:
+           received_ns: int, now: float) -> None:
     stats = table.stats
     header = unpack_header(data, V9_HEADER, V9_VERSION, stats)
     if header is None:
-        return []
+        return
     _, _count, uptime, unix_secs, seq, source_id = header
     stats.messages["NETFLOW_V9"] += 1
     ctx = MessageContext("NETFLOW_V9", received_ns, seq, source_id, exporter, unix_secs,
                          sys_uptime_ms=uptime)
-    out: list[Record] = []
     pos, end = V9_HEADER.size, len(data)
     while pos < end:
         if end - pos < 4:
@@ -59,15 +57,14 @@ def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
         body = data[pos + 4:pos + fs_len]
         pos += fs_len
         if fs_id == V9_TEMPLATE_FLOWSET:
-            _templates(body, table, session, source_id, out)
+            _templates(body, table, session, source_id)
         elif fs_id == V9_OPTIONS_TEMPLATE_FLOWSET:
-            _options_templates(body, table, session, source_id, out)
+            _options_templates(body, table, session, source_id)
         elif fs_id >= MIN_DATA_SET_ID:
-            data_set(table, session, ctx, fs_id, body, now, out)
+            data_set(table, session, ctx, fs_id, body, now)
         else:
             stats.bad("bad_set_id")
     _sequence(table, session, source_id, seq)
-    return out
 
 
 def _sequence(table: SessionTable, session: Session, source_id: int, seq: int) -> None:
@@ -81,18 +78,16 @@ def _sequence(table: SessionTable, session: Session, source_id: int, seq: int) -
 
 
 def _add(table: SessionTable, session: Session, source_id: int, tid: int,
-         fields: list[FieldSpec], scope: int, options: bool, wire: bytes,
-         out: list[Record]) -> None:
+         fields: list[FieldSpec], scope: int, options: bool, wire: bytes) -> None:
     t = Template(tid, source_id, tuple(fields), scope, is_options=options, wire=wire)
     if t.min_length == 0:
         table.stats.bad("template_zero_length")
         return
     if table.add_template(session, source_id, t):
-        release_held(table, session, source_id, t, out)
+        release_held(table, session, source_id, t)
 
 
-def _templates(body: bytes, table: SessionTable, session: Session, source_id: int,
-               out: list[Record]) -> None:
+def _templates(body: bytes, table: SessionTable, session: Session, source_id: int) -> None:
     stats = table.stats
     pos, end = 0, len(body)
     while end - pos >= 4:
@@ -118,7 +113,7 @@ def _templates(body: bytes, table: SessionTable, session: Session, source_id: in
                 not table.room_for(session, source_id, tid, count):
             continue
         fields = [_spec(wire, 4 * i) for i in range(count)]
-        _add(table, session, source_id, tid, fields, 0, False, wire, out)
+        _add(table, session, source_id, tid, fields, 0, False, wire)
 
 
 def _spec(body: bytes, pos: int, scope: bool = False) -> FieldSpec:
@@ -126,8 +121,7 @@ def _spec(body: bytes, pos: int, scope: bool = False) -> FieldSpec:
     return field_spec(ftype, flen, 0, scope)
 
 
-def _options_templates(body: bytes, table: SessionTable, session: Session, source_id: int,
-                       out: list[Record]) -> None:
+def _options_templates(body: bytes, table: SessionTable, session: Session, source_id: int) -> None:
     stats = table.stats
     pos, end = 0, len(body)
     while end - pos >= 6:
@@ -155,4 +149,4 @@ def _options_templates(body: bytes, table: SessionTable, session: Session, sourc
             continue
         fields = [_spec(wire, 4 + 4 * i, True) for i in range(n_scope)]
         fields += [_spec(wire, 4 + scope_len + 4 * i) for i in range(opt_len // 4)]
-        _add(table, session, source_id, tid, fields, n_scope, True, wire, out)
+        _add(table, session, source_id, tid, fields, n_scope, True, wire)

@@ -1,78 +1,26 @@
-"""Decoded records -> the JSON-line dicts: goflow2's field names where one exists, else IANA's.
+"""Options records: what an exporter says about an observation domain, applied as it arrives.
 
-Mapping (seed 002, goflow2's protobuf table): counters, addresses, ports, flags, ICMP, MACs,
-VLAN, flow label, fragment id, interfaces, AS numbers, next hops, prefix lengths. Everything
-without a goflow2 name keeps its IE name (``flowEndReason``, ``minimumTTL``...) and unknown IEs
-their ``ie<id>`` / ``<pen>.<id>`` name. Times become ``time_flow_start_ns``/``time_flow_end_ns``
-from whichever flowStart*/flowEnd* field the exporter used.
+Flow (data) records become columns (``probe.collect.flows``); an options record is rare and
+changes the domain state the flow records after it are read with: the sampling rate (RFC 5476
+IEs 305/306, 309/310; NetFlow v9 IEs 34/50, per selector or for the whole domain) and the
+exporter's start time (``systemInitTimeMilliseconds``, for IPFIX sysUpTime fields).
+
+The selector table is copied on write: a Data Set waiting for its column decode keeps the table
+it was received under, so a later options record cannot change how it is read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import lru_cache
+from collections import OrderedDict
 
-from probe.collect.session import MessageContext
-from probe.collect.values import json_converter
+from probe.collect.flows import SAMPLER_KEYS, Record
 from probe.wire import DomainState
 
-# IE name -> goflow2 name. The first IE present of a goflow2 name wins; a second one (e.g.
-# postOctetDeltaCount beside octetDeltaCount) keeps its IE name.
-GOFLOW_NAMES: dict[str, str] = {
-    "octetDeltaCount": "bytes", "postOctetDeltaCount": "bytes", "octetTotalCount": "bytes",
-    "packetDeltaCount": "packets", "postPacketDeltaCount": "packets",
-    "packetTotalCount": "packets",
-    "sourceIPv4Address": "src_addr", "sourceIPv6Address": "src_addr",
-    "destinationIPv4Address": "dst_addr", "destinationIPv6Address": "dst_addr",
-    "protocolIdentifier": "proto",
-    "sourceTransportPort": "src_port", "udpSourcePort": "src_port", "tcpSourcePort": "src_port",
-    "destinationTransportPort": "dst_port", "udpDestinationPort": "dst_port",
-    "tcpDestinationPort": "dst_port",
-    "tcpControlBits": "tcp_flags", "ipClassOfService": "ip_tos",
-    "icmpTypeIPv4": "icmp_type", "icmpTypeIPv6": "icmp_type",
-    "icmpCodeIPv4": "icmp_code", "icmpCodeIPv6": "icmp_code",
-    "vlanId": "vlan_id", "sourceMacAddress": "src_mac",
-    "postDestinationMacAddress": "dst_mac", "destinationMacAddress": "dst_mac",
-    "flowLabelIPv6": "ipv6_flow_label", "fragmentIdentification": "fragment_id",
-    "fragmentOffset": "fragment_offset", "forwardingStatus": "forwarding_status",
-    "ingressInterface": "in_if", "egressInterface": "out_if",
-    "bgpSourceAsNumber": "src_as", "bgpDestinationAsNumber": "dst_as",
-    "ipNextHopIPv4Address": "next_hop", "ipNextHopIPv6Address": "next_hop",
-    "bgpNextHopIPv4Address": "bgp_next_hop", "bgpNextHopIPv6Address": "bgp_next_hop",
-    "sourceIPv4PrefixLength": "src_net", "sourceIPv6PrefixLength": "src_net",
-    "destinationIPv4PrefixLength": "dst_net", "destinationIPv6PrefixLength": "dst_net",
-    "postVlanId": "dst_vlan",
-}
-
-_ICMP_TYPECODE = ("icmpTypeCodeIPv4", "icmpTypeCodeIPv6")
-_ADDRESSES = frozenset({"src_addr", "dst_addr", "next_hop", "bgp_next_hop"})
-
-# Start/end time fields, finest first: (IE name, multiplier to ns, relative-to).
-_STARTS = (("flowStartNanoseconds", 1, None), ("flowStartMicroseconds", 1000, None),
-           ("flowStartMilliseconds", 1_000_000, None), ("flowStartSeconds", 1_000_000_000, None),
-           ("flowStartSysUpTime", 1_000_000, "uptime"),
-           ("flowStartDeltaMicroseconds", 1000, "delta"))
-_ENDS = (("flowEndNanoseconds", 1, None), ("flowEndMicroseconds", 1000, None),
-         ("flowEndMilliseconds", 1_000_000, None), ("flowEndSeconds", 1_000_000_000, None),
-         ("flowEndSysUpTime", 1_000_000, "uptime"),
-         ("flowEndDeltaMicroseconds", 1000, "delta"))
-_TIME_FIELDS = frozenset(n for n, _, _ in _STARTS + _ENDS)
-
-# Sampling parameters an options record (or a data record) may carry.
-_SAMPLER_KEYS = ("samplerId", "selectorId", "flowSamplerID")
-
-
-@dataclass(slots=True)
-class Record:
-    """One decoded flow: ``flow`` is the JSON line, ``raw`` the IE-name -> plain-value map."""
-
-    flow: dict[str, object]
-    raw: dict[str, object]
+__all__ = ["Record", "apply_options", "sampling_rate_of"]
 
 
 def sampling_rate_of(raw: dict[str, object]) -> int | None:
-    """The 1-in-N rate a record states (v9 IEs 34/50, RFC 5476 IEs 305/306 and 309/310)."""
+    """The 1-in-N rate an options record states (None: it states none)."""
     for name in ("samplingInterval", "samplerRandomInterval"):
         v = raw.get(name)
         if isinstance(v, int) and v > 0:
@@ -87,125 +35,43 @@ def sampling_rate_of(raw: dict[str, object]) -> int | None:
 
 
 def _sampler_key(raw: dict[str, object]) -> int | None:
-    for name in _SAMPLER_KEYS:
+    for name in SAMPLER_KEYS:
         v = raw.get(name)
         if isinstance(v, int):
             return v
     return None
 
 
-def apply_options(ds: DomainState, raw: dict[str, object], max_samplers: int) -> None:
-    """Remember what an options record says about the domain: sampling and its init time."""
+def apply_options(ds: DomainState, raw: dict[str, object], max_samplers: int) -> int:
+    """Remember what an options record says about the domain; returns how many selector
+    entries the domain gained (0 or 1), for the memory budget."""
     init = raw.get("systemInitTimeMilliseconds")
     if isinstance(init, int):
         ds.sys_init_ms = init
     rate = sampling_rate_of(raw)
     if rate is None:
-        return
+        return 0
     key = _sampler_key(raw)
     if key is None:
         ds.sampling_rate = rate
-        return
-    ds.samplers[key] = rate
-    ds.samplers.move_to_end(key)
-    while len(ds.samplers) > max_samplers:
-        ds.samplers.popitem(last=False)
+        return 0
+    if ds.samplers.get(key) == rate:
+        return 0
+    grew = key not in ds.samplers
+    table = OrderedDict(ds.samplers)  # copy on write: queued Data Sets keep the old one
+    table[key] = rate
+    table.move_to_end(key)
+    while len(table) > max_samplers:
+        table.popitem(last=False)
+        grew = False
+    ds.samplers = table
+    return int(grew)
 
 
-def _sampling(ctx: MessageContext, ds: DomainState, raw: dict[str, object]) -> int:
-    rate = sampling_rate_of(raw)
-    if rate is not None:
-        return rate
-    key = _sampler_key(raw)
-    if key is not None and key in ds.samplers:
-        return ds.samplers[key]
+def fallback_rate(ds: DomainState, header_sampling: int) -> int:
+    """The rate of a flow record that names no selector the domain knows."""
     if ds.sampling_rate:
         return ds.sampling_rate
     if len(ds.samplers) == 1:  # one selector configured: it feeds every flow of the domain
         return next(iter(ds.samplers.values()))
-    return ctx.header_sampling
-
-
-def _time_ns(raw: dict[str, object], table: tuple, ctx: MessageContext,
-             ds: DomainState) -> int:
-    for name, mult, rel in table:
-        v = raw.get(name)
-        if not isinstance(v, int):
-            continue
-        if rel is None:
-            return v * mult
-        if rel == "delta":
-            return ctx.export_secs * 1_000_000_000 - v * mult
-        if ctx.sys_uptime_ms is not None:  # v5 / v9: relative to the header's uptime
-            back = (ctx.sys_uptime_ms - v) & 0xFFFFFFFF
-            if back >= 1 << 31:  # the field is after the header's uptime: negative distance
-                back -= 1 << 32
-            export_ms = ctx.export_secs * 1000 + ctx.unix_nsecs // 1_000_000
-            return (export_ms - back) * 1_000_000
-        if ds.sys_init_ms is not None:  # IPFIX: relative to systemInitTimeMilliseconds
-            return (ds.sys_init_ms + v) * 1_000_000
-    return 0
-
-
-_SKIP, _GOFLOW, _ICMP, _REST = range(4)
-
-
-@lru_cache(maxsize=4096)
-def _plan(name: str) -> tuple[int, str, Callable[[object], object]]:
-    """What build_flow does with a field, decided once per field name."""
-    conv = json_converter(name)
-    if name in _TIME_FIELDS:
-        return _SKIP, "", conv
-    if name in GOFLOW_NAMES:
-        return _GOFLOW, GOFLOW_NAMES[name], conv
-    if name in _ICMP_TYPECODE:
-        return _ICMP, "", conv
-    return _REST, "", conv
-
-
-def build_flow(ctx: MessageContext, ds: DomainState, raw: dict[str, object]) -> Record:
-    if ctx.type == "NETFLOW_V9" and "icmpTypeCodeIPv4" in raw and "sourceIPv6Address" in raw:
-        # v9 knows no IPv6 ICMP field: ICMP_TYPE (32) in an IPv6 record is the ICMPv6 one.
-        raw = {("icmpTypeCodeIPv6" if k == "icmpTypeCodeIPv4" else k): v for k, v in raw.items()}
-    flow: dict[str, object] = {
-        "type": ctx.type,
-        "time_received_ns": ctx.received_ns,
-        "sequence_num": ctx.sequence,
-        "sampling_rate": _sampling(ctx, ds, raw),
-        "sampler_address": ctx.exporter,
-        "time_flow_start_ns": _time_ns(raw, _STARTS, ctx, ds),
-        "time_flow_end_ns": _time_ns(raw, _ENDS, ctx, ds),
-        "bytes": 0,
-        "packets": 0,
-    }
-    if ctx.type != "NETFLOW_V5":
-        flow["observation_domain_id"] = ctx.domain
-    seen: set[str] = set()
-    rest: dict[str, object] = {}
-    for name, value in raw.items():
-        kind, target, conv = _plan(name)
-        if kind == _SKIP:
-            continue
-        if kind == _GOFLOW and target not in seen and (
-                not isinstance(value, bytes | str) or target in _ADDRESSES):
-            seen.add(target)
-            flow[target] = conv(value)
-        elif kind == _ICMP and isinstance(value, int) and "icmp_type" not in seen:
-            seen.update(("icmp_type", "icmp_code"))
-            flow["icmp_type"], flow["icmp_code"] = (value >> 8) & 0xFF, value & 0xFF
-        else:
-            rest[name] = conv(value)
-    etype = _etype(raw)
-    if etype:
-        flow["etype"] = etype
-    flow.update(rest)
-    return Record(flow, raw)
-
-
-def _etype(raw: dict[str, object]) -> int:
-    version = raw.get("ipVersion")
-    if version == 4 or "sourceIPv4Address" in raw or "destinationIPv4Address" in raw:
-        return 0x800
-    if version == 6 or "sourceIPv6Address" in raw or "destinationIPv6Address" in raw:
-        return 0x86DD
-    return 0
+    return header_sampling

@@ -1,6 +1,11 @@
 """The collector's transport loop: UDP and TCP sockets on one thread with ``selectors``.
 
-One thread, no locks: the loop owns the Decoder. Records go to an ``on_records`` callable.
+One thread, no locks: the loop owns the Decoder. It reads every message the kernel holds
+(up to a bound per socket and round), lets the Decoder queue their Data Sets, and flushes
+the queue as ``FlowBatch``es to an ``on_batches`` callable when ``FLUSH_RECORDS`` records wait
+or the oldest has waited ``FLUSH_DELAY_S``: under load a batch holds thousands of records
+(the column decode's cost per call is paid once for them), and a lone message is out within
+the delay.
 ``stop()`` is safe from a signal handler or another thread (it writes one byte to a wake-up
 socket); the loop then drains what the kernel already holds (UDP datagrams, unread TCP bytes)
 before it returns, so a sender that finished before ``stop()`` loses nothing.
@@ -18,12 +23,14 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from probe.collect.decoder import Decoder
+from probe.collect.flows import FlowBatch
 from probe.collect.framing import StreamFramer
-from probe.collect.records import Record
 from probe.errors import UserError
 
-OnRecords = Callable[[list[Record]], None]
-_RCVBUF = 64 * 1024 * 1024  # a burst replay must not overrun the socket buffer
+OnBatches = Callable[[list[FlowBatch]], None]
+DEFAULT_RCVBUF = 64 * 1024 * 1024  # a burst replay must not overrun the socket buffer
+FLUSH_RECORDS = 16_384  # flush the decode queue when this many records wait
+FLUSH_DELAY_S = 0.05  # ... or when the oldest has waited this long
 _SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 _DRAIN_LIMIT = 200_000  # datagrams read after stop()
 
@@ -67,11 +74,13 @@ class _Conn:
 
 
 class CollectorLoop:
-    def __init__(self, endpoints: list[Endpoint], on_records: OnRecords,
-                 decoder: Decoder | None = None) -> None:
+    def __init__(self, endpoints: list[Endpoint], on_batches: OnBatches,
+                 decoder: Decoder | None = None, rcvbuf: int | None = None) -> None:
         self.endpoints = endpoints
-        self.on_records = on_records
+        self.on_batches = on_batches
         self.decoder = decoder or Decoder()
+        self.rcvbuf = rcvbuf
+        self._queued_at: float | None = None  # when the oldest queued record arrived
         self.sel = selectors.DefaultSelector()
         self.bound: list[Endpoint] = []
         self._socks: list[socket.socket] = []
@@ -105,7 +114,8 @@ class CollectorLoop:
         sock = socket.socket(family, stype, proto)
         try:
             if ep.transport == "udp":
-                self._grow_rcvbuf(sock)  # no SO_REUSEADDR: a second collector must fail
+                self._grow_rcvbuf(sock, self.rcvbuf or DEFAULT_RCVBUF)  # no SO_REUSEADDR: a second
+                # collector must fail
             else:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(addr)
@@ -124,10 +134,10 @@ class CollectorLoop:
         return Endpoint(ep.transport, host, port)
 
     @staticmethod
-    def _grow_rcvbuf(sock: socket.socket) -> None:
+    def _grow_rcvbuf(sock: socket.socket, size: int) -> None:
         for opt in (_SO_RCVBUFFORCE, socket.SO_RCVBUF):
             try:
-                sock.setsockopt(socket.SOL_SOCKET, opt, _RCVBUF)
+                sock.setsockopt(socket.SOL_SOCKET, opt, size)
                 return
             except OSError:
                 continue
@@ -138,10 +148,32 @@ class CollectorLoop:
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
 
+    def _select_timeout(self) -> float:
+        if self._queued_at is None:
+            return 1.0
+        return max(0.0, self._queued_at + FLUSH_DELAY_S - time.monotonic())
+
+    def _queued(self) -> None:
+        """After reading: flush the decode queue if it is full or old enough."""
+        n = self.decoder.pending_records or len(self.decoder.table.pending.ready)
+        if not n:
+            return
+        now = time.monotonic()
+        if self._queued_at is None:
+            self._queued_at = now
+        if n >= FLUSH_RECORDS or now - self._queued_at >= FLUSH_DELAY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        self._queued_at = None
+        batches = self.decoder.flush()
+        if batches:
+            self.on_batches(batches)
+
     def run(self) -> None:
         last_expire = time.monotonic()
         while not self._stopping:
-            for key, _ in self.sel.select(timeout=1.0):
+            for key, _ in self.sel.select(timeout=self._select_timeout()):
                 kind, sock = key.data
                 if kind == "udp":
                     self._read_udp(sock)
@@ -152,6 +184,7 @@ class CollectorLoop:
                 else:
                     with contextlib.suppress(OSError):
                         self._wake_r.recv(64)
+            self._queued()
             now = time.monotonic()
             if now - last_expire >= 1.0:
                 self.decoder.expire(now)
@@ -168,6 +201,7 @@ class CollectorLoop:
             self._read_conn(conn.sock, limit=_DRAIN_LIMIT // 16)
             if fd in self._conns:
                 self._end_conn(conn)
+        self.flush()
 
     def close(self) -> None:
         for conn in list(self._conns.values()):
@@ -194,9 +228,9 @@ class CollectorLoop:
                 return
             n += 1
             ip = _exporter_ip(addr[0])
-            records = self.decoder.decode(data, ip, ("udp", ip, addr[1], port))
-            if records:
-                self.on_records(records)
+            self.decoder.feed(data, ip, ("udp", ip, addr[1], port))
+            if self.decoder.pending_records >= FLUSH_RECORDS:
+                self.flush()
 
     # ------------------------------------------------------------------ TCP
     def _accept(self, lsock: socket.socket) -> None:
@@ -249,9 +283,9 @@ class CollectorLoop:
 
     def _decode_stream(self, conn: _Conn, messages: list[bytes]) -> None:
         for msg in messages:
-            records = self.decoder.decode(msg, conn.peer, conn.key)
-            if records:
-                self.on_records(records)
+            self.decoder.feed(msg, conn.peer, conn.key)
+            if self.decoder.pending_records >= FLUSH_RECORDS:
+                self.flush()
 
     def _end_conn(self, conn: _Conn, flush: bool = True) -> None:
         rest = conn.framer.flush()

@@ -12,7 +12,9 @@ from collections import OrderedDict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
+from probe.collect.columns import Layout, compile_layout
 from probe.collect.limits import Limits
+from probe.collect.pending import Pending
 from probe.collect.stats import CollectStats
 from probe.wire import DomainState, Template
 
@@ -45,6 +47,8 @@ class HeldSet:
 class Session:
     key: Hashable
     templates: dict[tuple[int, int], Template] = field(default_factory=dict)
+    # The Layout of each fixed-length Template (None: a field of variable length).
+    layouts: dict[tuple[int, int], Layout | None] = field(default_factory=dict)
     # UDP only (RFC 7011 §8.4): when each template was last (re)sent, for its lifetime.
     template_seen: dict[tuple[int, int], float] = field(default_factory=dict)
     udp: bool = True
@@ -62,6 +66,7 @@ class SessionTable:
         self.template_fields = 0
         self.held_bytes = 0
         self.now = 0.0  # monotonic time of the message being decoded (set by the Decoder)
+        self.pending = Pending()
 
     # ------------------------------------------------------------------ sessions
     def get(self, key: Hashable) -> Session:
@@ -90,6 +95,7 @@ class SessionTable:
             self.stats.bad("held_dropped_session_closed", len(s.held))
         s.templates.clear()
         s.template_seen.clear()
+        s.layouts.clear()
         s.held.clear()
 
     def domain(self, s: Session, domain: int) -> DomainState:
@@ -115,20 +121,25 @@ class SessionTable:
         self.stats.templates += 1
         return True
 
-    def template(self, s: Session, domain: int, template_id: int) -> Template | None:
-        """The live template, or None; over UDP a template not re-sent within its lifetime is
-        dropped (RFC 7011 §8.4): the exporter may have restarted with other templates."""
+    def template(self, s: Session, domain: int, template_id: int
+                 ) -> tuple[Template, Layout | None] | None:
+        """The live template and its Layout, or None; over UDP a template not re-sent within
+        its lifetime is dropped (RFC 7011 §8.4): the exporter may have restarted with other
+        templates."""
         key = (domain, template_id)
         t = s.templates.get(key)
-        if t is not None and s.udp and \
+        if t is None:
+            return None
+        if s.udp and \
                 self.now - s.template_seen.get(key, self.now) > self.limits.template_lifetime_s:
             self._drop(s, key)
             self.stats.bad("template_expired")
             return None
-        return t
+        return t, s.layouts.get(key)
 
     def _drop(self, s: Session, key: tuple[int, int]) -> Template:
         s.template_seen.pop(key, None)
+        s.layouts.pop(key, None)
         t = s.templates.pop(key)
         self.template_fields -= len(t.specs)
         return t
@@ -155,6 +166,7 @@ class SessionTable:
             return False
         self.template_fields += grow
         s.templates[key] = t
+        s.layouts[key] = None if t.is_options else compile_layout(t.specs, t.names)
         if s.udp:
             s.template_seen[key] = self.now
         self.stats.templates += 1
@@ -204,6 +216,9 @@ class SessionTable:
             while s.held and s.held[0].since < limit:
                 self.held_bytes -= len(s.held.popleft().body)
                 self.stats.bad("held_expired")
+
+    def sampler_added(self, s: Session, n: int) -> None:
+        """An options record added ``n`` selector entries to a domain of ``s``."""
 
     def held_count(self) -> int:
         return sum(len(s.held) for s in self.sessions.values())

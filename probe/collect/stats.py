@@ -21,6 +21,11 @@ class CollectStats:
     out_of_order: int = 0  # sequence numbers a little behind the expected one (reordering)
     sequence_resets: int = 0  # far behind: the exporter restarted
     sessions_evicted: int = 0
+    decode_seconds: float = 0.0  # wall time spent decoding queued Data Sets into columns
+
+    def count_records(self, ctx: object, n: int) -> None:
+        """Flow records of one Data Set (or v5 packet) decoded or queued for decoding."""
+        self.records += n
 
     def bad(self, reason: str, n: int = 1) -> None:
         self.malformed[reason] += n

@@ -9,7 +9,6 @@ IPv6 as 16 bytes, MAC as int, times as integer counts in the IE's unit since the
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import struct
 from collections.abc import Callable
@@ -104,12 +103,31 @@ def converter(data_type: str) -> Converter:
     return _CONVERTERS.get(data_type, _octets) if data_type else _unsigned
 
 
-def _mac_text(v: int) -> str:
+def mac_text(v: int) -> str:
     return ":".join(f"{(v >> s) & 0xFF:02x}" for s in range(40, -8, -8))
 
 
-def _ip_text(b: bytes) -> str:
-    return str(ipaddress.IPv6Address(b)) if len(b) == 16 else b.hex()
+def ipv6_text(b: bytes) -> str:
+    """RFC 5952 text, as Python 3.11's ``ipaddress`` writes it (the longest run of two or more
+    zero groups, the first of equal ones, becomes ``::``), also for IPv4-mapped addresses,
+    which later Pythons write in dotted form: the C renderer writes the same."""
+    if len(b) != 16:
+        return b.hex()
+    groups = [int.from_bytes(b[i:i + 2], "big") for i in range(0, 16, 2)]
+    best, best_len, cur, cur_len = -1, 0, -1, 0
+    for i, g in enumerate(groups):
+        if g == 0:
+            if cur < 0:
+                cur, cur_len = i, 0
+            cur_len += 1
+            if cur_len > best_len:
+                best, best_len = cur, cur_len
+        else:
+            cur = -1
+    text = [f"{g:x}" for g in groups]
+    if best_len < 2:
+        return ":".join(text)
+    return ":".join(text[:best]) + "::" + ":".join(text[best + best_len:])
 
 
 def _json_plain(value: object) -> object:
@@ -125,11 +143,11 @@ def _json_ipv4(value: object) -> object:
 
 
 def _json_ipv6(value: object) -> object:
-    return _ip_text(bytes(value)) if isinstance(value, bytes | bytearray) else _json_plain(value)
+    return ipv6_text(bytes(value)) if isinstance(value, bytes | bytearray) else _json_plain(value)
 
 
 def _json_mac(value: object) -> object:
-    return _mac_text(value) if isinstance(value, int) and not isinstance(value, bool) \
+    return mac_text(value) if isinstance(value, int) and not isinstance(value, bool) \
         else _json_plain(value)
 
 

@@ -282,7 +282,7 @@ def test_no_loss_with_an_unprivileged_socket_buffer(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """208 KB is what a process without CAP_NET_ADMIN gets by default: pacing keeps every one
     of ~14k records (~550 messages sent as fast as the meter makes them)."""
-    monkeypatch.setattr("probe.collect.server._RCVBUF", 106496)  # the kernel doubles it
+    monkeypatch.setattr("probe.collect.server.DEFAULT_RCVBUF", 106496)  # the kernel doubles it
     status, out, err = _replay(capsys, str(many_flows), "--verify")
     assert status == 0, err[-2000:]
     cache = _pipeline_totals(many_flows)
@@ -303,7 +303,7 @@ def test_loss_is_reported_not_hidden(many_flows: Path, capsys: pytest.CaptureFix
     from probe.collect.server import CollectorLoop
     from probe.export.process import ExportingProcessRuntime
 
-    monkeypatch.setattr("probe.collect.server._RCVBUF", 4096)
+    monkeypatch.setattr("probe.collect.server.DEFAULT_RCVBUF", 4096)
     monkeypatch.setattr(loop, "_WINDOW_MESSAGES", 10**9)
     monkeypatch.setattr(loop, "_SLICE_RECORDS", 10**9)
     monkeypatch.setattr(loop, "_STALL_S", 0.3)
