@@ -149,6 +149,24 @@ class JsonWriter:
             self.binary.flush()
 
 
+def table_stream_head() -> str:
+    """The header of a streamed table (fixed widths: the rows are not known yet)."""
+    return _line(TABLE_HEAD, _STREAM_WIDTHS)
+
+
+def table_stream_rows(items: Iterable[Record | FlowBatch]) -> str:
+    """Rows of a streamed table, one per flow (a batch's from its records)."""
+    out = []
+    for r in items:
+        for rec in (r.records() if hasattr(r, "records") else (r,)):
+            out.append(_line(table_row(rec.flow), _STREAM_WIDTHS))
+    return "".join(out)
+
+
+def totals_line(flows: int, packets: int, octets: int) -> str:
+    return f"total: {flows} flows, {packets} packets, {octets} bytes\n"
+
+
 class TableWriter:
     """The flows as a table with a totals line at the end.
 
@@ -180,19 +198,19 @@ class TableWriter:
             self._kept.extend(records)
             return
         if not self._header:
-            self.out.write(_line(TABLE_HEAD, _STREAM_WIDTHS))
+            self.out.write(table_stream_head())
             self._header = True
-        self.out.write("".join(_line(table_row(r.flow), _STREAM_WIDTHS) for r in records))
+        self.out.write(table_stream_rows(records))
 
     def close(self) -> None:
         if self.stream:
             if not self._header:
-                self.out.write(_line(TABLE_HEAD, _STREAM_WIDTHS))
+                self.out.write(table_stream_head())
         else:
             rows = [table_row(r.flow) for r in sorted(self._kept, key=first_seen)]
             widths = [max(len(x) for x in col) for col in zip(TABLE_HEAD, *rows, strict=True)]
             self.out.write("".join(_line(row, widths) for row in (TABLE_HEAD, *rows)))
-        self.out.write(f"total: {self.flows} flows, {self.packets} packets, {self.bytes} bytes\n")
+        self.out.write(totals_line(self.flows, self.packets, self.bytes))
         self.out.flush()
 
 

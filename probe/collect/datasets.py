@@ -36,8 +36,9 @@ def emit(table: SessionTable, session: Session, ctx: MessageContext, t: Template
         if problem is not None:
             table.stats.bad(problem)
         for raw in records:
-            table.sampler_added(session, apply_options(ds, raw, table.limits
-                                                       .max_samplers_per_domain))
+            apply_options(ds, raw, table.limits.max_samplers_per_domain,
+                          lambda: table.sampler_room(session),
+                          lambda n: table.sampler_refund(session, n))
         table.stats.options_records += len(records)
         return len(records)
     facts = facts_of(ctx, fallback_rate(ds, ctx.header_sampling), ds.sys_init_ms, ds.samplers)

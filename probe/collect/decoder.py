@@ -13,7 +13,10 @@ from __future__ import annotations
 import time
 from collections.abc import Hashable
 
+import numpy as np
+
 from probe.collect import ipfix, netflow5, netflow9
+from probe.collect.columns import INTEGER
 from probe.collect.flows import FlowBatch, Record
 from probe.collect.limits import DEFAULT_LIMITS, Limits
 from probe.collect.session import SessionTable
@@ -46,7 +49,7 @@ class Decoder:
         if fn is None:
             self.stats.bad("bad_version")
             return
-        s = self.table.get(exporter if session is None else session)
+        s = self.table.get(exporter if session is None else session, exporter)
         self.table.now = now
         self.table.expire(now, s)
         try:
@@ -67,7 +70,14 @@ class Decoder:
         except Exception:  # as in feed: counted, never raised
             self.stats.bad("internal_error")
             return []
-        self.stats.decode_seconds += time.perf_counter() - t0
+        st = self.stats
+        st.decode_seconds += time.perf_counter() - t0
+        st.flushes += 1
+        for b in out:
+            for name, attr in (("packets", "flow_packets"), ("bytes", "flow_octets")):
+                c = b.columns.get(name)
+                if c is not None and c.kind in INTEGER:
+                    setattr(st, attr, getattr(st, attr) + int(c.data.sum(dtype=np.uint64)))
         return out
 
     def decode(self, data: bytes, exporter: str, session: Hashable | None = None,
@@ -85,10 +95,8 @@ class Decoder:
 
     def finish(self) -> None:
         """At shutdown: data sets still waiting for a template will never be decoded."""
-        n = self.table.held_count()
+        n = self.table.drop_held()
         if n:
             self.stats.bad("held_never_resolved", n)
-        for key, s in list(self.table.sessions.items()):
-            self.table.held_bytes -= sum(len(h.body) for h in s.held)
-            s.held.clear()
+        for key in list(self.table.sessions):
             self.table.close(key)

@@ -41,7 +41,7 @@ def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
     if length != len(data):
         stats.bad("length_mismatch")
         return
-    stats.messages["IPFIX"] += 1
+    stats.message(exporter, "IPFIX")
     ctx = MessageContext("IPFIX", received_ns, seq, domain, exporter, export_secs)
     counted: int | None = 0
     pos = IPFIX_HEADER.size
@@ -68,17 +68,17 @@ def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
             counted = None if n is None or counted is None else counted + n
         else:
             stats.bad("bad_set_id")
-    _sequence(table, session, domain, seq, counted)
+    _sequence(table, session, exporter, domain, seq, counted)
 
 
-def _sequence(table: SessionTable, session: Session, domain: int, seq: int,
+def _sequence(table: SessionTable, session: Session, exporter: str, domain: int, seq: int,
               counted: int | None) -> None:
     """RFC 7011 §3.1: the sequence number counts data records sent before this message."""
     ds = table.domain(session, domain)
     gap = sequence_gap(ds, seq, table.stats)
     if gap is None:
         return
-    table.stats.lost_records += gap
+    table.stats.lost(exporter, domain, gap)
     # A held (not yet decodable) data set has an unknown record count: resynchronise next time.
     ds.sequence = None if counted is None else (seq + counted) & 0xFFFFFFFF
 

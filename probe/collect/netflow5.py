@@ -47,7 +47,7 @@ def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
     if len(data) != V5_HEADER.size + count * V5_RECORD_LEN:
         stats.bad("length_mismatch")
         return
-    stats.messages["NETFLOW_V5"] += 1
+    stats.message(exporter, "NETFLOW_V5")
     domain = engine_type << 8 | engine_id
     # Header sampling field: 2 bits mode, 14 bits interval (0 = not sampled).
     ctx = MessageContext("NETFLOW_V5", received_ns, flow_seq, domain, exporter, secs,
@@ -56,7 +56,7 @@ def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
     ds = table.domain(session, domain)
     gap = sequence_gap(ds, flow_seq, stats)
     if gap is not None:  # flow_sequence counts flows sent before this packet
-        stats.lost_records += gap
+        stats.lost(exporter, domain, gap)
         ds.sequence = (flow_seq + count) & 0xFFFFFFFF
     facts = facts_of(ctx, fallback_rate(ds, ctx.header_sampling), ds.sys_init_ms, ds.samplers)
     table.pending.add(LAYOUT, "NETFLOW_V5", data[V5_HEADER.size:], count, facts)

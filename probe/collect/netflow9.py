@@ -38,7 +38,7 @@ def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
     if header is None:
         return
     _, _count, uptime, unix_secs, seq, source_id = header
-    stats.messages["NETFLOW_V9"] += 1
+    stats.message(exporter, "NETFLOW_V9")
     ctx = MessageContext("NETFLOW_V9", received_ns, seq, source_id, exporter, unix_secs,
                          sys_uptime_ms=uptime)
     pos, end = V9_HEADER.size, len(data)
@@ -64,16 +64,17 @@ def decode(data: bytes, table: SessionTable, session: Session, exporter: str,
             data_set(table, session, ctx, fs_id, body, now)
         else:
             stats.bad("bad_set_id")
-    _sequence(table, session, source_id, seq)
+    _sequence(table, session, exporter, source_id, seq)
 
 
-def _sequence(table: SessionTable, session: Session, source_id: int, seq: int) -> None:
+def _sequence(table: SessionTable, session: Session, exporter: str, source_id: int,
+              seq: int) -> None:
     """RFC 3954 §5.1: the sequence number counts export packets per source id."""
     ds = table.domain(session, source_id)
     gap = sequence_gap(ds, seq, table.stats, window=1000)
     if gap is None:
         return
-    table.stats.lost_packets += gap
+    table.stats.lost(exporter, source_id, gap, packets=True)
     ds.sequence = (seq + 1) & 0xFFFFFFFF
 
 

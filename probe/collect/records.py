@@ -12,6 +12,7 @@ it was received under, so a later options record cannot change how it is read.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 from probe.collect.flows import SAMPLER_KEYS, Record
 from probe.wire import DomainState
@@ -42,30 +43,35 @@ def _sampler_key(raw: dict[str, object]) -> int | None:
     return None
 
 
-def apply_options(ds: DomainState, raw: dict[str, object], max_samplers: int) -> int:
-    """Remember what an options record says about the domain; returns how many selector
-    entries the domain gained (0 or 1), for the memory budget."""
+def apply_options(ds: DomainState, raw: dict[str, object], max_samplers: int,
+                  room: Callable[[], bool], dropped: Callable[[int], None]) -> None:
+    """Remember what an options record says about the domain. A new selector entry needs
+    ``room()`` (the session's memory budget); entries pushed out are reported to
+    ``dropped``."""
     init = raw.get("systemInitTimeMilliseconds")
     if isinstance(init, int):
         ds.sys_init_ms = init
     rate = sampling_rate_of(raw)
     if rate is None:
-        return 0
+        return
     key = _sampler_key(raw)
     if key is None:
         ds.sampling_rate = rate
-        return 0
+        return
     if ds.samplers.get(key) == rate:
-        return 0
-    grew = key not in ds.samplers
+        return
+    if key not in ds.samplers and not room():
+        return
     table = OrderedDict(ds.samplers)  # copy on write: queued Data Sets keep the old one
     table[key] = rate
     table.move_to_end(key)
+    gone = 0
     while len(table) > max_samplers:
         table.popitem(last=False)
-        grew = False
+        gone += 1
+    if gone:
+        dropped(gone)
     ds.samplers = table
-    return int(grew)
 
 
 def fallback_rate(ds: DomainState, header_sampling: int) -> int:

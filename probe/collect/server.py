@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import selectors
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from probe.collect.decoder import Decoder
 from probe.collect.flows import FlowBatch
@@ -40,26 +41,115 @@ class Endpoint:
     transport: str  # "udp" or "tcp"
     host: str
     port: int
+    count: int = 1  # sockets (and worker processes) sharing the port with SO_REUSEPORT
 
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.transport}://{host}:{self.port}"
+        query = f"?count={self.count}" if self.count > 1 else ""
+        return f"{self.transport}://{host}:{self.port}{query}"
+
+
+MAX_COUNT = 64
 
 
 def parse_listen(url: str) -> Endpoint:
-    """``udp://H:P`` / ``tcp://H:P`` (IPv6 hosts in brackets) -> Endpoint, else UserError."""
+    """``udp://H:P`` / ``tcp://H:P`` (IPv6 hosts in brackets), optionally ``?count=N``
+    (goflow2's: N sockets on the port, one worker each) -> Endpoint, else UserError."""
     try:
         parts = urlsplit(url)
         port = parts.port
+        query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError as exc:
         raise UserError(f"--listen {url}: {exc}") from None
     if parts.scheme not in ("udp", "tcp"):
         raise UserError(f"--listen {url}: scheme must be udp:// or tcp://")
     if port is None or not parts.hostname:
         raise UserError(f"--listen {url}: expected {parts.scheme or 'udp'}://HOST:PORT")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise UserError(f"--listen {url}: unexpected path or query after the port")
-    return Endpoint(parts.scheme, parts.hostname, port)
+    if parts.path not in ("", "/") or parts.fragment or set(query) - {"count"}:
+        raise UserError(f"--listen {url}: unexpected path or query after the port "
+                        "(only ?count=N)")
+    count = 1
+    if "count" in query:
+        text = query["count"][-1]
+        if not text.isdigit() or not 1 <= int(text) <= MAX_COUNT:
+            raise UserError(f"--listen {url}: count must be a number from 1 to {MAX_COUNT}")
+        count = int(text)
+    return Endpoint(parts.scheme, parts.hostname, port, count)
+
+
+def grow_rcvbuf(sock: socket.socket, size: int) -> None:
+    """Ask for ``size`` bytes of receive buffer: SO_RCVBUFFORCE passes net.core.rmem_max where
+    the process may (CAP_NET_ADMIN), else SO_RCVBUF gets what the limit allows."""
+    for opt in (_SO_RCVBUFFORCE, socket.SO_RCVBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, size)
+            return
+        except OSError:
+            continue
+
+
+def udp_socket_stats(socks: list[socket.socket]) -> dict[int, tuple[str, int, int]]:
+    """Drops and queued bytes of our UDP sockets, from /proc/net/udp{,6} (Linux): the kernel's
+    own count of datagrams lost to a full receive buffer, the one loss a collector cannot see
+    otherwise. Empty where /proc says nothing."""
+    want: dict[int, str] = {}
+    for sock in socks:
+        with contextlib.suppress(OSError):
+            if sock.type == socket.SOCK_DGRAM:
+                want[os.fstat(sock.fileno()).st_ino] = f"udp:{sock.getsockname()[1]}"
+    out: dict[int, tuple[str, int, int]] = {}
+    if not want:
+        return out
+    for path in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(path, encoding="ascii") as f:
+                next(f, None)
+                for line in f:
+                    cols = line.split()
+                    if len(cols) >= 13 and cols[9].isdigit() and int(cols[9]) in want:
+                        inode = int(cols[9])
+                        rx = int(cols[4].split(":")[1], 16)
+                        out[inode] = (want[inode], int(cols[12]), rx)
+        except OSError:
+            continue
+    return out
+
+
+def open_endpoint(ep: Endpoint, rcvbuf: int | None = None
+                  ) -> tuple[Endpoint, list[socket.socket]]:
+    """Open ``ep.count`` non-blocking sockets on the endpoint; a bad address or a port in use
+    is a UserError (exit 2). With a count above 1 they share the port with SO_REUSEPORT, so
+    the kernel spreads exporters over them by their address and port (one exporter's messages
+    always reach the same socket, and so the same worker and its templates)."""
+    try:
+        infos = socket.getaddrinfo(ep.host, ep.port, type=socket.SOCK_DGRAM
+                                   if ep.transport == "udp" else socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UserError(f"{ep.url()}: cannot resolve {ep.host}: {exc.strerror}") from None
+    family, stype, proto, _, addr = infos[0]
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(ep.count):
+            sock = socket.socket(family, stype, proto)
+            socks.append(sock)
+            if ep.transport == "udp":  # no SO_REUSEADDR: a second collector must fail
+                grow_rcvbuf(sock, rcvbuf or DEFAULT_RCVBUF)
+            else:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if ep.count > 1:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(addr)
+            addr = sock.getsockname()  # port 0: the others join the port the first got
+            if ep.transport == "tcp":
+                sock.listen(64)
+            sock.setblocking(False)
+    except OSError as exc:
+        for sock in socks:
+            sock.close()
+        what = "port in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise UserError(f"{ep.url()}: cannot listen: {what}") from None
+    host, port = socks[0].getsockname()[:2]
+    return Endpoint(ep.transport, host, port, ep.count), socks
 
 
 def _exporter_ip(addr: str) -> str:
@@ -91,56 +181,31 @@ class CollectorLoop:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._stopping = False
+        self.on_idle: Callable[[], None] | None = None  # called about once a second
 
     # ------------------------------------------------------------------ setup
     def bind(self) -> list[Endpoint]:
         """Open every endpoint; a bad address or a port in use is a UserError (exit 2)."""
         try:
             for ep in self.endpoints:
-                self.bound.append(self._open(ep))
+                bound, socks = open_endpoint(ep, self.rcvbuf)
+                self.bound.append(bound)
+                self.adopt(socks)
         except BaseException:
             self.close()
             raise
-        self.sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
         return self.bound
 
-    def _open(self, ep: Endpoint) -> Endpoint:
-        try:
-            infos = socket.getaddrinfo(ep.host, ep.port, type=socket.SOCK_DGRAM
-                                       if ep.transport == "udp" else socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise UserError(f"{ep.url()}: cannot resolve {ep.host}: {exc.strerror}") from None
-        family, stype, proto, _, addr = infos[0]
-        sock = socket.socket(family, stype, proto)
-        try:
-            if ep.transport == "udp":
-                self._grow_rcvbuf(sock, self.rcvbuf or DEFAULT_RCVBUF)  # no SO_REUSEADDR: a second
-                # collector must fail
-            else:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(addr)
-            if ep.transport == "tcp":
-                sock.listen(64)
-        except OSError as exc:
-            sock.close()
-            what = "port in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-            raise UserError(f"{ep.url()}: cannot listen: {what}") from None
-        sock.setblocking(False)
-        self._socks.append(sock)
-        self.sel.register(sock, selectors.EVENT_READ, (ep.transport, sock))
-        host, port = sock.getsockname()[:2]
-        if ep.transport == "udp":
-            self._udp_ports[sock.fileno()] = port
-        return Endpoint(ep.transport, host, port)
-
-    @staticmethod
-    def _grow_rcvbuf(sock: socket.socket, size: int) -> None:
-        for opt in (_SO_RCVBUFFORCE, socket.SO_RCVBUF):
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, opt, size)
-                return
-            except OSError:
-                continue
+    def adopt(self, socks: list[socket.socket]) -> None:
+        """Serve sockets opened elsewhere (a worker is handed its share of the parent's)."""
+        if not self._socks:
+            self.sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        for sock in socks:
+            kind = "udp" if sock.type == socket.SOCK_DGRAM else "tcp"
+            self._socks.append(sock)
+            self.sel.register(sock, selectors.EVENT_READ, (kind, sock))
+            if kind == "udp":
+                self._udp_ports[sock.fileno()] = sock.getsockname()[1]
 
     # ------------------------------------------------------------------ run / stop
     def stop(self) -> None:
@@ -189,7 +254,16 @@ class CollectorLoop:
             if now - last_expire >= 1.0:
                 self.decoder.expire(now)
                 last_expire = now
+                self.decoder.stats.sockets = self.socket_stats()
+                self.decoder.stats.templates_known = self.decoder.table.template_count()
+                if self.on_idle is not None:
+                    self.on_idle()
         self._drain()
+
+    def socket_stats(self) -> dict[int, tuple[str, int, int]]:
+        """Per UDP socket (by inode): its local port as text, the datagrams the kernel dropped
+        because the receive buffer was full, and the bytes waiting in it."""
+        return udp_socket_stats(self._socks)
 
     def _drain(self) -> None:
         """After stop: decode what the kernel already holds, then end every TCP stream."""

@@ -1,22 +1,26 @@
 """Per-exporter state: templates, held data sets, sequence and sampling state, all bounded.
 
 State is keyed the way RFC 7011 §8 scopes Template IDs: transport session (exporter address and
-port for UDP, the connection for TCP) x observation domain (v9: source id) x template id. Every
-table has a bound from ``Limits``; hitting one is counted, never raised.
+port for UDP, the connection for TCP) x observation domain (v9: source id) x template id. What
+a session keeps is charged to it and to its exporter address (``probe.collect.limits``);
+hitting a bound is counted (and a refused template logged), never raised.
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections import OrderedDict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from probe.collect.columns import Layout, compile_layout
-from probe.collect.limits import Limits
+from probe.collect.limits import COST, LOG_EVERY_S, Limits
 from probe.collect.pending import Pending
 from probe.collect.stats import CollectStats
 from probe.wire import DomainState, Template
+
+log = logging.getLogger("probe.collect")
 
 
 @dataclass(slots=True)
@@ -46,6 +50,7 @@ class HeldSet:
 @dataclass(slots=True)
 class Session:
     key: Hashable
+    exporter: str = ""  # the exporter's address: budgets are kept per address too
     templates: dict[tuple[int, int], Template] = field(default_factory=dict)
     # The Layout of each fixed-length Template (None: a field of variable length).
     layouts: dict[tuple[int, int], Layout | None] = field(default_factory=dict)
@@ -54,49 +59,146 @@ class Session:
     udp: bool = True
     held: deque[HeldSet] = field(default_factory=deque)
     domains: OrderedDict[int, DomainState] = field(default_factory=OrderedDict)
+    cost: int = 0  # estimated bytes charged (probe.collect.limits.COST)
+
+
+def template_cost(t: Template) -> int:
+    return COST["template"] + COST["template_field"] * len(t.specs) + len(t.wire)
+
+
+def held_cost(h: HeldSet) -> int:
+    return COST["held"] + len(h.body)
+
+
+def domain_cost(d: DomainState) -> int:
+    return COST["domain"] + COST["sampler"] * len(d.samplers)
 
 
 class SessionTable:
-    """All sessions, LRU-bounded, with global budgets for template fields and held bytes."""
+    """All sessions, with their budgets (``probe.collect.limits``): per session, per exporter
+    address, and all together, where the biggest address pays for a newcomer."""
 
     def __init__(self, limits: Limits, stats: CollectStats) -> None:
         self.limits = limits
         self.stats = stats
         self.sessions: OrderedDict[Hashable, Session] = OrderedDict()
-        self.template_fields = 0
-        self.held_bytes = 0
+        self.by_exporter: dict[str, OrderedDict[Hashable, Session]] = {}
+        self.exporter_cost: dict[str, int] = {}
+        self.total_cost = 0
         self.now = 0.0  # monotonic time of the message being decoded (set by the Decoder)
         self.pending = Pending()
+        self._logged: dict[str, tuple[float, int]] = {}  # exporter -> (last log, suppressed)
+
+    @property
+    def held_bytes(self) -> int:
+        return sum(len(h.body) for s in self.sessions.values() for h in s.held)
+
+    @property
+    def template_fields(self) -> int:
+        return sum(len(t.specs) for s in self.sessions.values() for t in s.templates.values())
+
+    # ------------------------------------------------------------------ budgets
+    def _charge(self, s: Session, n: int, reason: str) -> bool:
+        """Charge ``n`` bytes to ``s``; False (counted as ``reason``) if it cannot have them."""
+        lim = self.limits
+        if s.cost + n > lim.session_bytes or \
+                self.exporter_cost.get(s.exporter, 0) + n > lim.exporter_bytes:
+            self.stats.bad(reason)
+            return False
+        while self.total_cost + n > lim.state_bytes:
+            if not self._evict_biggest(s):
+                self.stats.bad(reason)
+                return False
+        s.cost += n
+        self.exporter_cost[s.exporter] = self.exporter_cost.get(s.exporter, 0) + n
+        self.total_cost += n
+        return True
+
+    def _force(self, s: Session, n: int) -> None:
+        """Charge what must be kept whatever the budgets say (bounded by the session count)."""
+        s.cost += n
+        self.exporter_cost[s.exporter] = self.exporter_cost.get(s.exporter, 0) + n
+        self.total_cost += n
+
+    def _refund(self, s: Session, n: int) -> None:
+        s.cost -= n
+        self.exporter_cost[s.exporter] = self.exporter_cost.get(s.exporter, 0) - n
+        self.total_cost -= n
+
+    def _evict_biggest(self, asking: Session) -> bool:
+        """The state budget is full: the address holding the most gives up its least recently
+        used session (never the asking one's address: it is then the biggest and must wait)."""
+        if not self.exporter_cost:
+            return False
+        biggest = max(self.exporter_cost, key=self.exporter_cost.__getitem__)
+        if biggest == asking.exporter:
+            return False
+        victims = self.by_exporter.get(biggest)
+        if not victims:
+            return False
+        key = next(iter(victims))
+        self._remove(key)
+        self.stats.sessions_evicted += 1
+        return True
+
+    def refused(self, s: Session, what: str) -> None:
+        """Log a refusal, at most once per LOG_EVERY_S per exporter, with what was held back."""
+        last, quiet = self._logged.get(s.exporter, (-LOG_EVERY_S, 0))
+        if self.now - last < LOG_EVERY_S:
+            self._logged[s.exporter] = (last, quiet + 1)
+            return
+        if len(self._logged) >= 1024 and s.exporter not in self._logged:
+            self._logged.clear()
+        self._logged[s.exporter] = (self.now, 0)
+        more = f" ({quiet} more refusals not logged)" if quiet else ""
+        log.warning("exporter %s: %s refused: its share of the collector's memory is used "
+                    "(session %d bytes, exporter %d bytes, all %d of %d)%s", s.exporter, what,
+                    s.cost, self.exporter_cost.get(s.exporter, 0), self.total_cost,
+                    self.limits.state_bytes, more)
 
     # ------------------------------------------------------------------ sessions
-    def get(self, key: Hashable) -> Session:
+    def get(self, key: Hashable, exporter: str = "") -> Session:
         s = self.sessions.get(key)
         if s is not None:
             self.sessions.move_to_end(key)
+            self.by_exporter[s.exporter].move_to_end(key)
             return s
-        while len(self.sessions) >= self.limits.max_sessions:
-            _, old = self.sessions.popitem(last=False)
-            self._release(old)
+        mine = self.by_exporter.setdefault(exporter, OrderedDict())
+        while len(mine) >= self.limits.max_sessions_per_exporter:
+            self._remove(next(iter(mine)))
             self.stats.sessions_evicted += 1
-        s = Session(key, udp=not (isinstance(key, tuple) and key[:1] == ("tcp",)))
+        while len(self.sessions) >= self.limits.max_sessions:
+            self._remove(next(iter(self.sessions)))
+            self.stats.sessions_evicted += 1
+        s = Session(key, exporter, udp=not (isinstance(key, tuple) and key[:1] == ("tcp",)))
         self.sessions[key] = s
+        self.by_exporter.setdefault(exporter, OrderedDict())[key] = s
+        if not self._charge(s, COST["session"], "session_limit"):
+            self._force(s, COST["session"])  # kept all the same: at most max_sessions of them
         return s
 
     def close(self, key: Hashable) -> None:
         """A TCP connection ended: its templates die with it (RFC 7011 §8.1)."""
-        s = self.sessions.pop(key, None)
-        if s is not None:
-            self._release(s)
+        if key in self.sessions:
+            self._remove(key)
 
-    def _release(self, s: Session) -> None:
-        self.template_fields -= sum(len(t.specs) for t in s.templates.values())
-        self.held_bytes -= sum(len(h.body) for h in s.held)
+    def _remove(self, key: Hashable) -> None:
+        s = self.sessions.pop(key)
+        mine = self.by_exporter.get(s.exporter)
+        if mine is not None:
+            mine.pop(key, None)
+            if not mine:
+                del self.by_exporter[s.exporter]
         if s.held:
             self.stats.bad("held_dropped_session_closed", len(s.held))
+        self._refund(s, s.cost)
+        if self.exporter_cost.get(s.exporter) == 0 and s.exporter not in self.by_exporter:
+            del self.exporter_cost[s.exporter]
         s.templates.clear()
         s.template_seen.clear()
         s.layouts.clear()
         s.held.clear()
+        s.domains.clear()
 
     def domain(self, s: Session, domain: int) -> DomainState:
         d = s.domains.get(domain)
@@ -104,10 +206,24 @@ class SessionTable:
             s.domains.move_to_end(domain)
             return d
         while len(s.domains) >= self.limits.max_domains_per_session:
-            s.domains.popitem(last=False)
+            _, old = s.domains.popitem(last=False)
+            self._refund(s, domain_cost(old))
+        while not self._charge(s, COST["domain"], "domain_limit"):
+            if not s.domains:  # the one domain a message needs: kept all the same
+                self._force(s, COST["domain"])
+                break
+            _, old = s.domains.popitem(last=False)  # the session recycles its oldest domain
+            self._refund(s, domain_cost(old))
         d = DomainState()
         s.domains[domain] = d
         return d
+
+    def sampler_room(self, s: Session) -> bool:
+        """May a domain of ``s`` learn one more selector? (Charged if so.)"""
+        return self._charge(s, COST["sampler"], "sampler_limit")
+
+    def sampler_refund(self, s: Session, n: int) -> None:
+        self._refund(s, COST["sampler"] * n)
 
     # ------------------------------------------------------------------ templates
     def is_refresh(self, s: Session, domain: int, template_id: int, options: bool,
@@ -141,16 +257,20 @@ class SessionTable:
         s.template_seen.pop(key, None)
         s.layouts.pop(key, None)
         t = s.templates.pop(key)
-        self.template_fields -= len(t.specs)
+        self._refund(s, template_cost(t))
         return t
 
     def room_for(self, s: Session, domain: int, template_id: int, n_fields: int) -> bool:
         """Cheap check before compiling a template, so a flood past the limit costs little."""
         if (domain, template_id) in s.templates:
             return True
-        if (len(s.templates) >= self.limits.max_templates_per_session
-                or self.template_fields + n_fields > self.limits.max_template_fields):
+        lim = self.limits
+        need = COST["template"] + COST["template_field"] * n_fields
+        if len(s.templates) >= lim.max_templates_per_session or \
+                s.cost + need > lim.session_bytes or \
+                self.exporter_cost.get(s.exporter, 0) + need > lim.exporter_bytes:
             self.stats.bad("template_limit")
+            self.refused(s, f"template {template_id} of domain {domain} ({n_fields} fields)")
             return False
         return True
 
@@ -159,12 +279,14 @@ class SessionTable:
         old = s.templates.get(key)
         if old is None and len(s.templates) >= self.limits.max_templates_per_session:
             self.stats.bad("template_limit")
+            self.refused(s, f"template {t.template_id} of domain {domain}")
             return False
-        grow = len(t.specs) - (len(old.specs) if old is not None else 0)
-        if self.template_fields + grow > self.limits.max_template_fields:
-            self.stats.bad("template_limit")
+        if old is not None:
+            self._drop(s, key)
+        if not self._charge(s, template_cost(t), "template_limit"):
+            self.refused(s, f"template {t.template_id} of domain {domain} "
+                            f"({len(t.specs)} fields)")
             return False
-        self.template_fields += grow
         s.templates[key] = t
         s.layouts[key] = None if t.is_options else compile_layout(t.specs, t.names)
         if s.udp:
@@ -189,14 +311,11 @@ class SessionTable:
     # ------------------------------------------------------------------ held data sets
     def hold(self, s: Session, h: HeldSet) -> None:
         if len(s.held) >= self.limits.max_held_per_session:
-            old = s.held.popleft()
-            self.held_bytes -= len(old.body)
+            self._refund(s, held_cost(s.held.popleft()))
             self.stats.bad("held_dropped_limit")
-        if self.held_bytes + len(h.body) > self.limits.max_held_bytes:
-            self.stats.bad("held_dropped_limit")
+        if not self._charge(s, held_cost(h), "held_dropped_limit"):
             return
         s.held.append(h)
-        self.held_bytes += len(h.body)
         self.stats.held += 1
 
     def take_held(self, s: Session, domain: int, template_id: int) -> list[HeldSet]:
@@ -206,7 +325,7 @@ class SessionTable:
         if take:
             keep = [h for h in s.held if not (h.domain == domain and h.template_id == template_id)]
             s.held = deque(keep)
-            self.held_bytes -= sum(len(h.body) for h in take)
+            self._refund(s, sum(held_cost(h) for h in take))
         return take
 
     def expire(self, now: float, only: Session | None = None) -> None:
@@ -214,11 +333,17 @@ class SessionTable:
         limit = now - self.limits.held_max_age_s
         for s in (only,) if only is not None else tuple(self.sessions.values()):
             while s.held and s.held[0].since < limit:
-                self.held_bytes -= len(s.held.popleft().body)
+                self._refund(s, held_cost(s.held.popleft()))
                 self.stats.bad("held_expired")
 
-    def sampler_added(self, s: Session, n: int) -> None:
-        """An options record added ``n`` selector entries to a domain of ``s``."""
+    def drop_held(self) -> int:
+        """At shutdown: every held data set, dropped; how many there were."""
+        n = 0
+        for s in self.sessions.values():
+            n += len(s.held)
+            self._refund(s, sum(held_cost(h) for h in s.held))
+            s.held.clear()
+        return n
 
     def held_count(self) -> int:
         return sum(len(s.held) for s in self.sessions.values())

@@ -1,9 +1,18 @@
-"""Counters the collector prints at exit: what arrived, what was decoded, what was refused."""
+"""Counters the collector prints at exit and serves as metrics: what arrived, what was decoded,
+what was refused, what was lost.
+
+Per-exporter counters are kept for at most ``MAX_EXPORTERS`` exporter addresses (and as many
+(exporter, domain) pairs for sequence gaps); the rest are summed under ``other``, so a flood of
+spoofed source addresses cannot grow them.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+MAX_EXPORTERS = 1024
 
 
 @dataclass(slots=True)
@@ -22,10 +31,51 @@ class CollectStats:
     sequence_resets: int = 0  # far behind: the exporter restarted
     sessions_evicted: int = 0
     decode_seconds: float = 0.0  # wall time spent decoding queued Data Sets into columns
+    flushes: int = 0  # decode runs (each decodes every queued Data Set)
+    flow_packets: int = 0  # sum of the flows' packet counters (the text table's total)
+    flow_octets: int = 0
+    # (exporter, message type) -> messages / flow records; (exporter, domain) -> units lost
+    by_exporter: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    lost_by_domain: Counter[tuple[str, int, str]] = field(default_factory=Counter)
+    templates_known: int = 0  # templates held now (a gauge, set by the server's tick)
+    publish_errors: Counter[str] = field(default_factory=Counter)  # by transport (e.g. nats)
+    exporters: set[str] = field(default_factory=set)  # the ones counted under their address
+    # UDP socket inode -> (local port, datagrams dropped by the kernel, bytes queued)
+    sockets: dict[int, tuple[str, int, int]] = field(default_factory=dict)
 
-    def count_records(self, ctx: object, n: int) -> None:
+    def count_records(self, ctx: Any, n: int) -> None:
         """Flow records of one Data Set (or v5 packet) decoded or queued for decoding."""
         self.records += n
+        self.by_exporter[(self._exporter(ctx.exporter), ctx.type, "records")] += n
+
+    def message(self, exporter: str, msg_type: str) -> None:
+        self.messages[msg_type] += 1
+        self.by_exporter[(self._exporter(exporter), msg_type, "messages")] += 1
+
+    def lost(self, exporter: str, domain: int, n: int, packets: bool = False) -> None:
+        """A sequence gap: ``n`` records (NetFlow v9: export packets) never arrived."""
+        if packets:
+            self.lost_packets += n
+        else:
+            self.lost_records += n
+        if not n:
+            return
+        key = (exporter, domain, "packets" if packets else "records")
+        if key not in self.lost_by_domain and len(self.lost_by_domain) >= MAX_EXPORTERS:
+            key = ("other", 0, key[2])
+        self.lost_by_domain[key] += n
+
+    def _exporter(self, exporter: str) -> str:
+        if exporter in self.exporters:
+            return exporter
+        if len(self.exporters) >= MAX_EXPORTERS:
+            return "other"
+        self.exporters.add(exporter)
+        return exporter
+
+    @property
+    def socket_drops(self) -> int:
+        return sum(d for _, d, _ in self.sockets.values())
 
     def bad(self, reason: str, n: int = 1) -> None:
         self.malformed[reason] += n
@@ -56,4 +106,20 @@ class CollectStats:
         lines.append(f"malformed/refused: {total}" + (f" ({bad})" if bad else ""))
         if self.sessions_evicted:
             lines.append(f"sessions evicted: {self.sessions_evicted}")
+        if self.socket_drops:
+            lines.append(f"datagrams dropped by the kernel (receive buffer full): "
+                         f"{self.socket_drops}")
         return "\n".join(lines)
+
+
+def merge(parts: list[CollectStats]) -> CollectStats:
+    """The sum of several workers' statistics (each worker counts its own sockets)."""
+    total = CollectStats()
+    for p in parts:
+        for f in fields(CollectStats):
+            a, b = getattr(total, f.name), getattr(p, f.name)
+            if isinstance(a, dict | set):  # a Counter adds, sockets (by inode) are distinct
+                a.update(b)
+            else:
+                setattr(total, f.name, a + b)
+    return total

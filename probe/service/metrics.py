@@ -94,8 +94,10 @@ def families(doc: dict[str, Any]) -> Iterator[Any]:
 
 
 class _Collector:
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Callable[[], Any], make: Callable[[Any], Iterator[Any]]
+                 ) -> None:
         self.snapshot = snapshot
+        self.make = make
 
     def collect(self) -> Iterator[Any]:
         try:
@@ -103,15 +105,19 @@ class _Collector:
         except Exception:  # a scrape must not print a traceback (wsgiref would, on many lines)
             log.exception("metrics: cannot read the statistics")
             return iter(())
-        return families(doc)
+        return self.make(doc)
 
 
-def serve(snapshot: Snapshot, port: int, address: str = "127.0.0.1") -> Any:
-    """Start the HTTP endpoint in a daemon thread; returns the server (``shutdown()`` it)."""
+def serve(snapshot: Callable[[], Any], port: int, address: str = "127.0.0.1",
+          make: Callable[[Any], Iterator[Any]] = families) -> Any:
+    """Start the HTTP endpoint in a daemon thread; returns the server (``shutdown()`` it).
+
+    ``make`` turns what ``snapshot`` returns into metric families (``flowprobe collect``
+    serves its own, ``probe.collect.metrics``)."""
     from prometheus_client import CollectorRegistry, start_http_server
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(snapshot))
+    registry.register(_Collector(snapshot, make))
     try:
         server, _thread = start_http_server(port, addr=address, registry=registry)
     except OSError as exc:

@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 from probe.collect import Decoder, Limits
 from probe.collect.framing import StreamFramer
+from probe.collect.limits import COST
+from probe.collect.session import domain_cost, held_cost, template_cost
 from tests.collect.wire import (
     ipfix_message,
     ipfix_set,
@@ -34,8 +36,18 @@ from tests.collect.wire import (
 MESSAGES = 102_000
 SEED = 20261123
 MEMORY_BOUND = 16 * 1024 * 1024  # bytes, tracemalloc peak over the whole run
-LIMITS = Limits(max_sessions=128, max_templates_per_session=64, max_template_fields=16_384,
-                max_held_per_session=16, max_held_bytes=1024 * 1024, held_max_age_s=5.0)
+LIMITS = Limits(max_sessions=128, max_templates_per_session=64, max_held_per_session=16,
+                held_max_age_s=5.0, state_bytes=8 << 20, exporter_bytes=2 << 20,
+                session_bytes=1 << 20)
+# What is kept whatever the budgets say: each session and the one domain a message needs.
+FORCED = LIMITS.max_sessions * (COST["session"] + COST["domain"])
+
+
+def charged(d: Decoder) -> int:
+    """What the table holds, recomputed item by item: it must equal what it charged."""
+    return sum(COST["session"] + sum(template_cost(t) for t in s.templates.values())
+               + sum(held_cost(h) for h in s.held) + sum(domain_cost(x) for x in s.domains.values())
+               for s in d.table.sessions.values())
 
 
 def _seeds() -> list[bytes]:
@@ -133,8 +145,8 @@ def _run(n: int, seed: int) -> tuple[Decoder, dict[int, int], int, int, float]:
         if i % 500 == 0:
             max_templates = max(max_templates, d.table.template_count())
             max_held = max(max_held, d.table.held_count())
-            assert d.table.template_fields <= LIMITS.max_template_fields
-            assert d.table.held_bytes <= LIMITS.max_held_bytes
+            assert d.table.total_cost == charged(d) == sum(d.table.exporter_cost.values())
+            assert d.table.total_cost <= LIMITS.state_bytes + FORCED
             d.expire(now=i / 1000)
     return d, versions, max_templates, max_held, time.perf_counter() - t0
 

@@ -1,0 +1,209 @@
+"""``?count=N``: N worker processes, each serving its own SO_REUSEPORT socket of the port.
+
+The parent opens every socket (so a port in use is one error line and exit 2 before anything
+starts) and forks one worker per socket index: worker i serves socket i of every endpoint with
+a count above i. The kernel sends each exporter (address and port) to one socket, so a worker
+decodes with its own Decoder and needs only the templates of the exporters it hears (they are
+kept per transport session and observation domain, RFC 7011 §8).
+
+Workers do not write the output themselves: each encodes its batches (``encode``) and sends
+the bytes to the parent in frames over a pipe; the parent writes whole frames, one at a time,
+so lines of two workers never interleave, whatever the output is (a file, a pipe, a terminal).
+A worker also sends its statistics every second and when it ends, so the parent can print and
+serve the sum. SIGINT/SIGTERM to the parent stops the workers; each drains what its sockets
+hold, flushes and sends its last statistics before the parent returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import selectors
+import signal
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from probe.collect.decoder import Decoder
+from probe.collect.flows import FlowBatch
+from probe.collect.limits import Limits
+from probe.collect.server import CollectorLoop, Endpoint, open_endpoint
+from probe.collect.stats import CollectStats, merge
+
+Encode = Callable[[list[FlowBatch]], bytes]
+_HEAD = struct.Struct(">BI")
+_OUT, _STATS = 1, 2
+_STATS_EVERY_S = 1.0
+
+
+@dataclass
+class WorkerSet:
+    """The parent's view: what each worker said last, and the output sink."""
+
+    write: Callable[[bytes], None]
+    stats: dict[int, CollectStats] = field(default_factory=dict)
+    pids: list[int] = field(default_factory=list)
+
+    def total(self) -> CollectStats:
+        return merge(list(self.stats.values()))
+
+
+def worker_count(endpoints: list[Endpoint]) -> int:
+    return max((ep.count for ep in endpoints), default=1)
+
+
+def _send(fd: int, kind: int, payload: bytes) -> None:
+    view = memoryview(_HEAD.pack(kind, len(payload)) + payload)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _worker(index: int, socks: list[socket.socket], fd: int, limits: Limits, encode: Encode,
+            on_stats: Callable[[CollectStats], None] | None) -> None:
+    decoder = Decoder(limits)
+    last = [time.monotonic()]
+
+    def report() -> None:
+        decoder.stats.sockets = loop.socket_stats()
+        _send(fd, _STATS, pickle.dumps(decoder.stats))
+
+    def on_batches(batches: list[FlowBatch]) -> None:
+        data = encode(batches)
+        if data:
+            _send(fd, _OUT, data)
+        now = time.monotonic()
+        if now - last[0] >= _STATS_EVERY_S:
+            last[0] = now
+            report()
+
+    loop = CollectorLoop([], on_batches, decoder)
+    loop.adopt(socks)
+    loop.on_idle = report
+    signal.signal(signal.SIGTERM, lambda *_: loop.stop())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    try:
+        loop.run()
+        decoder.finish()
+        report()
+    finally:
+        loop.close()
+
+
+def serve(endpoints: list[Endpoint], limits: Limits, encode: Encode,
+          write: Callable[[bytes], None], rcvbuf: int | None = None,
+          on_bound: Callable[[list[Endpoint]], None] | None = None,
+          stop_signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM),
+          share: Callable[[WorkerSet], None] | None = None) -> CollectStats:
+    """Run the workers until a stop signal; returns the sum of their statistics."""
+    opened: list[tuple[Endpoint, list[socket.socket]]] = []
+    try:
+        for ep in endpoints:
+            opened.append(open_endpoint(ep, rcvbuf))
+    except BaseException:
+        for _, socks in opened:
+            for s in socks:
+                s.close()
+        raise
+    if on_bound is not None:
+        on_bound([b for b, _ in opened])
+    n = worker_count(endpoints)
+    ws = WorkerSet(write)
+    if share is not None:
+        share(ws)
+    pipes: dict[int, int] = {}
+    for i in range(n):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                os.close(r)
+                for fd in pipes:
+                    os.close(fd)
+                mine = [socks[i] for _, socks in opened if len(socks) > i]
+                for _, socks in opened:
+                    for s in socks:
+                        if not any(s is m for m in mine):
+                            s.close()
+                _worker(i, mine, w, limits, encode, None)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(w)
+        pipes[r] = i
+        ws.pids.append(pid)
+    for _, socks in opened:
+        for s in socks:
+            s.close()
+    _join(ws, pipes, stop_signals)
+    return ws.total()
+
+
+def _join(ws: WorkerSet, pipes: dict[int, int], stop_signals: tuple[int, ...]) -> None:
+    wake_r, wake_w = socket.socketpair()
+    wake_w.setblocking(False)
+    stopping = [False]
+
+    def stop(*_: object) -> None:
+        stopping[0] = True
+        with contextlib.suppress(OSError):
+            wake_w.send(b"x")
+
+    previous = {s: signal.signal(s, stop) for s in stop_signals}
+    sel = selectors.DefaultSelector()
+    buffers: dict[int, bytearray] = {}
+    for fd in pipes:
+        sel.register(fd, selectors.EVENT_READ)
+        buffers[fd] = bytearray()
+    sel.register(wake_r, selectors.EVENT_READ)
+    signalled = False
+    try:
+        while pipes:
+            if stopping[0] and not signalled:
+                signalled = True
+                for pid in ws.pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGTERM)
+            for key, _ in sel.select(timeout=1.0):
+                if key.fileobj is wake_r:
+                    with contextlib.suppress(OSError):
+                        wake_r.recv(64)
+                    continue
+                fd = key.fd
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    sel.unregister(fd)
+                    os.close(fd)
+                    del pipes[fd]
+                    continue
+                _frames(ws, pipes[fd], buffers[fd], chunk)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        sel.close()
+        wake_r.close()
+        wake_w.close()
+        for pid in ws.pids:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def _frames(ws: WorkerSet, index: int, buf: bytearray, chunk: bytes) -> None:
+    buf += chunk
+    pos = 0
+    while len(buf) - pos >= _HEAD.size:
+        kind, length = _HEAD.unpack_from(buf, pos)
+        if len(buf) - pos - _HEAD.size < length:
+            break
+        payload = bytes(buf[pos + _HEAD.size:pos + _HEAD.size + length])
+        pos += _HEAD.size + length
+        if kind == _OUT:
+            ws.write(payload)
+        elif kind == _STATS:
+            ws.stats[index] = pickle.loads(payload)
+    del buf[:pos]
