@@ -168,7 +168,7 @@ def test_rss_stays_under_the_bound_through_fuzz_and_the_sampler_flood(tmp_path: 
         rng = random.Random(20261213)
         seeds = _seeds()
         socks = []
-        for p in range(128):
+        for _ in range(128):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.bind((HOSTILE, 0))
             socks.append(s)
