@@ -33,6 +33,7 @@ demo: install
 bench: install
 	$(BIN)/python -m compileall -q probe  # byte-code cached even where PYTHONDONTWRITEBYTECODE is set
 	$(BIN)/python -m tools.bench
+	$(BIN)/python -m tools.bench_collect
 	-$(BIN)/python -m tools.bench --live
 
 # One man page per command, from the argparse definitions (committed; the wheel installs them

@@ -13,6 +13,7 @@ import struct
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWPROBE = ROOT / ".venv" / "bin" / "flowprobe"
@@ -66,8 +67,9 @@ def load(path: Path) -> list[bytes]:
     return out
 
 
-def records_in(datagrams: list[bytes]) -> int:
-    """Flow records the stream carries, counted by the bundled decoder."""
+def records_in(datagrams: list[bytes], packets: bool = False) -> Any:
+    """Flow records the stream carries, counted by the bundled decoder (with ``packets``:
+    and the sum of their packet counters)."""
     from probe.collect import Decoder
 
     d = Decoder()
@@ -76,4 +78,4 @@ def records_in(datagrams: list[bytes]) -> int:
         if i % 512 == 511:
             d.flush()
     d.flush()
-    return d.stats.records
+    return (d.stats.records, d.stats.flow_packets) if packets else d.stats.records
