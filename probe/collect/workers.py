@@ -62,8 +62,8 @@ def _send(fd: int, kind: int, payload: bytes) -> None:
         view = view[n:]
 
 
-def _worker(index: int, socks: list[socket.socket], fd: int, limits: Limits, encode: Encode,
-            on_stats: Callable[[CollectStats], None] | None) -> None:
+def _worker(index: int, socks: list[socket.socket], fd: int, limits: Limits, encode: Encode
+            ) -> None:
     decoder = Decoder(limits)
     last = [time.monotonic()]
 
@@ -129,7 +129,7 @@ def serve(endpoints: list[Endpoint], limits: Limits, encode: Encode,
                     for s in socks:
                         if not any(s is m for m in mine):
                             s.close()
-                _worker(i, mine, w, limits, encode, None)
+                _worker(i, mine, w, limits, encode)
             except BaseException:
                 code = 1
             finally:

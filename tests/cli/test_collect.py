@@ -139,3 +139,53 @@ def test_user_errors_exit_2_with_one_line() -> None:
         assert _fails("--listen", f"udp://127.0.0.1:{port}") == \
             f"udp://127.0.0.1:{port}: cannot listen: port in use"
     assert _fails("-c", "/nonexistent/collector.json").count("\n") == 0
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _scrape(port: int, want: str, timeout: float = 10.0) -> dict[str, float]:
+    """The metrics endpoint's samples, once ``want`` shows up in them."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+        except OSError:
+            text = b""
+        samples = {}
+        for line in text.decode().splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        if want in samples or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.2)
+
+
+def test_metrics_endpoint_counts_what_was_decoded_and_refused() -> None:
+    """What a Prometheus scrape of ``collect --metrics-port`` shows: records and messages per
+    exporter and type, refusals by kind, records lost by sequence number, templates known;
+    with two workers the sum of both."""
+    for listen in ("udp://127.0.0.1:0", "udp://127.0.0.1:0?count=2"):
+        mport = _free_tcp_port()
+        proc, [(_, port)] = _start("--listen", listen, "--metrics-port", str(mport))
+        try:
+            _udp_send(port, v5_packet([FLOW, FLOW], seq=0), b"\x00\x05garbage",
+                      v5_packet([FLOW], seq=5), _ipfix_pair())
+            key = 'flowprobe_collect_records_total{exporter="127.0.0.1",type="IPFIX"}'
+            m = _scrape(mport, key)
+        finally:
+            _stop(proc)
+        assert m[key] == 1, (listen, m)
+        assert m['flowprobe_collect_records_total{exporter="127.0.0.1",type="NETFLOW_V5"}'] == 3
+        assert m['flowprobe_collect_messages_total{exporter="127.0.0.1",type="NETFLOW_V5"}'] == 2
+        assert m['flowprobe_collect_decode_errors_total{kind="short_header"}'] == 1
+        # a v5 "domain" is engine type << 8 | engine id (1 and 2 in these packets)
+        assert m['flowprobe_collect_sequence_lost_total{exporter="127.0.0.1",'
+                 'observation_domain="258",unit="records"}'] == 3
+        assert m["flowprobe_collect_templates"] == 1
