@@ -147,8 +147,9 @@ def _free_tcp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _scrape(port: int, want: str, timeout: float = 10.0) -> dict[str, float]:
-    """The metrics endpoint's samples, once ``want`` shows up in them."""
+def _scrape(port: int, want: dict[str, float], timeout: float = 10.0) -> dict[str, float]:
+    """The metrics endpoint's samples, once they show ``want`` (gauges follow within a
+    second: the collector sets them once a second)."""
     import urllib.request
 
     deadline = time.monotonic() + timeout
@@ -162,7 +163,7 @@ def _scrape(port: int, want: str, timeout: float = 10.0) -> dict[str, float]:
             if line and not line.startswith("#"):
                 name, _, value = line.rpartition(" ")
                 samples[name] = float(value)
-        if want in samples or time.monotonic() > deadline:
+        if all(samples.get(k) == v for k, v in want.items()) or time.monotonic() > deadline:
             return samples
         time.sleep(0.2)
 
@@ -178,7 +179,7 @@ def test_metrics_endpoint_counts_what_was_decoded_and_refused() -> None:
             _udp_send(port, v5_packet([FLOW, FLOW], seq=0), b"\x00\x05garbage",
                       v5_packet([FLOW], seq=5), _ipfix_pair())
             key = 'flowprobe_collect_records_total{exporter="127.0.0.1",type="IPFIX"}'
-            m = _scrape(mport, key)
+            m = _scrape(mport, {key: 1, "flowprobe_collect_templates": 1})
         finally:
             _stop(proc)
         assert m[key] == 1, (listen, m)
