@@ -33,7 +33,7 @@ def _start(*args: str) -> tuple[subprocess.Popen, list[tuple[str, int]]]:
     for _ in range(n):
         line = proc.stderr.readline()
         assert line.startswith("listening on "), line
-        url = line.split()[-1]
+        url = line.split()[-1].partition("?")[0]
         bound.append((url.split(":", 1)[0], int(url.rsplit(":", 1)[1])))
     return proc, bound
 
