@@ -46,14 +46,16 @@ def record_dtype(specs: tuple[FieldSpec, ...]) -> np.dtype:
 def us_to_ntp(us: np.ndarray) -> np.ndarray:
     """Microseconds since the Unix epoch to 64-bit NTP time stamps (RFC 7011 §6.1.9).
 
-    The fraction is rounded up so that a decoder truncating fraction * 1e6 / 2^32 gets the
-    microseconds back exactly.
+    §6.1.9 says the low 11 bits of a dateTimeMicroseconds fraction SHOULD be zero, which leaves
+    units of 2^-21 s (0.477 µs). The fraction is the first such unit at or after the
+    microsecond: less than half a microsecond above it, so a decoder that truncates
+    fraction * 1e6 / 2^32 and one that rounds it both get the microsecond back exactly.
     """
     us = np.asarray(us, dtype=np.uint64)
     sec = us // np.uint64(1_000_000) + np.uint64(NTP_EPOCH_OFFSET)
-    frac = ((us % np.uint64(1_000_000)) << np.uint64(32)) + np.uint64(999_999)
-    frac //= np.uint64(1_000_000)
-    return (sec << np.uint64(32)) | frac
+    units = ((us % np.uint64(1_000_000)) << np.uint64(21)) + np.uint64(999_999)
+    units //= np.uint64(1_000_000)
+    return (sec << np.uint64(32)) | (units << np.uint64(11))
 
 
 def to_wire(values: np.ndarray, spec: FieldSpec) -> np.ndarray:

@@ -1,9 +1,12 @@
 """Template ids and the encoded record chunks that travel from an Exporting Process to its sessions.
 
 A Template (``probe.wire.Template``) is fixed by (observation domain, field specifiers, scope
-count); the registry hands out ids from 256 per domain (RFC 7011 §3.4.1) and returns the same
-Template for the same layout, so every destination of an Exporting Process shares one id space
-and one encoding per batch.
+count); the registry hands out ids from 256 (RFC 7011 §3.4.1) and returns the same Template for
+the same layout, so every destination of an Exporting Process shares one id space and one
+encoding per batch. Ids are unique across observation domains, not only within one: RFC 7011
+scopes a Template to its domain, but libfixbuf (ipfixDump, YAF's tools) keeps one Template per
+id in a transport session, and read the options Template of domain 0 and the flow Template of
+domain 1, both 256, as one.
 """
 
 from __future__ import annotations
@@ -28,21 +31,22 @@ def cache_field_spec(f: CacheField) -> FieldSpec:
 
 
 class TemplateRegistry:
-    """Template ids per observation domain, shared by all destinations of an Exporting Process."""
+    """Template ids, unique across the observation domains of every transport session of an
+    Exporting Process (its destinations share them)."""
 
     def __init__(self) -> None:
         self._by_key: dict[tuple[int, tuple[FieldSpec, ...], int], Template] = {}
-        self._next: dict[int, int] = {}
+        self._next = FIRST_TEMPLATE_ID
 
     def get(self, domain: int, specs: tuple[FieldSpec, ...], scope_count: int = 0,
             names: tuple[str, ...] = ()) -> Template:
         key = (domain, specs, scope_count)
         t = self._by_key.get(key)
         if t is None:
-            tid = self._next.get(domain, FIRST_TEMPLATE_ID)
+            tid = self._next
             if tid > 0xFFFF:
                 raise RuntimeError(f"observation domain {domain}: template ids exhausted")
-            self._next[domain] = tid + 1
+            self._next = tid + 1
             t = Template(tid, domain, specs, scope_count, names)
             self._by_key[key] = t
         return t

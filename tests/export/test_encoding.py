@@ -19,6 +19,18 @@ def test_ntp_microseconds_round_trip_exactly() -> None:
     assert list(back) == [0, 1, 999_999, 123_456]
 
 
+def test_ntp_microsecond_fractions_have_the_low_11_bits_zero_and_decode_either_way() -> None:
+    """RFC 7011 §6.1.9: the low 11 bits of a dateTimeMicroseconds fraction SHOULD be zero. Every
+    microsecond of a second still decodes exactly, truncated or rounded to nearest."""
+    us = np.arange(1_000_000, dtype=np.uint64) + np.uint64(1_700_000_000_000_000)
+    frac = us_to_ntp(us) & np.uint64(0xFFFFFFFF)
+    assert not (frac & np.uint64(0x7FF)).any()
+    exact = us % np.uint64(1_000_000)
+    truncated = (frac * np.uint64(1_000_000)) >> np.uint64(32)
+    rounded = (frac * np.uint64(1_000_000) + np.uint64(1 << 31)) >> np.uint64(32)
+    assert (truncated == exact).all() and (rounded == exact).all()
+
+
 def test_reduced_size_integers_saturate_counters_and_keep_identifiers_low_bits() -> None:
     specs = (FieldSpec(1, 3), FieldSpec(2, 4), FieldSpec(7, 1))  # octets, packets, src port
     assert record_dtype(specs).itemsize == 8
@@ -48,8 +60,10 @@ def test_template_per_domain_and_layout_with_ie_length() -> None:
     t3 = reg.for_batch(batch(5, 4, cache_layout=lay, domain=2))
     t4 = reg.for_batch(batch(5, 6, domain=1))
     assert t1 is t2 and t1.template_id == 256
-    assert t3.template_id == 256 and t3.domain == 2  # ids are per observation domain
-    assert t4.template_id == 257
+    # Unique across domains too, so collectors that key templates on the id alone (libfixbuf)
+    # read every domain right.
+    assert t3.template_id == 257 and t3.domain == 2
+    assert t4.template_id == 258
     assert [(s.ie_id, s.length) for s in t1.specs] == [(8, 4), (12, 4), (1, 4), (2, 2)]
     assert t1.record_len == 14
 
