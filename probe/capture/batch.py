@@ -43,6 +43,15 @@ COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
     #                              IPv6 payload length/next header/hop limit)
     "payload_head": ("uint8", (PAYLOAD_HEAD,)),  # first octets of the IP payload, zero-filled
     "payload_head_len": ("uint8", ()),  # how many of them the packet has and the capture kept
+    # MPLS label stack entries (label 20 bits, TC 3, S 1, TTL 8) of the first stack, top first;
+    # 0 past its bottom (at most ten kept: the IEs go to mplsLabelStackSection10).
+    "mpls_labels": ("uint32", (10,)),
+    # The outermost opened tunnel (probe.capture.tunnels); all 0 when none was opened.
+    "tunnel_kind": ("uint8", ()),  # tunnels.GRE, VXLAN, ...
+    "tunnel_id": ("uint32", ()),  # GRE key, VXLAN/Geneve VNI, GTP-U TEID
+    "outer_version": ("uint8", ()),  # the outer IP header's version
+    "outer_src": ("uint8", (16,)),  # its addresses, laid out as src_addr/dst_addr
+    "outer_dst": ("uint8", (16,)),
 }
 
 
@@ -73,6 +82,12 @@ class PacketBatch:
     ip_word1: np.ndarray
     payload_head: np.ndarray
     payload_head_len: np.ndarray
+    mpls_labels: np.ndarray
+    tunnel_kind: np.ndarray
+    tunnel_id: np.ndarray
+    outer_version: np.ndarray
+    outer_src: np.ndarray
+    outer_dst: np.ndarray
 
     def __len__(self) -> int:
         return int(self.ts_us.shape[0])

@@ -1,19 +1,20 @@
 """Decode one capture batch into a PacketBatch: numpy over all packets, Python only for the rare.
 
-Stages run over the whole batch: link layer (``link``), IP header, then the upper layer. Between
-the IP and upper-layer stages, IPv6 packets with extension headers are walked one by one
-(``ipv6ext``) and their results written back into the same rows, so capture order holds and the
-result does not depend on how the stream was cut into batches.
+Stages run over the whole batch: link layer and carriers (``link``: tags, MPLS, PPPoE), IP header
+(``ip``, with IPv6 extension chains walked one by one), the tunnels the Observation Point opens
+(``tunnels``: their inner packets replace the outer ones row by row), then the upper layer.
 
 Decisions, each checked against softflowd 1.1.0 and tshark 4.0 on the same captures:
 
 * ``ip_len`` is the length the IP header states (IPv4 total length, 40 + IPv6 payload
   length), RFC 7012's octet count: Ethernet padding and snaplen truncation do not change it
   (softflowd counts the frame after the link header, so padded frames differ by design).
-* Ports are read only when the whole transport header lies inside both the capture and the IP
-  packet (TCP 20, UDP/UDP-Lite 8, SCTP 12 octets; ICMP type/code need 2). A packet whose
-  transport header was cut off by the snaplen is still counted, with ports (and flags) 0, which
-  is what softflowd does with IPv6/TCP in ``pcaps/snaplen64.pcap`` (14 + 40 + 20 > 64).
+* Ports are read from whatever part of the transport header was captured, as long as their
+  4 octets are there (TCP, UDP, UDP-Lite and SCTP all start with them) inside both the capture
+  and the IP packet; TCP flags need the first 14 octets, ICMP type/code the first 2. A packet
+  cut before them is still metered, with those fields 0. So IPv6/TCP frames cut at 64 octets
+  (``pcaps/snaplen64.pcap``: 14 + 40 + 10) show their ports, as tshark and pmacctd read them;
+  softflowd wants the whole 20-octet header and shows 0.
 * Non-first fragments (IPv4 offset > 0, IPv6 fragment header offset > 0) carry no ports. Their
   protocol is the one the header names (IPv4 protocol, the IPv6 fragment header's next
   header), the same for both families; softflowd reports 0 for IPv6 ones.
@@ -35,17 +36,16 @@ from probe.branchless import keep, pick
 from probe.capture import reasons as r
 from probe.capture.batch import COLUMNS, PAYLOAD_HEAD, DecodeStats, PacketBatch
 from probe.capture.gather import Buffer, be16
-from probe.capture.ipv6ext import EXTENSION_HEADERS, walk
+from probe.capture.ip import ip_layer
 from probe.capture.link import decode_link
+from probe.capture.tunnels import open_tunnels
 
 TCP, UDP, ICMP, ICMPV6, SCTP, UDPLITE = 6, 17, 1, 58, 132, 136
 
-# Octets of upper-layer header needed before its ports are trusted; 0 = protocol has no ports.
-_PORT_HEADER = np.zeros(256, dtype=np.int32)
-_PORT_HEADER[[TCP, UDP, SCTP, UDPLITE]] = [20, 8, 12, 8]
-_ICMP_HEADER = 2
-_IS_EXTENSION = np.zeros(256, dtype=bool)
-_IS_EXTENSION[list(EXTENSION_HEADERS)] = True
+# Protocols whose header starts with the source and destination ports (4 octets).
+_PORTED = np.zeros(256, dtype=bool)
+_PORTED[[TCP, UDP, SCTP, UDPLITE]] = True
+_PORTS, _TCP_FLAGS, _ICMP_HEADER = 4, 14, 2
 
 
 def _addresses(ip: np.ndarray, is6: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,21 +74,17 @@ def _payload_head(mem: Buffer, start: np.ndarray, stop: np.ndarray) -> np.ndarra
     return head
 
 
-def _flag(reason: np.ndarray, where: np.ndarray, code: int) -> None:
-    """Give ``code`` to rows that still decode and match ``where`` (first reason wins)."""
-    reason[(reason == r.OK) & where] = code
-
-
 def decode_batch(
     buf: bytes, meta: np.ndarray | bytes, linktype: int, stats: DecodeStats,
-    columns: Collection[str] | None = None,
+    columns: Collection[str] | None = None, tunnels: frozenset[str] = frozenset(),
 ) -> PacketBatch:
     """Decode packets ``meta`` describes (rows: sec, usec, offset, caplen) within ``buf``.
 
     ``meta`` is an (n, 4) uint32 array or pcapy-ng's packed table itself. ``columns``: the
     PacketBatch columns to fill (what the configuration meters,
     ``probe.cache.base.columns_for_point``); the others are zeros. Which packets decode, and
-    why the others do not, is the same.
+    why the others do not, is the same. ``tunnels``: the kinds to open
+    (``probe.capture.tunnels.SWITCHES``); their packets are metered as the inner packet.
     """
     if isinstance(meta, bytes | bytearray | memoryview):  # next_batch's packed table as is
         meta = np.frombuffer(meta, dtype=np.uint32)
@@ -104,61 +100,25 @@ def decode_batch(
     end = off + meta[:, 3].astype(index)
 
     want = COLUMNS if columns is None else columns
-    link = decode_link(mem, off, end, linktype, macs="src_mac" in want or "dst_mac" in want)
+    link = decode_link(mem, off, end, linktype, macs="src_mac" in want or "dst_mac" in want,
+                       mpls="mpls_labels" in want)
     reason = link.reason
-    p = link.l3
-
-    # --- IP header: one 40-octet window per packet; each row picks its family's fields.
-    ip = mem.window(p, 40)
-    _flag(reason, p + 1 > end, r.TOO_SHORT)
-    first = ip[:, 0]
-    version = first >> 4
-    family = pick(link.family == 0, version, link.family).astype(np.uint8)
-    _flag(reason, (version != family) | ((family != 4) & (family != 6)), r.BAD_VERSION)
+    hdr = ip_layer(mem, link.l3, end, link.family, reason)
+    outer = None
+    if tunnels:
+        outer = open_tunnels(mem, hdr, end, reason, link.carriers, tunnels,
+                             addresses="outer_src" in want or "outer_dst" in want)
+    ip, p, l4, proto, family = hdr.ip, hdr.p, hdr.l4, hdr.proto, hdr.family
     is6 = family == 6
     v4 = ~is6
-    ihl = (first & 0x0F).astype(index) * 4
-    total = be16(ip, 2)
-    total = pick(total == 0, end - p, total)  # TSO / BIG TCP: the frame says how long
-    _flag(reason, v4 & (p + 20 > end), r.TOO_SHORT)
-    _flag(reason, v4 & (ihl < 20), r.BAD_HEADER_LENGTH)
-    _flag(reason, v4 & (p + ihl > end), r.TOO_SHORT)
-    _flag(reason, v4 & (total < ihl), r.BAD_HEADER_LENGTH)
-    _flag(reason, is6 & (p + 40 > end), r.TOO_SHORT)
-
-    b1 = ip[:, 1]
-    payload_len = be16(ip, 4)  # IPv4: identification
-    frag_field = be16(ip, 6)
-    proto = pick(is6, ip[:, 6], ip[:, 9])
-    l4 = pick(is6, p + 40, p + ihl)
-    payload = l4  # the IP payload: extension headers are part of it (RFC 8200 §3)
-    # A zero IPv6 payload length is a jumbogram or Linux BIG TCP (which may omit the jumbo
-    # hop-by-hop option on tunnels): the frame says how long.
-    ip_end = pick(is6, pick(payload_len == 0, end, p + 40 + payload_len), p + total)
-    # IPv4 only: 2 = a later fragment (offset set), 1 = a first one (more fragments), 0 = none
-    later = (frag_field & 0x1FFF) != 0
-    more = (frag_field & 0x2000) != 0
-    fragment = keep(v4, np.uint8(2) * later + (more & ~later))
-    frag_id = keep(v4, payload_len).astype(np.uint32)
-
-    # --- slow path: IPv6 extension-header chains, walked per packet, written back in place.
-    chain = np.flatnonzero((reason == r.OK) & is6 & _IS_EXTENSION[proto])
-    if chain.size:
-        payload = l4.copy()  # the walk moves l4 to the upper layer; the payload stays
-        view = memoryview(buf)
-        for i in chain.tolist():
-            up = walk(view, int(proto[i]), int(l4[i]), int(end[i]), int(ip_end[i]))
-            if up.reason != r.OK:
-                reason[i] = up.reason
-                continue
-            proto[i], l4[i], fragment[i], frag_id[i] = up.proto, up.l4, up.fragment, up.frag_id
+    first, b1 = ip[:, 0], ip[:, 1]
 
     # --- upper layer: one 14-octet window covers ports, ICMP type/code and TCP flags.
     ok = reason == r.OK
-    l4_end = np.minimum(end, ip_end)
-    has_l4 = ok & (fragment != 2)
-    ported = has_l4 & (_PORT_HEADER[proto] > 0) & (l4 + _PORT_HEADER[proto] <= l4_end)
-    is_tcp = ported & (proto == TCP)
+    l4_end = np.minimum(end, hdr.ip_end)
+    has_l4 = ok & (hdr.fragment != 2)
+    ported = has_l4 & _PORTED[proto] & (l4 + _PORTS <= l4_end)
+    flagged = ported & (proto == TCP) & (l4 + _TCP_FLAGS <= l4_end)
     is_icmp = (
         has_l4
         & ((is6 & (proto == ICMPV6)) | (v4 & (proto == ICMP)))
@@ -187,30 +147,35 @@ def decode_batch(
         "icmp_code": lambda: keep(is_icmp, upper[:, 1]),
         "tos": lambda: pick(is6, ((first & 0x0F) << 4) | (b1 >> 4), b1).astype(np.uint8),
         "ttl": lambda: pick(is6, ip[:, 7], ip[:, 8]),
-        "ip_len": lambda: (ip_end - p).astype(np.uint32),
+        "ip_len": lambda: (hdr.ip_end - p).astype(np.uint32),
         "tcp_flags": lambda: keep(
-            is_tcp, ((upper[:, 12].astype(np.uint16) & 1) << 8) | upper[:, 13]
+            flagged, ((upper[:, 12].astype(np.uint16) & 1) << 8) | upper[:, 13]
         ).astype(np.uint16),
         "flow_label": lambda: keep(
             is6, ((b1.astype(np.uint32) & 0x0F) << 16) | be16(ip, 2).astype(np.uint32)
         ).astype(np.uint32),
-        "frag_id": lambda: frag_id,
-        "fragment": lambda: fragment,
+        "frag_id": lambda: hdr.frag_id,
+        "fragment": lambda: hdr.fragment,
         "next_header": lambda: keep(is6, ip[:, 6]),
-        "vlan_id": lambda: link.vlan_id,
+        "vlan_id": lambda: link.carriers.vlan,
         "src_mac": lambda: link.src_mac,
         "dst_mac": lambda: link.dst_mac,
+        "mpls_labels": lambda: link.carriers.mpls,
         "ip_word1": lambda: ((be16(ip, 4) << 16) | be16(ip, 6)).astype(np.uint32),
-        "payload_head": lambda: _payload_head(mem, payload, np.minimum(end, ip_end)),
-        "payload_head_len": lambda: np.clip(np.minimum(end, ip_end) - payload, 0,
+        "payload_head": lambda: _payload_head(mem, hdr.payload, l4_end),
+        "payload_head_len": lambda: np.clip(l4_end - hdr.payload, 0,
                                             PAYLOAD_HEAD).astype(np.uint8),
     }
+    if outer is not None:
+        make.update({"tunnel_kind": lambda: outer.kind, "tunnel_id": lambda: outer.tunnel_id,
+                     "outer_version": lambda: outer.version, "outer_src": lambda: outer.src,
+                     "outer_dst": lambda: outer.dst})
     decoded = None if kept == n else reason == r.OK
     columns = {}
     for name, (dtype, shape) in COLUMNS.items():
-        if name not in want:
+        value = make[name]() if name in want and name in make else None
+        if value is None:
             columns[name] = np.zeros((kept, *shape), dtype)
             continue
-        value = make[name]()
         columns[name] = value if decoded is None else value[decoded]
     return PacketBatch(**columns)

@@ -62,6 +62,11 @@ def be16(window: np.ndarray, col: int) -> np.ndarray:
     return (window[:, col].astype(np.int32) << 8) | window[:, col + 1]
 
 
+def be32(window: np.ndarray, col: int) -> np.ndarray:
+    """Big-endian 32-bit field at column ``col`` as uint32."""
+    return np.ascontiguousarray(window[:, col:col + 4]).view(">u4")[:, 0].astype(np.uint32)
+
+
 def macs(head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(source, destination) MACs from a 16-octet Ethernet window, as uint64 in the low bits.
 

@@ -38,13 +38,20 @@ ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_IPV6 = 0x86DD
 # 802.1Q, 802.1ad, and the pre-standard QinQ outer tag some switches still send.
 VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
-# Carriers of IP we recognise but do not open (MPLS unicast/multicast, PPPoE session): their
-# packets count as "unsupported-link" rather than "non-ip", so a user sees why IP went missing.
-UNOPENED_CARRIERS = (0x8847, 0x8848, 0x8864)
-# Deeper tag stacks than this are counted as unsupported-link.
+# MPLS unicast and multicast (RFC 3032, RFC 5332).
+ETHERTYPE_MPLS = (0x8847, 0x8848)
+# PPPoE session stage (RFC 2516); the discovery stage (0x8863) carries no IP.
+ETHERTYPE_PPPOE_SESSION = 0x8864
+# Transparent Ethernet Bridging: an Ethernet frame follows (GRE, NVGRE, Geneve protocol type).
+ETHERTYPE_TEB = 0x6558
+# Deeper tag stacks than this (per Ethernet header) are counted as unsupported-link.
 MAX_VLAN_TAGS = 4
+# Deeper MPLS label stacks than this are counted as unsupported-link; the first
+# MPLS_LABELS_KEPT entries are kept for the mplsTopLabelStackSection..mplsLabelStackSection10 IEs.
+MAX_MPLS_LABELS = 16
+MPLS_LABELS_KEPT = 10
 
-# PPP protocol numbers for IP, and for MPLS (a carrier we do not open).
+# PPP protocol numbers for IP, and for MPLS (RFC 3032 §4.3).
 PPP_IPV4 = 0x0021
 PPP_IPV6 = 0x0057
 PPP_MPLS = (0x0281, 0x0283)
@@ -52,4 +59,3 @@ PPP_MPLS = (0x0281, 0x0283)
 # BSD address families for IPv4 and IPv6 as the different kernels number them.
 AF_INET = (2,)
 AF_INET6 = (10, 24, 28, 30)  # Linux, NetBSD/OpenBSD/BSDI, FreeBSD, Darwin
-

@@ -64,6 +64,7 @@ def open(op: ObservationPoint, *, columns: frozenset[str] | None = None, fork: b
         # exceed the 65535 default, e.g. BIG TCP, whose IP length field says 0)
         source = open_offline(op.offline_file, bpf_filter=op.bpf_filter)
         source.columns = columns
+        source.tunnels = frozenset(op.tunnels)
         if fork and forked.usable(source):
             return forked.Reader(source, batch_size, copy=False)
         return source
@@ -79,5 +80,6 @@ def open(op: ObservationPoint, *, columns: frozenset[str] | None = None, fork: b
         fanout=fanout,
     )
     source.columns = columns
+    source.tunnels = frozenset(op.tunnels)
     log.info("observation point %s: capturing on %s", op.name, op.if_names[0])
     return source

@@ -79,6 +79,8 @@ class PacketSource:
         # The PacketBatch columns decoded (None: all); the rest are zeros. ``probe.capture.open``
         # sets what the pipeline's caches and selectors read (``probe.pipeline.columns_for_point``).
         self.columns: frozenset[str] | None = None
+        # The tunnels whose inner packets are metered (the observation point's switches).
+        self.tunnels: frozenset[str] = frozenset()
         self._delivered = 0  # packets handed to the decoder, for resuming a damaged file
         self._closing = threading.Event()
         self._lock = threading.Lock()
@@ -104,7 +106,7 @@ class PacketSource:
             meta = meta.copy()
             np.minimum(meta[:, 3], self._snap, out=meta[:, 3])
         self._delivered += meta.shape[0]
-        return decode_batch(data, meta, self.datalink, self.stats, self.columns)
+        return decode_batch(data, meta, self.datalink, self.stats, self.columns, self.tunnels)
 
     def batches(self, batch_size: int = 65536, *, first: int | None = None,
                 piece: int | None = None) -> Iterator[PacketBatch]:

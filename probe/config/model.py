@@ -210,6 +210,11 @@ class SelectionProcess(_Frozen):
 
 
 # ---------------------------------------------------------------- Observation Point
+# flowprobe:tunnels leaves, each a tunnel kind an observation point may open
+# (``probe.capture.tunnels`` says what each opens).
+TUNNELS = ("gre", "vxlan", "geneve", "gtpU", "ipInIp", "ipv6InIp")
+
+
 @_frozen
 class ObservationPoint(_Frozen):
     name: str
@@ -223,6 +228,7 @@ class ObservationPoint(_Frozen):
     snap_length: int = 65535
     bpf_filter: str | None = None
     max_observing_packets: int = 0  # 0 = unlimited
+    tunnels: tuple[str, ...] = ()  # the TUNNELS switched on, in TUNNELS order
 
 
 # ---------------------------------------------------------------- Collecting Process

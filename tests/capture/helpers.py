@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from scapy.packet import Packet
@@ -22,18 +23,21 @@ def write_frames(
     return path
 
 
-def read_all(path: Path | str, batch_size: int = 65536, **kwargs: object) -> tuple[
+def read_all(path: Path | str, batch_size: int = 65536, *, tunnels: Iterable[str] = (),
+             columns: frozenset[str] | None = None, **kwargs: object) -> tuple[
     PacketBatch, DecodeStats
 ]:
     with open_offline(str(path), **kwargs) as source:  # type: ignore[arg-type]
+        source.tunnels = frozenset(tunnels)
+        source.columns = columns
         batch = PacketBatch.concat(list(source.batches(batch_size)))
         return batch, source.stats
 
 
-def decode_frames(tmp_path: Path, frames: list[Packet | bytes], **kwargs: object) -> tuple[
-    PacketBatch, DecodeStats
-]:
-    return read_all(write_frames(tmp_path / "t.pcap", frames, **kwargs))  # type: ignore[arg-type]
+def decode_frames(tmp_path: Path, frames: list[Packet | bytes], *, tunnels: Iterable[str] = (),
+                  **kwargs: object) -> tuple[PacketBatch, DecodeStats]:
+    return read_all(write_frames(tmp_path / "t.pcap", frames, **kwargs),  # type: ignore[arg-type]
+                    tunnels=tunnels)
 
 
 def addr(batch: PacketBatch, column: str, row: int = 0) -> bytes:

@@ -36,6 +36,10 @@ def _dpkt_rows(path) -> list[dict[str, object]]:
                 "src_port": 0, "dst_port": 0, "icmp_type": 0, "icmp_code": 0, "tcp_flags": 0,
                 "frag_id": 0 if v6 else ip.id,
                 "fragment": 0,
+                "mpls_labels": [0] * 10,
+                # no tunnel is opened by default
+                "tunnel_kind": 0, "tunnel_id": 0, "outer_version": 0,
+                "outer_src": bytes(16), "outer_dst": bytes(16),
             }
             # Hash-selection input: header octets 4..7 and the head of the IP payload, taken
             # from the frame itself (the IP header follows Ethernet and its 802.1Q tags).
@@ -69,7 +73,7 @@ def test_vectorised_decode_matches_dpkt(name):
     assert len(batch) == len(expected) > 0
     for column in COLUMNS:
         got = getattr(batch, column)
-        if column.endswith("_addr") or column == "payload_head":
+        if column.endswith(("_addr", "_src", "_dst")) or column == "payload_head":
             joined = b"".join(row[column] for row in expected)  # type: ignore[misc]
             want = np.frombuffer(joined, dtype=np.uint8).reshape(len(expected), -1)
         else:

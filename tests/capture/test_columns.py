@@ -6,13 +6,18 @@ import ipaddress
 
 import numpy as np
 from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import ICMPv6EchoReply, IPv6
+from scapy.layers.inet6 import ICMPv6EchoReply, IPv6, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import Dot1AD, Dot1Q
 from scapy.packet import Raw
 
 from probe.capture import COLUMNS, PacketBatch
 from probe.capture.batch import PAYLOAD_HEAD
 from tests.capture.helpers import DST_MAC, SRC_MAC, TS, addr, check_invariant, decode_frames, ether
+
+
+# The columns of a packet with no MPLS label and no tunnel.
+PLAIN = {"mpls_labels": bytes(40), "tunnel_kind": 0, "tunnel_id": 0, "outer_version": 0,
+         "outer_src": bytes(16), "outer_dst": bytes(16)}
 
 
 def _mac_int(text: str) -> int:
@@ -63,6 +68,7 @@ def test_ipv4_tcp_every_column(tmp_path):
         "ip_word1": 0xBEEF_0000,  # identification, then flags and fragment offset (none)
         "payload_head": bytes(raw[18 + 20:]).ljust(PAYLOAD_HEAD, b"\0"),  # TCP header + data
         "payload_head_len": 20 + 10,
+        **PLAIN,
     }
 
 
@@ -98,6 +104,7 @@ def test_ipv6_udp_every_column(tmp_path):
         "ip_word1": (8 + 7) << 16 | 17 << 8 | 3,  # payload length, next header, hop limit
         "payload_head": bytes(frame)[14 + 40:].ljust(PAYLOAD_HEAD, b"\0"),
         "payload_head_len": 8 + 7,
+        **PLAIN,
     }
 
 
@@ -136,18 +143,42 @@ def test_ethernet_padding_not_counted(tmp_path):
     assert batch.ip_len.tolist() == [40]
 
 
-def test_snaplen_truncation_keeps_real_length_and_drops_cut_ports(tmp_path):
+def test_snaplen_truncation_keeps_real_length_and_reads_what_was_captured(tmp_path):
     frames = [
         ether() / IP(src="192.0.2.1") / TCP(sport=1, dport=2, flags="PA") / Raw(b"z" * 1000),
-        # 14 + 40 + 20 > 64: the TCP header is cut, as softflowd sees it: ports 0, counted.
+        # 14 + 40 + 10 = 64: the TCP header is cut after 10 octets. Its ports (the first 4)
+        # were captured and are read (as tshark and pmacctd read them; softflowd shows 0); its
+        # flags (octet 13) were not: 0.
         ether() / IPv6(src="2001:db8::1") / TCP(sport=3, dport=4, flags="PA") / Raw(b"z" * 1000),
         ether() / IPv6(src="2001:db8::1") / UDP(sport=5, dport=6) / Raw(b"z" * 1000),
+        # 14 + 40 + 8 (hop-by-hop) + 2: only the source port's octets: no ports, still metered.
+        ether() / IPv6(src="2001:db8::1") / IPv6ExtHdrHopByHop() / UDP(sport=7, dport=8)
+        / Raw(b"z" * 1000),
+        # ICMP type and code need 2 octets: 14 + 40 + 8 + 2 = 64.
+        ether() / IPv6(src="2001:db8::1") / IPv6ExtHdrHopByHop()
+        / ICMPv6EchoReply(id=5, seq=6) / Raw(b"z" * 100),
     ]
     batch, stats = decode_frames(tmp_path, frames, snaplen=64)
-    assert stats.packets_decoded == 3
-    assert batch.ip_len.tolist() == [1040, 1060, 1048]
-    assert batch.src_port.tolist() == [1, 0, 5]
-    assert batch.tcp_flags.tolist() == [0x18, 0, 0]
+    assert stats.packets_decoded == 5
+    assert batch.ip_len.tolist() == [1040, 1060, 1048, 1056, 156]
+    assert batch.src_port.tolist() == [1, 3, 5, 0, 0]
+    assert batch.dst_port.tolist() == [2, 4, 6, 0, 0]
+    assert batch.tcp_flags.tolist() == [0x18, 0, 0, 0, 0]
+    assert batch.icmp_type.tolist() == [0, 0, 0, 0, 129]
+
+
+def test_transport_fields_need_their_own_octets(tmp_path):
+    """Cut one octet short of each transport field: it reads 0; with the octet, its value."""
+    tcp = ether() / IP(src="192.0.2.1") / TCP(sport=11, dport=12, flags="S") / Raw(b"z" * 50)
+    icmp = ether() / IP(src="192.0.2.1") / ICMP(type=3, code=4) / Raw(b"z" * 50)
+    cases = [(tcp, 14 + 20 + 3), (tcp, 14 + 20 + 4), (tcp, 14 + 20 + 13), (tcp, 14 + 20 + 14),
+             (icmp, 14 + 20 + 1), (icmp, 14 + 20 + 2)]
+    for i, (frame, snaplen) in enumerate(cases):
+        batch, _ = decode_frames(tmp_path, [frame], snaplen=snaplen)
+        got = (int(batch.src_port[0]), int(batch.dst_port[0]), int(batch.tcp_flags[0]),
+               int(batch.icmp_type[0]), int(batch.icmp_code[0]))
+        assert got == [(0, 0, 0, 0, 0), (11, 12, 0, 0, 0), (11, 12, 0, 0, 0), (11, 12, 2, 0, 0),
+                       (0, 0, 0, 0, 0), (0, 0, 0, 3, 4)][i], snaplen
 
 
 def test_all_columns_have_contract_dtypes(tmp_path):

@@ -112,7 +112,7 @@ def test_bpf_filter_selects_packets():
 
 
 def test_ppp_framings(tmp_path):
-    """PPP with and without ff 03, with a compressed protocol field; MPLS over PPP unopened."""
+    """PPP with and without ff 03, with a compressed protocol field, and MPLS over PPP."""
     ip4 = bytes(IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1, dport=2))
     ip6 = bytes(IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=3, dport=4))
     frames = [
@@ -124,6 +124,7 @@ def test_ppp_framings(tmp_path):
         b"\xff\x03\x00",  # cut inside the protocol field
     ]
     batch, stats = read_all(write_frames(tmp_path / "ppp.pcap", frames, linktype=9))
-    assert batch.ip_version.tolist() == [4, 6, 4]
-    assert batch.src_port.tolist() == [1, 3, 1]
-    assert stats.ignored == {"unsupported-link": 1, "non-ip": 1, "too-short": 1}
+    assert batch.ip_version.tolist() == [4, 6, 4, 4]
+    assert batch.src_port.tolist() == [1, 3, 1, 1]
+    assert batch.mpls_labels[:, 0].tolist() == [0, 0, 0, 0x00010140]
+    assert stats.ignored == {"non-ip": 1, "too-short": 1}
