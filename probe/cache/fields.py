@@ -20,6 +20,8 @@ from probe.capture.fields import EXTRACT, ICMP4, ICMP6, type_code, v4_address, v
 __all__ = ["EXTRACT", "KeyLayout", "key_rows", "packet_values", "take_keys", "value_specs"]
 
 
+
+
 def packet_values(batch: PacketBatch, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     return {n: EXTRACT[n](batch) for n in names}
 
@@ -86,7 +88,7 @@ _MERGED: tuple[tuple[str, str, Callable[[PacketBatch], np.ndarray], Split], ...]
 class _Part:
     """One column of the key: where it sits and how to read it back."""
 
-    __slots__ = ("dtype", "extract", "names", "offset", "shape", "split", "width")
+    __slots__ = ("dtype", "extract", "names", "offset", "shape", "split", "trim", "width")
 
     def __init__(self, names: tuple[str, ...], extract: Callable[[PacketBatch], np.ndarray],
                  split: Split | None) -> None:
@@ -95,6 +97,24 @@ class _Part:
         self.dtype, self.shape = probe.dtype, probe.shape[1:]
         self.width = probe.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64))
         self.offset = 0
+        self.trim = 0
+        if self.width not in (1, 2, 4) and self.width % 8:
+            self._pad()
+
+    def _pad(self) -> None:
+        """An octet column of 3, 5, 6 or 7 octets (an MPLS label section: 3) is zero-padded to
+        4 or 8 in the key, so no column crosses a word; ``trim`` cuts it back in ``values``."""
+        width, extract = self.width, self.extract
+        padded = 4 if width < 4 else 8
+
+        def wide(b: PacketBatch) -> np.ndarray:
+            col = np.asarray(extract(b))
+            out = np.zeros((col.shape[0], padded), dtype=np.uint8)
+            out[:, :width] = col.reshape(col.shape[0], width).view(np.uint8)
+            return out
+
+        self.extract, self.trim = wide, width
+        self.dtype, self.shape, self.width = np.dtype(np.uint8), (padded,), padded
 
 
 class KeyLayout:
@@ -153,6 +173,8 @@ class KeyLayout:
         for part in self.parts:
             raw = np.ascontiguousarray(octets[:, part.offset:part.offset + part.width])
             value = raw.view(part.dtype).reshape(keys.shape[0], *part.shape)
+            if part.trim:
+                value = value[:, :part.trim]
             if part.split is not None:
                 out[part.names[0]], out[part.names[1]] = part.split(value, version)
             else:

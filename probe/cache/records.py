@@ -53,6 +53,8 @@ def uptime_ms(times_us: np.ndarray, sys_init_us: int) -> np.ndarray:
 def column_spec(ie_name: str) -> tuple[str, tuple[int, ...]]:
     """dtype and per-row shape of the column holding IE ``ie_name``."""
     ie = by_name(ie_name)
+    if ie is not None and ie.data_type == "octetArray" and ie.length:
+        return ("uint8", (ie.length,))  # an octetArray of defined size (MPLS label sections)
     if ie is None or ie.data_type not in _DTYPE:
         raise KeyError(f"no column type for IE {ie_name!r}")
     return _DTYPE[ie.data_type]

@@ -12,7 +12,9 @@ from collections.abc import Callable
 import numpy as np
 
 from probe.branchless import keep
+from probe.capture import tunnels as tk
 from probe.capture.batch import PacketBatch
+from probe.ie import MPLS_LABEL_SECTIONS
 
 ICMP4, ICMP6, _TCP, _UDP = 1, 58, 6, 17
 
@@ -68,3 +70,46 @@ EXTRACT: dict[str, Callable[[PacketBatch], np.ndarray]] = {
     "postDestinationMacAddress": lambda b: b.dst_mac,
     "nextHeaderIPv6": lambda b: keep(b.ip_version == 6, b.next_header),
 }
+
+
+# --- MPLS and tunnels (issue 17) -----------------------------------------------------------
+
+
+def _label_section(i: int) -> Callable[[PacketBatch], np.ndarray]:
+    """The label, Exp and S of label stack entry ``i`` as the IE's 3 octets (0 if none)."""
+    def section(b: PacketBatch) -> np.ndarray:
+        entry = b.mpls_labels[:, i].astype(">u4")
+        return entry.view(np.uint8).reshape(-1, 4)[:, :3]
+    return section
+
+
+def _segment_id(b: PacketBatch) -> np.ndarray:
+    """layer2SegmentId: 0x01 VXLAN or 0x02 NVGRE in the top octet, the 24-bit id below."""
+    vxlan = b.tunnel_kind == tk.VXLAN
+    nvgre = b.tunnel_kind == tk.NVGRE
+    vni = b.tunnel_id.astype(np.uint64)
+    return keep(vxlan, (np.uint64(1) << np.uint64(56)) | vni) | keep(
+        nvgre, (np.uint64(2) << np.uint64(56)) | (vni >> np.uint64(8)))
+
+
+def _outer_v4(col: np.ndarray, b: PacketBatch) -> np.ndarray:
+    a = col[:, :4].astype(np.uint32)
+    v = (a[:, 0] << 24) | (a[:, 1] << 16) | (a[:, 2] << 8) | a[:, 3]
+    return keep(b.outer_version == 4, v)
+
+
+EXTRACT.update({name: _label_section(i) for i, name in enumerate(MPLS_LABEL_SECTIONS)})
+EXTRACT.update({
+    "mplsTopLabelTTL": lambda b: (b.mpls_labels[:, 0] & 0xFF).astype(np.uint8),
+    "mplsTopLabelExp": lambda b: ((b.mpls_labels[:, 0] >> 9) & 7).astype(np.uint8),
+    "greKey": lambda b: keep((b.tunnel_kind == tk.GRE) | (b.tunnel_kind == tk.NVGRE),
+                             b.tunnel_id),
+    "layer2SegmentId": _segment_id,
+    "UPSTREAM_TUNNEL_ID": lambda b: b.tunnel_id,
+    "UNTUNNELED_PROTOCOL": lambda b: tk.OUTER_PROTOCOL[b.tunnel_kind],
+    "UNTUNNELED_L4_DST_PORT": lambda b: tk.OUTER_PORT[b.tunnel_kind],
+    "UNTUNNELED_IPV4_SRC_ADDR": lambda b: _outer_v4(b.outer_src, b),
+    "UNTUNNELED_IPV4_DST_ADDR": lambda b: _outer_v4(b.outer_dst, b),
+    "UNTUNNELED_IPV6_SRC_ADDR": lambda b: keep(b.outer_version == 6, b.outer_src),
+    "UNTUNNELED_IPV6_DST_ADDR": lambda b: keep(b.outer_version == 6, b.outer_dst),
+})

@@ -27,7 +27,7 @@ def cache_field_spec(f: CacheField) -> FieldSpec:
     ie = by_name(f.ie_name)
     if ie is None or ie.length is None:
         raise ValueError(f"cache field {f.name!r}: IE {f.ie_name!r} has no fixed length")
-    return FieldSpec(ie.id, f.ie_length or ie.length, f.enterprise_number)
+    return FieldSpec(ie.id, f.ie_length or ie.length, ie.pen)
 
 
 class TemplateRegistry:

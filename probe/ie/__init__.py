@@ -9,18 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+from probe.ie.enterprise import ENTERPRISE_ELEMENTS, FIXED_LENGTH
 from probe.ie.iana import ELEMENTS, REGISTRY_UPDATED
 
 __all__ = [
     "CUMULATIVE_COUNTERS",
     "DELTA_COUNTERS",
+    "ENTERPRISE_ELEMENTS",
     "IPV4_ONLY",
     "IPV6_ONLY",
     "METERED",
     "METERED_KEYS",
     "METERED_NONKEYS",
+    "MPLS_LABEL_SECTIONS",
     "NTP_EPOCH_OFFSET",
     "REGISTRY_UPDATED",
+    "TUNNEL_ELEMENTS",
     "V5_CARRIABLE",
     "InformationElement",
     "by_id",
@@ -50,7 +54,8 @@ _REDUCIBLE = {"unsigned16", "unsigned32", "unsigned64", "signed16", "signed32", 
 
 @dataclass(frozen=True, slots=True)
 class InformationElement:
-    """One IANA IE: what a Template needs (id, length) and what a decoder needs (type)."""
+    """One IE: what a Template needs (id, enterprise, length) and what a decoder needs (type).
+    ``pen`` is 0 for IANA's, else the enterprise number of an enterprise-specific IE."""
 
     id: int
     name: str
@@ -58,11 +63,13 @@ class InformationElement:
     semantics: str
     units: str
     status: str
+    pen: int = 0
 
     @property
     def length(self) -> int | None:
-        """Full encoded length in octets, or None for variable-length types."""
-        return _DEFAULT_LENGTH.get(self.data_type)
+        """Full encoded length in octets, or None for variable-length types (an octetArray the
+        IE's definition gives a size, as the MPLS label stack sections, has that length)."""
+        return _DEFAULT_LENGTH.get(self.data_type) or FIXED_LENGTH.get(self.name)
 
     def allowed_lengths(self) -> tuple[int, ...]:
         """Lengths a Template may declare for this IE (reduced-size encoding, RFC 7011 §6.2)."""
@@ -77,22 +84,29 @@ class InformationElement:
 
 
 @cache
-def _tables() -> tuple[dict[str, InformationElement], dict[int, InformationElement]]:
+def _tables() -> tuple[dict[str, InformationElement], dict[tuple[int, int], InformationElement]]:
     names: dict[str, InformationElement] = {}
-    ids: dict[int, InformationElement] = {}
+    ids: dict[tuple[int, int], InformationElement] = {}
     for row in ELEMENTS:
         ie = InformationElement(*row)
         names[ie.name] = ie
-        ids[ie.id] = ie
+        ids[(0, ie.id)] = ie
+    for pen, *row in ENTERPRISE_ELEMENTS:
+        ie = InformationElement(*row, pen=pen)  # type: ignore[arg-type]
+        names[ie.name] = ie
+        ids[(pen, ie.id)] = ie
     return names, ids
 
 
 def by_name(name: str) -> InformationElement | None:
+    """The IE of that name, IANA's or one of the few enterprise IEs flowprobe knows (their
+    names do not clash with IANA's)."""
     return _tables()[0].get(name)
 
 
-def by_id(ie_id: int) -> InformationElement | None:
-    return _tables()[1].get(ie_id)
+def by_id(ie_id: int, pen: int = 0) -> InformationElement | None:
+    """The IE with that id, IANA's (``pen`` 0) or that enterprise's."""
+    return _tables()[1].get((pen, ie_id))
 
 
 # The IEs flowprobe's meter can fill, by name. Flow keys: the 27 of goflowd's table plus
@@ -107,6 +121,20 @@ METERED_KEYS: frozenset[str] = frozenset({
     "ipVersion", "icmpTypeCodeIPv6", "icmpTypeIPv4", "icmpCodeIPv4", "icmpTypeIPv6",
     "icmpCodeIPv6", "udpSourcePort", "udpDestinationPort", "tcpSourcePort",
     "tcpDestinationPort", "nextHeaderIPv6", "ipDiffServCodePoint", "ipPrecedence",
+})
+# MPLS (RFC 3032): each label stack entry's label, TC (Exp) and S bit, top first (IANA 70-79),
+# and the top entry's TTL and TC on their own. Tunnels (``probe.capture.tunnels``): the outermost
+# opened tunnel's id and outer header, in IANA's IEs where IANA has them (GRE key, VXLAN/NVGRE
+# segment id) and ntop's enterprise IEs otherwise (``probe.ie.enterprise`` says why).
+MPLS_LABEL_SECTIONS: tuple[str, ...] = ("mplsTopLabelStackSection", *(
+    f"mplsLabelStackSection{i}" for i in range(2, 11)))
+TUNNEL_ELEMENTS: frozenset[str] = frozenset({
+    "greKey", "layer2SegmentId", "UPSTREAM_TUNNEL_ID", "UNTUNNELED_PROTOCOL",
+    "UNTUNNELED_L4_DST_PORT", "UNTUNNELED_IPV4_SRC_ADDR", "UNTUNNELED_IPV4_DST_ADDR",
+    "UNTUNNELED_IPV6_SRC_ADDR", "UNTUNNELED_IPV6_DST_ADDR",
+})
+METERED_KEYS = METERED_KEYS | frozenset(MPLS_LABEL_SECTIONS) | TUNNEL_ELEMENTS | frozenset({
+    "mplsTopLabelTTL", "mplsTopLabelExp",
 })
 METERED_NONKEYS: frozenset[str] = frozenset({
     "octetDeltaCount", "packetDeltaCount", "octetTotalCount", "packetTotalCount",

@@ -33,7 +33,7 @@ class FieldSpec:
     data_type: str = field(init=False, compare=False)  # "" when the IE is unknown (or a scope)
 
     def __post_init__(self) -> None:
-        ie = by_id(self.ie_id) if self.enterprise == 0 and not self.v9_scope else None
+        ie = None if self.v9_scope else by_id(self.ie_id, self.enterprise)
         if self.v9_scope:
             name = V9_SCOPE_NAMES.get(self.ie_id, f"scope{self.ie_id}")
         elif ie is None:
@@ -45,8 +45,9 @@ class FieldSpec:
 
     @property
     def ie(self) -> InformationElement:
-        """The IANA IE this field holds (what an encoder needs); KeyError if not known."""
-        ie = by_id(self.ie_id) if self.enterprise == 0 and not self.v9_scope else None
+        """The IE this field holds (what an encoder needs): IANA's or one of the enterprise
+        IEs flowprobe knows (``probe.ie.enterprise``); KeyError if not known."""
+        ie = None if self.v9_scope else by_id(self.ie_id, self.enterprise)
         if ie is None:
             raise KeyError(f"IE {self.ie_id} (enterprise {self.enterprise}) is not known")
         return ie

@@ -14,7 +14,6 @@ from probe.capture import COLUMNS, PacketBatch
 from probe.capture.batch import PAYLOAD_HEAD
 from tests.capture.helpers import DST_MAC, SRC_MAC, TS, addr, check_invariant, decode_frames, ether
 
-
 # The columns of a packet with no MPLS label and no tunnel.
 PLAIN = {"mpls_labels": bytes(40), "tunnel_kind": 0, "tunnel_id": 0, "outer_version": 0,
          "outer_src": bytes(16), "outer_dst": bytes(16)}
