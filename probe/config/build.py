@@ -13,6 +13,7 @@ from typing import Any
 from probe.config.defaults import DEFAULT_ACTIVE_TIMEOUT, DEFAULT_IDLE_TIMEOUT
 from probe.config.filters import build_filter_hash, build_filter_match
 from probe.config.model import (
+    TUNNELS,
     Cache,
     CacheField,
     CacheLayout,
@@ -97,7 +98,7 @@ def _field(field: dict[str, Any]) -> CacheField:
     assert ie is not None  # semantic checks passed
     return CacheField(name=field["name"], ie_id=ie.id, ie_name=ie.name,
                       ie_length=_opt_int(field, "ieLength"),
-                      enterprise_number=int(field.get("ieEnterpriseNumber", 0)),
+                      enterprise_number=ie.pen,
                       is_flow_key="isFlowKey" in field)
 
 
@@ -159,6 +160,7 @@ def _observation_point(op: dict[str, Any], sps: dict[str, SelectionProcess]) -> 
         snap_length=int(op.get(FP + "snapLength", 65535)),
         bpf_filter=op.get(FP + "bpfFilter"),
         max_observing_packets=int(op.get(FP + "maxObservingPackets", 0)),
+        tunnels=tuple(t for t in TUNNELS if op.get(FP + "tunnels", {}).get(t, False)),
     )
 
 

@@ -18,7 +18,9 @@ def local(member: str) -> str:
 
 
 def quote(value: Any) -> str:
-    text = str(value)
+    # Control characters escaped, so a message naming an entry stays on one line.
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode()
+                   for c in str(value))
     return f'"{text}"' if "'" in text else f"'{text}'"
 
 

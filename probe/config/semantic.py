@@ -16,8 +16,10 @@ from probe.config.paths import ROOT, quote
 from probe.ie import (
     CUMULATIVE_COUNTERS,
     DELTA_COUNTERS,
+    ENTERPRISE_ELEMENTS,
     METERED,
     METERED_KEYS,
+    TUNNEL_ELEMENTS,
     V5_CARRIABLE,
     InformationElement,
     by_id,
@@ -55,21 +57,31 @@ def cache_fields(cache: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def resolve_ie(field: dict[str, Any]) -> tuple[InformationElement | None, str | None]:
-    """The IANA IE a cache field names, or what is wrong with the name/id."""
-    if int(field.get("ieEnterpriseNumber", 0)) != 0:
-        return None, (f"enterprise-specific Information Elements (ieEnterpriseNumber "
-                      f"{field['ieEnterpriseNumber']}) are not supported")
+    """The IE a cache field names (IANA's, or one of the enterprise IEs flowprobe knows), or
+    what is wrong with the name/id."""
+    pen = int(field.get("ieEnterpriseNumber", 0))
+    known_pens = {row[0] for row in ENTERPRISE_ELEMENTS}
+    if pen and pen not in known_pens:
+        return None, (f"enterprise-specific Information Elements of enterprise {pen} are not "
+                      f"supported (flowprobe knows enterprise {', '.join(map(str, known_pens))}"
+                      f"'s tunnel IEs)")
     if "ieName" in field:
         ie = by_name(field["ieName"])
         if ie is None:
-            names = [row[1] for row in ELEMENTS]
+            names = [row[1] for row in ELEMENTS] + [row[2] for row in ENTERPRISE_ELEMENTS]
             close = difflib.get_close_matches(field["ieName"], names, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             return None, f"unknown Information Element '{field['ieName']}'{hint}"
+        if ie.pen != pen:
+            if pen == 0:
+                return None, (f"{ie.name} is an enterprise-specific Information Element: give "
+                              f"ieEnterpriseNumber {ie.pen} with it")
+            return None, f"enterprise {pen} has no Information Element '{ie.name}'"
         return ie, None
-    ie = by_id(int(field["ieId"]))
+    ie = by_id(int(field["ieId"]), pen)
     if ie is None:
-        return None, f"unknown Information Element id {field['ieId']}"
+        owner = f" of enterprise {pen}" if pen else ""
+        return None, f"unknown Information Element id {field['ieId']}{owner}"
     return ie, None
 
 
@@ -94,7 +106,8 @@ def check(doc: dict[str, Any], *, replay: bool = False) -> Problems:
         problems += _cache(path, cache)
     for path, ep in _items(ipfix, "exportingProcess"):
         problems += _exporting_process(path, ep)
-    problems += _v5_layouts(ipfix)
+    problems += _version_layouts(ipfix)
+    problems += _tunnel_layouts(ipfix)
     for path, cp in _items(ipfix, "collectingProcess"):
         if not (cp.get("udpCollector") or cp.get("tcpCollector")):
             problems.append((path, "needs a udpCollector or a tcpCollector"))
@@ -209,24 +222,65 @@ def _exporting_process(path: str, ep: dict[str, Any]) -> Problems:
     return problems
 
 
-def _v5_layouts(ipfix: dict[str, Any]) -> Problems:
-    """A NetFlow v5 record has fixed fields: a cache feeding a v5 destination must fit."""
-    v5_eps: dict[str, str] = {}
+def _version_layouts(ipfix: dict[str, Any]) -> Problems:
+    """A NetFlow v5 record has fixed fields: a cache feeding a v5 destination must fit. NetFlow
+    v9 has no enterprise numbers: a cache feeding a v9 destination cannot have their IEs."""
+    first: dict[tuple[str, int], str] = {}  # (exporting process, version) -> a destination
     for ep in ipfix.get("exportingProcess", []):
         for dest in ep.get("destination", []):
-            if int(destination_kind(dest)[1].get("ipfixVersion", 10)) == 5:
-                v5_eps.setdefault(ep["name"], dest["name"])
+            version = int(destination_kind(dest)[1].get("ipfixVersion", 10))
+            first.setdefault((ep["name"], version), dest["name"])
     problems: Problems = []
     for path, cache in _items(ipfix, "cache"):
-        feeds = [name for name in cache.get("exportingProcess", []) if name in v5_eps]
-        if not feeds:
-            continue
         kind, _ = cache_kind(cache)
+        for version, why in ((5, "cannot be carried by NetFlow v5"),
+                             (9, "is enterprise-specific, which NetFlow v9 cannot carry")):
+            feeds = [n for n in cache.get("exportingProcess", []) if (n, version) in first]
+            if not feeds:
+                continue
+            for field in cache_fields(cache):
+                ie, _ = resolve_ie(field)
+                if ie is None or (ie.name in V5_CARRIABLE if version == 5 else ie.pen == 0):
+                    continue
+                fpath = p_entry(f"{path}/{kind}/cacheLayout", "cacheField", field)
+                problems.append((fpath, f"{ie.name} {why} (exportingProcess {quote(feeds[0])} "
+                                        f"destination {quote(first[(feeds[0], version)])} is "
+                                        f"version {version})"))
+    return problems
+
+
+# Tunnel IEs and the flowprobe:tunnels switches that can fill them (None: any tunnel with an
+# id, the rest: any tunnel at all).
+_TUNNEL_NEEDS: dict[str, tuple[str, ...]] = {
+    "greKey": ("gre",), "layer2SegmentId": ("vxlan", "gre"),
+    "UPSTREAM_TUNNEL_ID": ("gre", "vxlan", "geneve", "gtpU"),
+}
+
+
+def _tunnel_layouts(ipfix: dict[str, Any]) -> Problems:
+    """Tunnel IEs are filled only from tunnels an observation point feeding the cache opens;
+    without one they would be 0 in every record."""
+    sp_cache = {sp["name"]: sp.get("cache") for sp in ipfix.get("selectionProcess", [])}
+    opened: dict[str, set[str]] = {}  # cache -> tunnels opened by the points feeding it
+    for op in ipfix.get("observationPoint", []):
+        switches = {k for k, v in op.get("flowprobe:tunnels", {}).items() if v}
+        for sp in op.get("selectionProcess", []):
+            if sp_cache.get(sp) is not None:
+                opened.setdefault(sp_cache[sp], set()).update(switches)
+    problems: Problems = []
+    for path, cache in _items(ipfix, "cache"):
+        kind, _ = cache_kind(cache)
+        have = opened.get(cache["name"], set())
         for field in cache_fields(cache):
             ie, _ = resolve_ie(field)
-            if ie is not None and ie.name not in V5_CARRIABLE:
-                fpath = p_entry(f"{path}/{kind}/cacheLayout", "cacheField", field)
-                problems.append((fpath, f"{ie.name} cannot be carried by NetFlow v5 (exporting"
-                                        f"Process {quote(feeds[0])} destination "
-                                        f"{quote(v5_eps[feeds[0]])} is version 5)"))
+            if ie is None or ie.name not in TUNNEL_ELEMENTS:
+                continue
+            needs = _TUNNEL_NEEDS.get(ie.name)
+            if (have & set(needs)) if needs else have:
+                continue
+            which = " or ".join(f"flowprobe:tunnels/{n}" for n in needs) if needs else \
+                "flowprobe:tunnels"
+            fpath = p_entry(f"{path}/{kind}/cacheLayout", "cacheField", field)
+            problems.append((fpath, f"{ie.name} is filled only from opened tunnels, and no "
+                                    f"observationPoint feeding this cache opens one ({which})"))
     return problems
