@@ -156,6 +156,22 @@ class Carriers:
         if self.tags is not None:
             self.tags[rows] = 0
 
+    def save(self, rows: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        """What a walk may change in the fields kept per packet (and ``p``, which is also the
+        IP layer's header offset), for ``restore``."""
+        return tuple(None if a is None else a[rows].copy()
+                     for a in (self.p, self.vlan, self.tagged, self.mpls, self.done))
+
+    def restore(self, rows: np.ndarray, saved: tuple[np.ndarray | None, ...],
+                which: np.ndarray) -> None:
+        """Put back the fields of ``rows[which]`` as ``save`` found them (a tunnel whose
+        inside was not opened after all)."""
+        for a, before in zip((self.p, self.vlan, self.tagged, self.mpls, self.done), saved,
+                             strict=True):
+            if a is not None:
+                a[rows[which]] = np.zeros(a.shape[1:], a.dtype) if before is None \
+                    else before[which]
+
     def finish(self, rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
         """(family, reason) of ``rows`` once walked: what ended each walk, or too-short when a
         header it read was not captured (the octets before ``p``)."""

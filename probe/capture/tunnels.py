@@ -12,8 +12,10 @@ or 2152), and then:
   protocol other than IPv4/IPv6/Ethernet/MPLS, VXLAN without the I flag, a Geneve control
   packet, a GTP-U message other than a G-PDU or a G-PDU that is not IP): the outer packet is
   metered, exactly as with the switch off;
-- a header it needs was not captured: the packet is counted as too-short (or bad-header-length
-  when the outer IP length ends first), like any other cut packet.
+- the outer packet ends (by its IP length) before the tunnel header does: it was no tunnel
+  packet (a short datagram to the port) and is metered as it is;
+- a header it needs was not captured: the packet is counted as too-short, like any other
+  packet the snaplen cut.
 
 Outer fragments are never opened (only the first holds the tunnel header). The outermost
 tunnel's id, kind and outer IP addresses are kept for the IEs that export them.
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from probe.branchless import keep, pick
+from probe.capture import linktypes as lt
 from probe.capture import reasons as r
 from probe.capture.gather import Buffer, be16, be32
 from probe.capture.ip import IpLayer, ip_layer
@@ -43,6 +46,7 @@ OUTER_PORT = np.array([0, 0, VXLAN_PORT, GENEVE_PORT, GTPU_PORT, 0, 0, 0], dtype
 MAX_NESTING = 4  # tunnels inside tunnels deeper than this are metered as the deepest opened
 
 _TCP, _UDP, _GRE, _IPIP, _IPV6 = 6, 17, 47, 4, 41
+_ERSPAN, _ERSPAN3, _WCCP = 0x88BE, 0x22EB, 0x883E  # GRE protocol types
 _OPENABLE = np.zeros(16, dtype=bool)
 _OPENABLE[[V4, V6, ETH, MPLS]] = True
 _GTP_NIBBLE = np.zeros(16, dtype=np.uint8)
@@ -84,21 +88,34 @@ def _protocols(switches: frozenset[str]) -> np.ndarray:
 
 def _gre(mem: Buffer, rows: np.ndarray, l4: np.ndarray) -> _Found:
     # RFC 2784/2890: C, K, S flags, version 0; anything else (routing, RFC 1701 recursion,
-    # PPTP's version 1) is not opened.
+    # PPTP's version 1) is not opened. Besides IP, MPLS and Ethernet (NVGRE), GRE carries
+    # mirrored Ethernet frames (ERSPAN: type I bare, type II behind 8 octets when S is set,
+    # type III behind 12, plus 8 with its O flag, when its frame type is Ethernet) and WCCP's
+    # redirected IPv4 packets (behind a 4-octet redirect header).
     w = mem.window(l4, 16)
     flags = be16(w, 0)
     protocol = be16(w, 2)
     c, k, s = (flags >> 15) & 1, (flags >> 13) & 1, (flags >> 12) & 1
-    what = keep(((flags & 0x4FFF) == 0), ETHERTYPE_CLASS[protocol])
+    hlen = 4 * (1 + c + k + s)
+    what = ETHERTYPE_CLASS[protocol]
+    extra = np.zeros(rows.shape[0], dtype=hlen.dtype)
+    special = np.flatnonzero(np.isin(protocol, (_ERSPAN, _ERSPAN3, _WCCP)))
+    if special.size:
+        proto = protocol[special]
+        word3 = be32(mem.window(l4[special] + hlen[special], 12), 8)
+        ethernet = (proto == _ERSPAN) | ((proto == _ERSPAN3) & (((word3 >> 10) & 0x1F) == 0))
+        what[special] = pick(ethernet, np.full(special.size, ETH, np.uint8),
+                             keep(proto == _WCCP, np.full(special.size, V4, np.uint8)))
+        extra[special] = np.select([proto == _WCCP, proto == _ERSPAN, proto == _ERSPAN3],
+                                   [4, 8 * s[special], 12 + 8 * (word3 & 1)])
+    what = keep((flags & 0x4FFF) == 0, what)
     key = keep(k == 1, pick(c == 1, be32(w, 8), be32(w, 4)))
     # NVGRE (RFC 7637): Ethernet with a key and neither checksum nor sequence number.
-    nvgre = (what == ETH) & (k == 1) & (c == 0) & (s == 0)
+    nvgre = (protocol == lt.ETHERTYPE_TEB) & (k == 1) & (c == 0) & (s == 0)
     kind = pick(nvgre, np.full(rows.shape[0], NVGRE, np.uint8), np.full(rows.shape[0], GRE,
                                                                         np.uint8))
-    hlen = 4 * (1 + c + k + s)
-    base = l4 + 4
-    needs = pick(what != 0, l4 + hlen, base)
-    return _Found(rows, kind, key, l4 + hlen, what, needs)
+    inner = l4 + hlen + extra
+    return _Found(rows, kind, key, inner, what, pick(what != 0, inner, l4 + 4))
 
 
 def _vxlan(mem: Buffer, rows: np.ndarray, l4: np.ndarray) -> _Found:
@@ -207,15 +224,25 @@ def open_tunnels(mem: Buffer, ip: IpLayer, end: np.ndarray, reason: np.ndarray,
         if not found:
             break
         t = _merge(found)
-        # Tunnel headers cut by the snaplen (or by the outer IP length) are counted as such.
-        cut = t.upto > end[t.rows]
+        # A tunnel header longer than the packet means no tunnel (a short datagram to the
+        # port); one the snaplen cut is counted as too-short.
         over = t.upto > ip.ip_end[t.rows]
-        reason[t.rows[over & ~cut]] = r.BAD_HEADER_LENGTH
+        cut = (t.upto > end[t.rows]) & ~over
         reason[t.rows[cut]] = r.TOO_SHORT
-        opened = (t.what != 0) & ~cut & ~over
+        opened = np.flatnonzero((t.what != 0) & ~cut & ~over)
         o = t.rows[opened]
         if not o.size:
             break
+        saved = walk.save(o)
+        walk.kind[o] = t.what[opened]
+        walk.p[o] = t.inner[opened]
+        walk.run(o)
+        family, why = walk.finish(o)
+        # Inside, no IP after all (ARP in VXLAN, say): the outer packet is metered.
+        other = why == r.NON_IP
+        if other.any():
+            walk.restore(o, saved, other)
+            o, opened, family, why = o[~other], opened[~other], family[~other], why[~other]
         first = outer.kind[o] == 0  # the outermost tunnel is the one kept
         fo = o[first]
         outer.kind[fo] = t.kind[opened][first]
@@ -223,10 +250,6 @@ def open_tunnels(mem: Buffer, ip: IpLayer, end: np.ndarray, reason: np.ndarray,
         outer.version[fo] = ip.family[fo]
         if outer.src is not None and outer.dst is not None:
             outer.src[fo], outer.dst[fo] = _addresses(ip.ip[fo], ip.family[fo] == 6)
-        walk.kind[o] = t.what[opened]
-        walk.p[o] = t.inner[opened]
-        walk.run(o)
-        family, why = walk.finish(o)
         inner = ip_layer(mem, walk.p[o], end[o], family, why)
         ip.put(o, inner)
         reason[o] = why

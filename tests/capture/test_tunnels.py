@@ -187,3 +187,37 @@ def test_tunnels_on_raw_ip_links(tmp_path):
     batch, _ = decode_frames(tmp_path, frames, linktype=101, tunnels=TUNNELS)
     assert batch.src_port.tolist() == [1111, 2222]
     assert batch.tunnel_id.tolist() == [0, 3]
+
+
+def test_tunnels_without_ip_inside_stay_outer(tmp_path):
+    """VXLAN carrying ARP: opened, nothing to meter inside, so the outer packet is metered
+    (its VLAN is the outer frame's, not the inner frame's)."""
+    from scapy.layers.l2 import ARP
+
+    frame = (ether() / OUT4 / UDP(sport=1, dport=4789) / VXLAN(vni=8) / ETH_IN / Dot1Q(vlan=9)
+             / ARP(psrc="10.0.0.1", pdst="10.0.0.2"))
+    batch, stats = decode_frames(tmp_path, [frame], tunnels=TUNNELS)
+    assert stats.packets_decoded == 1 and batch.dst_port.tolist() == [4789]
+    assert batch.vlan_id.tolist() == [0] and batch.tunnel_kind.tolist() == [0]
+    assert batch.ip_len.tolist() == [len(frame[IP])]
+
+
+def test_gre_mirrors_and_redirects(tmp_path):
+    """ERSPAN I (bare), II (8 octets with S), III (12 octets, frame type Ethernet) and WCCP
+    (a 4-octet redirect header before IPv4) ride in GRE and open with it."""
+    erspan2 = bytes.fromhex("1064" "0000" "00000000")  # ver 1, session 100, index 0
+    erspan3 = bytes.fromhex("2064" "0000" "12345678" "00000000")  # ver 2, ft 0, no O
+    frames = [
+        ether() / OUT4 / GRE(proto=0x88BE) / ETH_IN / INNER4,
+        ether() / OUT4 / GRE(seqnum_present=1, proto=0x88BE, sequence_number=5)
+        / Raw(erspan2) / ETH_IN / INNER6,
+        ether() / OUT4 / GRE(seqnum_present=1, proto=0x22EB) / Raw(erspan3) / ETH_IN / INNER4,
+        ether() / OUT4 / GRE(proto=0x883E) / Raw(bytes(4)) / INNER4,
+        # ERSPAN III with a frame type other than Ethernet: not opened
+        ether() / OUT4 / GRE(proto=0x22EB) / Raw(bytes.fromhex("2064000012345678" "00000800"))
+        / INNER4,
+    ]
+    batch, stats = decode_frames(tmp_path, frames, tunnels=["gre"])
+    assert stats.packets_decoded == 5
+    assert batch.src_port.tolist() == [1111, 2222, 1111, 1111, 0]
+    assert batch.tunnel_kind.tolist() == [tk.GRE] * 4 + [0]
