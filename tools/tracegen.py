@@ -632,11 +632,14 @@ def _records(t: _Trace, sl: slice, snaplen: int, width: int) -> np.ndarray:
 def generate(path: str | Path, packets: int, seed: int = 1, *, flow_packets: float | None = None,
              duration_s: float | None = None, snaplen: int = 128, mix: Mix | None = None,
              totals: bool = False, chunk: int = 262_144, pattern: str = "normal",
-             ) -> dict[str, Any]:
+             encap: dict[str, float] | None = None) -> dict[str, Any]:
     """Write a trace to ``path`` and return a summary of what is in it.
 
     With ``totals=True`` the summary has ``"totals"``: a structured array (``TOTALS_DTYPE``)
     of packets and octets per 5-tuple, and ``"max_active_flows"`` for the default timeouts.
+    ``encap``: shares of the conversations that travel in MPLS, PPPoE or a tunnel
+    (``tools.encap``); ``"totals"`` are then the inner packets' and ``"outer_totals"`` what a
+    meter that opens nothing sees.
     """
     if packets < 1:
         raise ValueError("packets must be at least 1")
@@ -645,11 +648,22 @@ def generate(path: str | Path, packets: int, seed: int = 1, *, flow_packets: flo
     if pattern not in PATTERNS:
         raise ValueError(f"unknown pattern {pattern!r} (known: {', '.join(PATTERNS)})")
     mix = mix or Mix()
+    if encap:
+        from tools import encap as enc
+
+        if snaplen < enc.MIN_SNAPLEN:
+            raise ValueError(f"snaplen must be at least {enc.MIN_SNAPLEN} with --encap "
+                             "(the longest header stack in a tunnel)")
+        mix = replace(mix, gre=0.0)  # its GRE stubs are no packets to find in a tunnel
     if flow_packets is None:
         flow_packets = 4.0 if pattern == "concurrent" else 20.0
     duration = default_duration_s(packets) if duration_s is None else duration_s
     t = _Trace(packets, seed, flow_packets, duration, mix, pattern)
-    _write_pcap(t, Path(path), snaplen, chunk)
+    if encap:
+        plan = enc.plan(t, encap, seed)
+        enc.write_pcap(t, plan, Path(path), snaplen, chunk)
+    else:
+        _write_pcap(t, Path(path), snaplen, chunk)
     tot = t.totals()
     cls = t.cls[t.conv]
     summary: dict[str, Any] = {
@@ -678,27 +692,39 @@ def generate(path: str | Path, packets: int, seed: int = 1, *, flow_packets: flo
         "ip_octets": int(t.ip_len.sum()),
         "file_bytes": Path(path).stat().st_size,
     }
+    if encap:
+        kinds = plan.kind[t.conv]
+        summary["encap"] = {k: int(np.sum(kinds == i)) for i, k in enumerate(enc.KINDS, 1)}
+        summary["outer_flows"] = len(enc.outer_totals(t, plan))
     if totals:
         summary["totals"] = tot
         summary["max_active_flows"] = t.max_active(IDLE_TIMEOUT_S, 1800)
+        if encap:
+            summary["outer_totals"] = enc.outer_totals(t, plan)
     return summary
 
 
-def parse_mix(text: str) -> Mix:
-    """``name=share,...`` over the defaults; shares are fractions in [0, 1]."""
-    known = {f.name for f in fields(Mix)}
+def parse_shares(text: str, known: list[str], option: str, what: str = "share"
+                 ) -> dict[str, float]:
+    """``name=share,...`` with names from ``known``; shares are fractions in [0, 1]."""
     changes: dict[str, float] = {}
     for item in filter(None, (t.strip() for t in text.split(","))):
         name, _, value = item.partition("=")
         if name not in known:
-            raise ValueError(f"--mix: unknown share {name!r} (known: {', '.join(sorted(known))})")
+            raise ValueError(f"{option}: unknown {what} {name!r} (known: {', '.join(known)})")
         try:
             share = float(value)
         except ValueError:
-            raise ValueError(f"--mix: {name}={value!r} is not a number") from None
+            raise ValueError(f"{option}: {name}={value!r} is not a number") from None
         if not 0.0 <= share <= 1.0:
-            raise ValueError(f"--mix: {name}={share} is not between 0 and 1")
+            raise ValueError(f"{option}: {name}={share} is not between 0 and 1")
         changes[name] = share
+    return changes
+
+
+def parse_mix(text: str) -> Mix:
+    """``name=share,...`` over the defaults; shares are fractions in [0, 1]."""
+    changes = parse_shares(text, sorted(f.name for f in fields(Mix)), "--mix")
     mix = replace(Mix(), **changes)
     if mix.tcp + mix.udp + mix.icmp + mix.gre <= 0:
         raise ValueError("--mix: tcp, udp, icmp and gre shares are all 0")
@@ -725,18 +751,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mix", default="", metavar="NAME=SHARE,...",
                     help="override shares, e.g. ipv6=1,vlan=0 (names: "
                          + ", ".join(f.name for f in fields(Mix)) + ")")
+    ap.add_argument("--encap", default="", metavar="KIND=SHARE,...",
+                    help="conversations that travel encapsulated, e.g. mpls=0.1,vxlan=0.1 "
+                         "(kinds: mpls, pppoe, vlan-mpls, gre, vxlan, geneve, gtpu, ipip, "
+                         "6in4; see tools/encap.py); needs --snaplen 160 or more")
     ap.add_argument("--totals", metavar="NPZ",
-                    help="also write the expected per-5-tuple totals to this .npz file")
+                    help="also write the expected per-5-tuple totals to this .npz file "
+                         "(with --encap: the inner totals, and the outer ones as outer_totals)")
     args = ap.parse_args(argv)
     try:
+        encap = None
+        if args.encap:
+            from tools.encap import parse_encap
+
+            encap = parse_encap(args.encap)
         s = generate(args.out, args.packets, args.seed, flow_packets=args.flow_packets,
                      duration_s=args.duration, snaplen=args.snaplen, mix=parse_mix(args.mix),
-                     totals=bool(args.totals), pattern=args.pattern)
+                     totals=bool(args.totals), pattern=args.pattern, encap=encap)
     except (ValueError, OSError) as exc:
         print(f"tracegen: {exc}", file=sys.stderr)
         return 2
     if args.totals:
-        np.savez_compressed(args.totals, totals=s.pop("totals"))
+        extra = {"outer_totals": s.pop("outer_totals")} if "outer_totals" in s else {}
+        np.savez_compressed(args.totals, totals=s.pop("totals"), **extra)
     print(json.dumps(s, indent=2))
     return 0
 
