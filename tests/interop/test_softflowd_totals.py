@@ -9,6 +9,7 @@ only once the kernel says its socket has no datagram left to read, so nothing in
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import subprocess
 from collections import Counter
@@ -118,10 +119,14 @@ def _addr(col: np.ndarray, i: int) -> str:
     return str(ipaddress.IPv4Address(int(col[i])))
 
 
-def ours(path: Path, batch_size: int = 65536) -> Counter[Tuple5]:
-    """flowprobe's records summed per 5-tuple; ICMP type/code in dport as NetFlow shows it."""
+def ours(path: Path, batch_size: int = 65536, tunnels: tuple[str, ...] = ()) -> Counter[Tuple5]:
+    """flowprobe's records summed per 5-tuple; ICMP type/code in dport as NetFlow shows it.
+    ``tunnels``: the ones the observation point opens."""
     sink = RecordingSink()
-    pipe = Pipeline(default_config(str(path)), batch_size=batch_size, exporters=False)
+    cfg = default_config(str(path))
+    op = dataclasses.replace(cfg.observation_points[0], tunnels=tunnels)
+    pipe = Pipeline(dataclasses.replace(cfg, observation_points=(op,)), batch_size=batch_size,
+                    exporters=False)
     pipe.attach(sink)
     pipe.run(handle_signals=False)
     totals: Counter[Tuple5] = Counter()
