@@ -240,3 +240,46 @@ def test_ipfixdump_reads_every_sample_over_tcp(tmp_path: Path, trace: Path, conf
     path = tmp_path / "export.ipfix"
     path.write_bytes(stream)
     _check(path, split_stream(stream), batches)
+
+
+# tshark's names for the tunnel IEs: Wireshark knows ntop's enterprise IEs by their numbers,
+# so this also checks flowprobe sends the numbers nProbe does, for the meaning it claims.
+_TSHARK_TUNNEL = {
+    "cflow.pie.ntop.tunnel_id": "UPSTREAM_TUNNEL_ID",
+    "cflow.pie.ntop.untunneled_protocol": "UNTUNNELED_PROTOCOL",
+    "cflow.pie.ntop.untunneled_l4_dst_port": "UNTUNNELED_L4_DST_PORT",
+    "cflow.pie.ntop.untunneled_ipv4_src_addr": "UNTUNNELED_IPV4_SRC_ADDR",
+    "cflow.pie.ntop.untunneled_ipv4_dst_addr": "UNTUNNELED_IPV4_DST_ADDR",
+    "cflow.pie.ntop.untunneled_ipv6_src_addr": "UNTUNNELED_IPV6_SRC_ADDR",
+    "cflow.pie.ntop.untunneled_ipv6_dst_addr": "UNTUNNELED_IPV6_DST_ADDR",
+    "cflow.gre_key": "greKey", "cflow.layer2_segment_id": "layer2SegmentId",
+    "cflow.mpls_top_label_ttl": "mplsTopLabelTTL",
+}
+
+
+@pytest.mark.skipif(not have("dumpcap", "tshark"), reason="needs dumpcap and tshark")
+def test_tshark_names_the_tunnel_ies_as_meant(tmp_path: Path, trace: Path) -> None:
+    from tests.export.peers import tshark_flows
+
+    cap = tmp_path / "tunnels.pcap"
+    with udp_sink() as sink:
+        port = sink.getsockname()[1]
+        with dumpcap(cap, f"udp port {port}"):
+            batches = _meter(_config(REPO / "configs" / "tunnels.json", trace, "udp", port))
+    expected = []
+    for rb in batches:
+        for i in range(len(rb)):
+            row = []
+            for name in _TSHARK_TUNNEL.values():
+                v = rb.columns[name][i]
+                if name.startswith("UNTUNNELED_IPV6"):
+                    row.append(str(ipaddress.IPv6Address(bytes(v))))
+                elif name.startswith("UNTUNNELED_IPV4"):
+                    row.append(str(ipaddress.IPv4Address(int(v))))
+                else:
+                    row.append(str(int(v)))
+            expected.append(tuple(row))
+    flows = [f for f in tshark_flows(cap, f"udp.port=={port},cflow") if "cflow.gre_key" in f]
+    got = sorted(tuple(f[k] for k in _TSHARK_TUNNEL) for f in flows)
+    assert got == sorted(expected)
+    assert sum(1 for row in expected if row[1] != "0") > 50  # tunnelled flows were exported
