@@ -83,8 +83,26 @@ def build_config(args: argparse.Namespace) -> model.Config:
     if export is not None:
         from probe.config.defaults import default_config
 
+        _check_version(args.config, config, version)
         eps = default_config(args.pcap, export=export, version=version).exporting_processes
     return rewire(config, args.pcap, eps)
+
+
+def _check_version(path: str, config: model.Config, version: int) -> None:
+    """A --version the config's layouts cannot be sent in is a UserError: NetFlow v5 has a
+    fixed record, NetFlow v9 no enterprise-specific IEs."""
+    if version not in (5, 9):
+        return
+    from probe.ie import V5_CARRIABLE
+
+    def fits(f: model.CacheField) -> bool:
+        return f.ie_name in V5_CARRIABLE if version == 5 else f.enterprise_number == 0
+
+    problems = [f"{path}: cache {c.name!r}: NetFlow v{version} cannot carry "
+                f"{', '.join(bad)}" for c in config.caches
+                if (bad := [f.ie_name for f in c.layout.fields if not fits(f)])]
+    if problems:
+        raise UserError(*problems)
 
 
 def _configured_version(config: model.Config) -> int | None:
@@ -113,15 +131,7 @@ def loopback_config(args: argparse.Namespace
 
         base = load(args.config, replay=True)
         version = args.version or _configured_version(base) or 10
-        if version == 5:
-            from probe.ie import V5_CARRIABLE
-
-            problems = [f"{args.config}: cache {c.name!r}: NetFlow v5 cannot carry "
-                        f"{', '.join(bad)}" for c in base.caches
-                        if (bad := [f.ie_name for f in c.layout.fields
-                                    if f.ie_name not in V5_CARRIABLE])]
-            if problems:
-                raise UserError(*problems)
+        _check_version(args.config, base, version)
 
     def make(ep: model.ExportingProcess) -> model.Config:
         cfg = rewire(base, args.pcap, (ep,))

@@ -253,3 +253,32 @@ def test_real_captures_where_tshark_differs(name: str) -> None:
         else:  # tshark's outer IP is the one we meter
             assert not batch.tunnel_kind[i] and row[f"{first}.src"][0] == _text(
                 batch.src_addr, i, first == "ipv6") != row[f"{last}.src"][-1]
+
+
+def test_replay_verifies_the_tunnel_and_mpls_ies(trace: tuple[Path, dict], tmp_path: Path
+                                                 ) -> None:
+    """``flowprobe replay -c configs/tunnels.json --verify``: the forked reader opens the
+    tunnels, the bundled collector decodes the enterprise IEs and the 3-octet label sections,
+    and every field equals the cache's; NetFlow v9 cannot carry the enterprise IEs."""
+    import json
+    import sys
+
+    path, _ = trace
+    doc = json.loads((Path(__file__).resolve().parents[2] / "configs" / "tunnels.json")
+                     .read_text())
+    del doc["observationPoint"][0]["ifName"]
+    doc["observationPoint"][0]["offlineFile"] = str(path)
+    cfg = tmp_path / "tunnels.json"
+    cfg.write_text(json.dumps(doc))
+    cmd = [sys.executable, "-m", "probe", "replay", str(path), "-c", str(cfg), "--verify", "-q"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "verify: OK" in r.stderr, r.stderr
+    first = json.loads(r.stdout.splitlines()[0])
+    assert {"UPSTREAM_TUNNEL_ID", "UNTUNNELED_IPV4_SRC_ADDR", "mplsTopLabelStackSection"} <= set(
+        first)
+    tunnelled = [json.loads(line) for line in r.stdout.splitlines()
+                 if '"UNTUNNELED_PROTOCOL":0' not in line]
+    assert tunnelled and all(f["UNTUNNELED_PROTOCOL"] in (4, 17, 41, 47) for f in tunnelled)
+    r = subprocess.run([*cmd[:-2], "--version", "9", "-q"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and "NetFlow v9 cannot carry UPSTREAM_TUNNEL_ID" in r.stderr
