@@ -221,3 +221,38 @@ def test_gre_mirrors_and_redirects(tmp_path):
     assert stats.packets_decoded == 5
     assert batch.src_port.tolist() == [1111, 2222, 1111, 1111, 0]
     assert batch.tunnel_kind.tolist() == [tk.GRE] * 4 + [0]
+
+
+# Issue 17's columns: MPLS labels and what a tunnel leaves behind.
+NEW_COLUMNS = {"mpls_labels", "tunnel_kind", "tunnel_id", "outer_version", "outer_src",
+               "outer_dst"}
+
+
+def test_the_new_columns_cost_nothing_unless_a_layout_reads_them(tmp_path):
+    """Default layouts decode none of them (tunnels still opened: the key is the inner
+    packet's); an MPLS and tunnel layout decodes exactly the ones its IEs read, and its
+    records are those of decoding every column."""
+    from dataclasses import replace
+
+    from probe.cache.base import columns_for_point
+    from probe.config.defaults import default_config
+    from tests.test_columns import _fields, _records
+    from tools import encap, tracegen
+
+    path = tmp_path / "encap.pcap"
+    tracegen.generate(path, 6000, seed=8, snaplen=encap.MIN_SNAPLEN, duration_s=120,
+                      encap={kind: 0.1 for kind in encap.KINDS})
+    config = default_config(str(path))
+    op = replace(config.observation_points[0], tunnels=TUNNELS)
+    assert not columns_for_point(op) & NEW_COLUMNS
+    layout = _fields(("sourceIPv4Address", "mplsTopLabelStackSection", "UPSTREAM_TUNNEL_ID"),
+                     ("packetDeltaCount", "mplsTopLabelTTL", "UNTUNNELED_IPV6_SRC_ADDR",
+                      "layer2SegmentId"))
+    cache = replace(config.caches[0], layout=layout)
+    sp = replace(config.selection_processes[0], cache=cache)
+    op = replace(op, selection_processes=(sp,))
+    config = replace(config, observation_points=(op,), selection_processes=(sp,),
+                     caches=(cache,))
+    assert columns_for_point(op) & NEW_COLUMNS == {"mpls_labels", "tunnel_id", "tunnel_kind",
+                                                   "outer_version", "outer_src"}
+    assert _records(config, prune=True) == _records(config, prune=False)
