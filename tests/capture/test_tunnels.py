@@ -234,7 +234,7 @@ def test_the_new_columns_cost_nothing_unless_a_layout_reads_them(tmp_path):
     records are those of decoding every column."""
     from dataclasses import replace
 
-    from probe.cache.base import columns_for_point
+    from probe.pipeline import columns_for_point
     from probe.config.defaults import default_config
     from tests.test_columns import _fields, _records
     from tools import encap, tracegen
