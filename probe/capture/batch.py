@@ -15,6 +15,13 @@ import numpy as np
 
 from probe.batching import PAYLOAD_HEAD  # octets of IP payload kept for hash-based selection
 
+# tunnel_kind values: the tunnel a packet came out of (``probe.capture.tunnels``), and the outer
+# IP protocol and UDP destination port each kind is recognised by (IEs export them).
+GRE, VXLAN, GENEVE, GTPU, IPIP, IPV6IP, NVGRE = 1, 2, 3, 4, 5, 6, 7
+VXLAN_PORT, GENEVE_PORT, GTPU_PORT = 4789, 6081, 2152
+OUTER_PROTOCOL = np.array([0, 47, 17, 17, 17, 4, 41, 47], dtype=np.uint8)
+OUTER_PORT = np.array([0, 0, VXLAN_PORT, GENEVE_PORT, GTPU_PORT, 0, 0, 0], dtype=np.uint16)
+
 # Column name -> (dtype, per-row shape). Addresses are 16 octets for both families; an IPv4
 # address sits in octets 0..3 with the rest zero, so one grouping works for both.
 COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -47,7 +54,7 @@ COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
     # 0 past its bottom (at most ten kept: the IEs go to mplsLabelStackSection10).
     "mpls_labels": ("uint32", (10,)),
     # The outermost opened tunnel (probe.capture.tunnels); all 0 when none was opened.
-    "tunnel_kind": ("uint8", ()),  # tunnels.GRE, VXLAN, ...
+    "tunnel_kind": ("uint8", ()),  # GRE, VXLAN, ... above
     "tunnel_id": ("uint32", ()),  # GRE key, VXLAN/Geneve VNI, GTP-U TEID
     "outer_version": ("uint8", ()),  # the outer IP header's version
     "outer_src": ("uint8", (16,)),  # its addresses, laid out as src_addr/dst_addr

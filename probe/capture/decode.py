@@ -38,7 +38,6 @@ from probe.capture.batch import COLUMNS, PAYLOAD_HEAD, DecodeStats, PacketBatch
 from probe.capture.gather import Buffer, be16
 from probe.capture.ip import ip_layer
 from probe.capture.link import decode_link
-from probe.capture.tunnels import open_tunnels
 
 TCP, UDP, ICMP, ICMPV6, SCTP, UDPLITE = 6, 17, 1, 58, 132, 136
 
@@ -105,7 +104,9 @@ def decode_batch(
     reason = link.reason
     hdr = ip_layer(mem, link.l3, end, link.family, reason)
     outer = None
-    if tunnels:
+    if tunnels:  # loaded only then: most observation points open none
+        from probe.capture.tunnels import open_tunnels
+
         outer = open_tunnels(mem, hdr, end, reason, link.carriers, tunnels,
                              addresses="outer_src" in want or "outer_dst" in want)
     ip, p, l4, proto, family = hdr.ip, hdr.p, hdr.l4, hdr.proto, hdr.family
@@ -175,7 +176,18 @@ def decode_batch(
     for name, (dtype, shape) in COLUMNS.items():
         value = make[name]() if name in want and name in make else None
         if value is None:
-            columns[name] = np.zeros((kept, *shape), dtype)
+            columns[name] = _zeros(kept, dtype, shape)
             continue
         columns[name] = value if decoded is None else value[decoded]
     return PacketBatch(**columns)
+
+
+def _zeros(rows: int, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A column nobody reads. A wide one (addresses, labels, payload) is ``rows`` read-only
+    views of one zero row: ``np.zeros`` cost a cleared allocation per batch (replay keeps freed
+    memory in glibc's heap, so calloc clears it), 2 MB per 16k-packet piece once MPLS labels
+    and outer addresses were columns too. A scalar column stays a real array: the flow table's
+    C core takes some (TTL) whether a layout reads them or not."""
+    if not shape:
+        return np.zeros(rows, dtype)
+    return np.broadcast_to(np.zeros(shape, dtype), (rows, *shape))

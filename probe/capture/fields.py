@@ -12,8 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from probe.branchless import keep
-from probe.capture import tunnels as tk
-from probe.capture.batch import PacketBatch
+from probe.capture.batch import GRE, NVGRE, OUTER_PORT, OUTER_PROTOCOL, VXLAN, PacketBatch
 from probe.ie import MPLS_LABEL_SECTIONS
 
 ICMP4, ICMP6, _TCP, _UDP = 1, 58, 6, 17
@@ -85,8 +84,8 @@ def _label_section(i: int) -> Callable[[PacketBatch], np.ndarray]:
 
 def _segment_id(b: PacketBatch) -> np.ndarray:
     """layer2SegmentId: 0x01 VXLAN or 0x02 NVGRE in the top octet, the 24-bit id below."""
-    vxlan = b.tunnel_kind == tk.VXLAN
-    nvgre = b.tunnel_kind == tk.NVGRE
+    vxlan = b.tunnel_kind == VXLAN
+    nvgre = b.tunnel_kind == NVGRE
     vni = b.tunnel_id.astype(np.uint64)
     return keep(vxlan, (np.uint64(1) << np.uint64(56)) | vni) | keep(
         nvgre, (np.uint64(2) << np.uint64(56)) | (vni >> np.uint64(8)))
@@ -102,12 +101,12 @@ EXTRACT.update({name: _label_section(i) for i, name in enumerate(MPLS_LABEL_SECT
 EXTRACT.update({
     "mplsTopLabelTTL": lambda b: (b.mpls_labels[:, 0] & 0xFF).astype(np.uint8),
     "mplsTopLabelExp": lambda b: ((b.mpls_labels[:, 0] >> 9) & 7).astype(np.uint8),
-    "greKey": lambda b: keep((b.tunnel_kind == tk.GRE) | (b.tunnel_kind == tk.NVGRE),
+    "greKey": lambda b: keep((b.tunnel_kind == GRE) | (b.tunnel_kind == NVGRE),
                              b.tunnel_id),
     "layer2SegmentId": _segment_id,
     "UPSTREAM_TUNNEL_ID": lambda b: b.tunnel_id,
-    "UNTUNNELED_PROTOCOL": lambda b: tk.OUTER_PROTOCOL[b.tunnel_kind],
-    "UNTUNNELED_L4_DST_PORT": lambda b: tk.OUTER_PORT[b.tunnel_kind],
+    "UNTUNNELED_PROTOCOL": lambda b: OUTER_PROTOCOL[b.tunnel_kind],
+    "UNTUNNELED_L4_DST_PORT": lambda b: OUTER_PORT[b.tunnel_kind],
     "UNTUNNELED_IPV4_SRC_ADDR": lambda b: _outer_v4(b.outer_src, b),
     "UNTUNNELED_IPV4_DST_ADDR": lambda b: _outer_v4(b.outer_dst, b),
     "UNTUNNELED_IPV6_SRC_ADDR": lambda b: keep(b.outer_version == 6, b.outer_src),

@@ -9,8 +9,6 @@ the stream was cut into batches.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import numpy as np
 
 from probe.branchless import keep, pick
@@ -27,24 +25,32 @@ def flag(reason: np.ndarray, where: np.ndarray, code: int) -> None:
     reason[(reason == r.OK) & where] = code
 
 
-@dataclass(slots=True)
 class IpLayer:
-    """Per-packet IP header fields (rows line up with the batch or with a subset of it)."""
+    """Per-packet IP header fields (rows line up with the batch or with a subset of it).
 
-    p: np.ndarray  # offset of the IP header
-    ip: np.ndarray  # (n, 40) octets from p: the fixed IPv6 header or IPv4's first 40
-    family: np.ndarray  # uint8 4 or 6
-    proto: np.ndarray  # upper-layer protocol (after the IPv6 extension chain)
-    l4: np.ndarray  # offset of the upper-layer header
-    payload: np.ndarray  # offset of the IP payload (extension headers are part of it)
-    ip_end: np.ndarray  # where the IP header's length says the packet ends
-    fragment: np.ndarray  # uint8: 0 none, 1 first fragment, 2 non-first fragment
-    frag_id: np.ndarray  # uint32 IPv4 identification / IPv6 fragment header id
+    A plain class, not a dataclass: every process that decodes imports this module, and a
+    dataclass costs its start-up a code generation."""
+
+    __slots__ = ("family", "frag_id", "fragment", "ip", "ip_end", "l4", "p", "payload",
+                 "proto")
+
+    def __init__(self, p: np.ndarray, ip: np.ndarray, family: np.ndarray, proto: np.ndarray,
+                 l4: np.ndarray, payload: np.ndarray, ip_end: np.ndarray,
+                 fragment: np.ndarray, frag_id: np.ndarray) -> None:
+        self.p = p  # offset of the IP header
+        self.ip = ip  # (n, 40) octets from p: the fixed IPv6 header or IPv4's first 40
+        self.family = family  # uint8 4 or 6
+        self.proto = proto  # upper-layer protocol (after the IPv6 extension chain)
+        self.l4 = l4  # offset of the upper-layer header
+        self.payload = payload  # offset of the IP payload (extension headers are part of it)
+        self.ip_end = ip_end  # where the IP header's length says the packet ends
+        self.fragment = fragment  # uint8: 0 none, 1 first fragment, 2 non-first fragment
+        self.frag_id = frag_id  # uint32 IPv4 identification / IPv6 fragment header id
 
     def put(self, rows: np.ndarray, inner: IpLayer) -> None:
         """Replace ``rows`` with ``inner``'s fields (an opened tunnel's inner packets)."""
-        for f in fields(self):
-            getattr(self, f.name)[rows] = getattr(inner, f.name)
+        for name in self.__slots__:
+            getattr(self, name)[rows] = getattr(inner, name)
 
 
 def ip_layer(mem: Buffer, p: np.ndarray, end: np.ndarray, hint: np.ndarray,

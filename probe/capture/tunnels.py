@@ -30,19 +30,25 @@ import numpy as np
 from probe.branchless import keep, pick
 from probe.capture import linktypes as lt
 from probe.capture import reasons as r
+from probe.capture.batch import (
+    GENEVE,
+    GENEVE_PORT,
+    GRE,
+    GTPU,
+    GTPU_PORT,
+    IPIP,
+    IPV6IP,
+    NVGRE,
+    VXLAN,
+    VXLAN_PORT,
+)
 from probe.capture.gather import Buffer, be16, be32
 from probe.capture.ip import IpLayer, ip_layer
 from probe.capture.link import ETH, ETHERTYPE_CLASS, MPLS, V4, V6, Carriers
 from probe.config.model import TUNNELS
 
-# tunnel_kind values (the PacketBatch column): which tunnel the packet came out of.
-GRE, VXLAN, GENEVE, GTPU, IPIP, IPV6IP, NVGRE = 1, 2, 3, 4, 5, 6, 7
 # The config's switches (flowprobe:tunnels leaves), each opening what its name says.
 SWITCHES = TUNNELS
-VXLAN_PORT, GENEVE_PORT, GTPU_PORT = 4789, 6081, 2152
-# The outer IP protocol and UDP destination port each tunnel_kind is recognised by.
-OUTER_PROTOCOL = np.array([0, 47, 17, 17, 17, 4, 41, 47], dtype=np.uint8)
-OUTER_PORT = np.array([0, 0, VXLAN_PORT, GENEVE_PORT, GTPU_PORT, 0, 0, 0], dtype=np.uint16)
 MAX_NESTING = 4  # tunnels inside tunnels deeper than this are metered as the deepest opened
 
 _TCP, _UDP, _GRE, _IPIP, _IPV6 = 6, 17, 47, 4, 41

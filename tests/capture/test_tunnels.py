@@ -16,7 +16,7 @@ from scapy.layers.l2 import GRE, Dot1Q, Ether
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Raw
 
-from probe.capture import tunnels as tk
+from probe.capture import batch as tk
 from probe.config.model import TUNNELS
 from tests.capture.helpers import check_invariant, decode_frames, ether
 
@@ -234,8 +234,8 @@ def test_the_new_columns_cost_nothing_unless_a_layout_reads_them(tmp_path):
     records are those of decoding every column."""
     from dataclasses import replace
 
-    from probe.pipeline import columns_for_point
     from probe.config.defaults import default_config
+    from probe.pipeline import columns_for_point
     from tests.test_columns import _fields, _records
     from tools import encap, tracegen
 
