@@ -53,6 +53,8 @@ MAX_NESTING = 4  # tunnels inside tunnels deeper than this are metered as the de
 
 _TCP, _UDP, _GRE, _IPIP, _IPV6 = 6, 17, 47, 4, 41
 _ERSPAN, _ERSPAN3, _WCCP = 0x88BE, 0x22EB, 0x883E  # GRE protocol types
+_GRE_SPECIAL = np.zeros(1 << 16, dtype=bool)
+_GRE_SPECIAL[[_ERSPAN, _ERSPAN3, _WCCP]] = True
 _OPENABLE = np.zeros(16, dtype=bool)
 _OPENABLE[[V4, V6, ETH, MPLS]] = True
 _GTP_NIBBLE = np.zeros(16, dtype=np.uint8)
@@ -105,7 +107,7 @@ def _gre(mem: Buffer, rows: np.ndarray, l4: np.ndarray) -> _Found:
     hlen = 4 * (1 + c + k + s)
     what = ETHERTYPE_CLASS[protocol]
     extra = np.zeros(rows.shape[0], dtype=hlen.dtype)
-    special = np.flatnonzero(np.isin(protocol, (_ERSPAN, _ERSPAN3, _WCCP)))
+    special = np.flatnonzero(_GRE_SPECIAL[protocol])
     if special.size:
         proto = protocol[special]
         word3 = be32(mem.window(l4[special] + hlen[special], 12), 8)
