@@ -96,3 +96,26 @@ def test_decode_agrees_with_tshark(name):
         # snaplen64.pcap's IPv6/TCP frames keep 10 octets of TCP header: both read the ports
         # (the first 4) and neither the flags (octet 13).
         assert theirs == ours, f"{name} IP frame {i}"
+
+
+def test_snaplen64_exports_the_captured_ports():
+    """The issue-17 case end to end: IPv6/TCP frames cut 10 octets into the TCP header are
+    exported with their ports (one flow each way, every packet), as tshark reads them."""
+    import json
+    import sys
+    from collections import Counter
+
+    path = PCAPS / "snaplen64.pcap"
+    out = subprocess.run([sys.executable, "-m", "probe", "replay", str(path), "-q",
+                          "--format", "json"], capture_output=True, text=True, check=True,
+                         timeout=120).stdout
+    flows = Counter()
+    for line in out.splitlines():
+        f = json.loads(line)
+        if f["proto"] == 6 and ":" in f["src_addr"]:
+            flows[(f["src_port"], f["dst_port"])] += f["packets"]
+    theirs = Counter()
+    for row in _tshark_rows(path):
+        if row["ipv6.src"] and row["tcp.srcport"]:
+            theirs[(int(row["tcp.srcport"]), int(row["tcp.dstport"]))] += 1
+    assert flows == theirs == Counter({(50000, 443): 25, (443, 50000): 23})
