@@ -107,12 +107,15 @@ def test_too_many_cache_fields_is_one_line(tmp_path: Path,
 
 
 def test_every_metered_ie_fits_in_one_layout() -> None:
-    from probe.ie import CUMULATIVE_COUNTERS
+    from probe.ie import CUMULATIVE_COUNTERS, by_name
     doc = sample("ipfix-udp.json")
     names = [n for n in sorted(METERED) if n not in CUMULATIVE_COUNTERS]
     doc["cache"][0]["timeoutCache"]["cacheLayout"]["cacheField"] = [
-        {"name": n, "ieName": n, **({"isFlowKey": [None]} if n == "sourceIPv4Address" else {})}
+        {"name": n, "ieName": n, **({"isFlowKey": [None]} if n == "sourceIPv4Address" else {}),
+         **({"ieEnterpriseNumber": pen} if (pen := by_name(n).pen) else {})}  # type: ignore[union-attr]
         for n in names]
+    # the tunnel IEs are filled only where an observation point opens tunnels
+    doc["observationPoint"][0]["tunnels"] = {"gre": True, "vxlan": True}
     config = load_text(json.dumps(doc))
     assert len(config.caches[0].layout.fields) == len(names) <= MAX_CACHE_FIELDS
 
