@@ -256,3 +256,32 @@ def test_the_new_columns_cost_nothing_unless_a_layout_reads_them(tmp_path):
     assert columns_for_point(op) & NEW_COLUMNS == {"mpls_labels", "tunnel_id", "tunnel_kind",
                                                    "outer_version", "outer_src"}
     assert _records(config, prune=True) == _records(config, prune=False)
+
+
+def test_garbage_behind_every_carrier_and_tunnel_never_raises():
+    """Random octets behind MPLS, PPPoE, tags and each tunnel's outer header, every tunnel on:
+    no exception, the stats add up, and what decodes is IPv4 or IPv6."""
+    import numpy as np
+
+    from probe.capture import DecodeStats, decode_batch
+    from tests.capture.helpers import check_invariant
+
+    rng = np.random.default_rng(17)
+    heads = [ether(type=t) for t in (0x8847, 0x8848, 0x8864, 0x8100)] + [
+        ether() / OUT4 / GRE(), ether() / IP(src="1.2.3.4", proto=4),
+        ether() / IP(src="1.2.3.4", proto=41), ether() / OUT6 / GRE(key_present=1),
+        *(ether() / OUT4 / UDP(dport=port) for port in (4789, 6081, 2152)),
+    ]
+    # Lengths in the outer headers cover the garbage, so every tunnel stage gets to read it.
+    frames = [bytes(heads[i % len(heads)] / Raw(rng.integers(0, 256, int(rng.integers(0, 90)),
+                                                             np.uint8).tobytes()))
+              for i in range(3000)]
+    sizes = np.array([len(f) for f in frames])
+    meta = np.zeros((len(frames), 4), dtype=np.uint32)
+    meta[:, 2] = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    meta[:, 3] = sizes
+    stats = DecodeStats()
+    batch = decode_batch(b"".join(frames), meta, 1, stats, tunnels=frozenset(TUNNELS))
+    check_invariant(stats)
+    assert len(batch) == stats.packets_decoded > 0
+    assert set(np.unique(batch.ip_version).tolist()) <= {4, 6}
