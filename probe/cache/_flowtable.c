@@ -34,12 +34,16 @@ enum { DONE = 0, NO_ROOM = 1 };
 enum {
     F_KEY, F_START, F_END, F_PACKETS, F_OCTETS, F_FLAGS, F_VERSION, F_USED,
     F_PREV, F_NEXT, F_OLDER, F_NEWER, F_CHAIN, F_FIRST,
-    F_MINTTL, F_MAXTTL, F_MINLEN, F_MAXLEN, N_FIELDS
+    F_MINTTL, F_MAXTTL, F_MINLEN, F_MAXLEN,
+    /* biflows (RFC 5103): the initiator's orientation, the last packet either way, and the
+     * reverse direction's times and counters */
+    F_INIT, F_LAST, F_RSTART, F_REND, F_RPACKETS, F_ROCTETS, F_RFLAGS, N_FIELDS
 };
 static const char *field_names[N_FIELDS] = {
     "key", "start", "end", "packets", "octets", "flags", "version", "used",
     "prev", "next", "older", "newer", "chain", "first",
     "min_ttl", "max_ttl", "min_len", "max_len",
+    "init", "last", "rstart", "rend", "rpackets", "roctets", "rflags",
 };
 
 typedef struct {
@@ -61,6 +65,7 @@ typedef struct {
     int64_t live, peak, nexp, nfree;
     int64_t idle, active, max_flows;
     int natural, refuse;
+    Py_ssize_t o_last;   /* the time of a flow's last packet: "last" for biflows, else "end" */
 } Table;
 
 #define REC(t, s) ((t)->base + (Py_ssize_t)(s) * (t)->size)
@@ -71,6 +76,7 @@ typedef struct {
 #define U16(t, s, f) (*(uint16_t *)(REC(t, s) + (t)->off[f]))
 #define U8(t, s, f) (*(uint8_t *)(REC(t, s) + (t)->off[f]))
 #define KEY(t, s) ((uint64_t *)(REC(t, s) + (t)->off[F_KEY]))
+#define LAST(t, s) (*(int64_t *)(REC(t, s) + (t)->o_last))
 
 static inline uint64_t
 hash_words(const uint64_t *k, Py_ssize_t stride, int words)
@@ -141,7 +147,7 @@ time_reason(Table *t, int32_t s)
 {
     if (!t->idle) return END_ACTIVE;
     if (!t->active) return END_IDLE;
-    return I64(t, s, F_END) + t->idle <= I64(t, s, F_START) + t->active ? END_IDLE : END_ACTIVE;
+    return LAST(t, s) + t->idle <= I64(t, s, F_START) + t->active ? END_IDLE : END_ACTIVE;
 }
 
 /* End every flow whose deadline the clock has passed. The least recently used flow has the
@@ -152,7 +158,7 @@ sweep(Table *t, int64_t clock)
 {
     for (;;) {
         int32_t s = t->lru_head;
-        if (t->idle && s != NIL && I64(t, s, F_END) + t->idle < clock) {
+        if (t->idle && s != NIL && LAST(t, s) + t->idle < clock) {
             end_flow(t, s, time_reason(t, s));
             continue;
         }
@@ -231,6 +237,14 @@ Table_init(Table *t, PyObject *args, PyObject *kw)
             return -1;
         }
     }
+    int bi = 0;
+    for (int f = F_INIT; f < N_FIELDS; f++)
+        bi += t->off[f] >= 0;
+    if (bi != 0 && bi != N_FIELDS - F_INIT) {
+        PyErr_SetString(PyExc_ValueError, "a biflow record needs every reverse field");
+        return -1;
+    }
+    t->o_last = bi ? t->off[F_LAST] : t->off[F_END];
     unbind(t);
     PyMem_Free(t->bucket);
     t->bucket = NULL;
@@ -333,20 +347,25 @@ Table_bind(Table *t, PyObject *args)
 }
 
 PyDoc_STRVAR(meter_doc,
-"meter(t, keys, ip_len, tcp_flags, proto, ip_version, ttl, created, a, b, seq0)"
+"meter(t, keys, ip_len, tcp_flags, proto, ip_version, ttl, dir, created, a, b, seq0)"
 " -> (pos, status, created, refused)\n\n"
 "Meter packets a..b of a batch one at a time. ``t`` is the batch's packet clock (int64), "
-"``keys`` its (words, n) uint64 key matrix; ``created`` (int32, at least b - a long, or None) "
-"receives the slot of each flow created. Returns where it stopped: status 0 when done, 1 when "
+"``keys`` its (words, n) uint64 key matrix; for a biflow table ``dir`` (uint8) says which "
+"orientation of the key each packet has (the key is the same both ways), else None; "
+"``created`` (int32, at least b - a long, or None) receives the slot of each flow created. Returns where it stopped: status 0 when done, 1 when "
 "it needs a free slot for packet ``pos`` (read the ended flows and release them, or grow); "
 "``refused``: packets of new flows a full cache that never evicts did not take.");
 
 /* The batch columns meter() reads, after t: octets per element, writable. */
 static const struct { Py_ssize_t itemsize; int writable; const char *name; } columns[] = {
     {8, 0, "keys"}, {4, 0, "ip_len"}, {2, 0, "tcp_flags"}, {1, 0, "proto"},
-    {1, 0, "ip_version"}, {1, 0, "ttl"}, {4, 1, "created"},
+    {1, 0, "ip_version"}, {1, 0, "ttl"}, {1, 0, "dir"}, {4, 1, "created"},
 };
-#define N_COLUMNS 7
+#define N_COLUMNS 8
+#define PREFETCH_BUCKET 8  /* packets ahead */
+#define PREFETCH_RECORD 4
+#define C_DIR 6
+#define C_CREATED 7
 
 static PyObject *
 Table_meter(Table *t, PyObject *args)
@@ -354,15 +373,15 @@ Table_meter(Table *t, PyObject *args)
     PyObject *tobj, *o[N_COLUMNS];
     Py_ssize_t a, b;
     long long seq0;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOnnL", &tobj, &o[0], &o[1], &o[2], &o[3], &o[4],
-                          &o[5], &o[6], &a, &b, &seq0))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOnnL", &tobj, &o[0], &o[1], &o[2], &o[3], &o[4],
+                          &o[5], &o[6], &o[7], &a, &b, &seq0))
         return NULL;
     if (!t->bound) {
         PyErr_SetString(PyExc_RuntimeError, "flow table not bound");
         return NULL;
     }
     Py_buffer tb, v[N_COLUMNS];
-    int got = 0;
+    int got = 0, taken[N_COLUMNS] = {0};
     PyObject *result = NULL;
     if (get_buffer(tobj, &tb, 0, 8, 0, "t") < 0)
         return NULL;
@@ -371,13 +390,20 @@ Table_meter(Table *t, PyObject *args)
         PyErr_SetString(PyExc_IndexError, "packet range outside the batch");
         goto done;
     }
+    const int biflow = t->off[F_INIT] >= 0;
+    if (biflow == (o[C_DIR] == Py_None)) {
+        PyErr_SetString(PyExc_ValueError, biflow ? "a biflow table needs dir"
+                                                 : "dir is for biflow tables");
+        goto done;
+    }
     for (; got < N_COLUMNS; got++) {
-        if (o[got] == Py_None && got == N_COLUMNS - 1)
-            break;
-        Py_ssize_t need = got == 0 ? (Py_ssize_t)t->words * n : got == N_COLUMNS - 1 ? b - a : n;
+        if (o[got] == Py_None && (got == C_DIR || got == C_CREATED))
+            continue;
+        Py_ssize_t need = got == 0 ? (Py_ssize_t)t->words * n : got == C_CREATED ? b - a : n;
         if (get_buffer(o[got], &v[got], columns[got].writable, columns[got].itemsize, need,
                        columns[got].name) < 0)
             goto done;
+        taken[got] = 1;
     }
 
     const int64_t *ts = tb.buf;
@@ -385,7 +411,8 @@ Table_meter(Table *t, PyObject *args)
     const uint32_t *ip_len = v[1].buf;
     const uint16_t *flags = v[2].buf;
     const uint8_t *proto = v[3].buf, *version = v[4].buf, *ttl = v[5].buf;
-    int32_t *created = got == N_COLUMNS ? v[6].buf : NULL;
+    const uint8_t *dir = taken[C_DIR] ? v[C_DIR].buf : NULL;
+    int32_t *created = taken[C_CREATED] ? v[C_CREATED].buf : NULL;
     const int words = t->words;
     const int timed = t->idle || t->active;
     const int has_first = t->off[F_FIRST] >= 0;
@@ -396,6 +423,17 @@ Table_meter(Table *t, PyObject *args)
 
     for (i = a; i < b; i++) {
         int64_t clock = ts[i];
+        /* A large table misses the CPU caches on every lookup: ask for the bucket of a packet
+         * a few ahead, and for the record its bucket points at, so they arrive in time. */
+        if (i + PREFETCH_BUCKET < b)
+            __builtin_prefetch(&t->bucket[hash_words(keys + i + PREFETCH_BUCKET, n, words)
+                                          >> t->shift]);
+        if (i + PREFETCH_RECORD < b) {
+            int32_t ahead = t->bucket[hash_words(keys + i + PREFETCH_RECORD, n, words)
+                                      >> t->shift];
+            if (ahead != NIL)
+                __builtin_prefetch(KEY(t, ahead));
+        }
         if (timed)
             sweep(t, clock);
         const uint64_t *k = keys + i;
@@ -442,6 +480,14 @@ Table_meter(Table *t, PyObject *args)
             if (ttl_hi) U8(t, s, F_MAXTTL) = 0;
             if (len_lo) U32(t, s, F_MINLEN) = 0xffffffffu;
             if (len_hi) U32(t, s, F_MAXLEN) = 0;
+            if (dir) {
+                U8(t, s, F_INIT) = dir[i];
+                U64(t, s, F_RPACKETS) = 0;
+                U64(t, s, F_ROCTETS) = 0;
+                U16(t, s, F_RFLAGS) = 0;
+                I64(t, s, F_RSTART) = 0;
+                I64(t, s, F_REND) = 0;
+            }
             lru_append(t, s);
             age_append(t, s);
             if (++t->live > t->peak) t->peak = t->live;
@@ -451,22 +497,38 @@ Table_meter(Table *t, PyObject *args)
             lru_unlink(t, s);
             lru_append(t, s);
         }
-        I64(t, s, F_END) = clock;
-        U64(t, s, F_PACKETS) += 1;
-        U64(t, s, F_OCTETS) += ip_len[i];
-        U16(t, s, F_FLAGS) |= flags[i];
-        if (ttl_lo && ttl[i] < U8(t, s, F_MINTTL)) U8(t, s, F_MINTTL) = ttl[i];
-        if (ttl_hi && ttl[i] > U8(t, s, F_MAXTTL)) U8(t, s, F_MAXTTL) = ttl[i];
-        if (len_lo && ip_len[i] < U32(t, s, F_MINLEN)) U32(t, s, F_MINLEN) = ip_len[i];
-        if (len_hi && ip_len[i] > U32(t, s, F_MAXLEN)) U32(t, s, F_MAXLEN) = ip_len[i];
-        if (t->natural && proto[i] == 6 && (flags[i] & 0x05))
-            end_flow(t, s, END_OF_FLOW);
+        if (dir && dir[i] != U8(t, s, F_INIT)) {  /* the answer to the biflow's initiator */
+            I64(t, s, F_LAST) = clock;
+            if (U64(t, s, F_RPACKETS)++ == 0)
+                I64(t, s, F_RSTART) = clock;
+            I64(t, s, F_REND) = clock;
+            U64(t, s, F_ROCTETS) += ip_len[i];
+            U16(t, s, F_RFLAGS) |= flags[i];
+        } else {
+            if (dir) I64(t, s, F_LAST) = clock;
+            I64(t, s, F_END) = clock;
+            U64(t, s, F_PACKETS) += 1;
+            U64(t, s, F_OCTETS) += ip_len[i];
+            U16(t, s, F_FLAGS) |= flags[i];
+            if (ttl_lo && ttl[i] < U8(t, s, F_MINTTL)) U8(t, s, F_MINTTL) = ttl[i];
+            if (ttl_hi && ttl[i] > U8(t, s, F_MAXTTL)) U8(t, s, F_MAXTTL) = ttl[i];
+            if (len_lo && ip_len[i] < U32(t, s, F_MINLEN)) U32(t, s, F_MINLEN) = ip_len[i];
+            if (len_hi && ip_len[i] > U32(t, s, F_MAXLEN)) U32(t, s, F_MAXLEN) = ip_len[i];
+        }
+        /* A natural cache ends a flow on FIN or RST; a biflow on a RST either way, or once
+         * both ends have sent their FIN. */
+        if (t->natural && proto[i] == 6 && (flags[i] & 0x05)) {
+            if (!dir || (flags[i] & 0x04)
+                    || (U16(t, s, F_FLAGS) & U16(t, s, F_RFLAGS) & 0x01))
+                end_flow(t, s, END_OF_FLOW);
+        }
     }
     result = Py_BuildValue("nini", i, status, ncreated, refused);
 
 done:
-    for (int j = 0; j < got; j++)
-        PyBuffer_Release(&v[j]);
+    for (int j = 0; j < N_COLUMNS; j++)
+        if (taken[j])
+            PyBuffer_Release(&v[j]);
     PyBuffer_Release(&tb);
     return result;
 }

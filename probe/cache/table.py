@@ -30,6 +30,13 @@ STATE: dict[str, str] = {
     "flags": "uint16", "min_ttl": "uint8", "max_ttl": "uint8", "min_len": "uint32",
     "max_len": "uint32", "version": "uint8",
 }
+# A biflow's (RFC 5103) other state: the orientation of its initiator's packets, the time of
+# its last packet either way (for the idle timeout), and the reverse direction's times and
+# counters.
+BIFLOW: dict[str, str] = {
+    "init": "uint8", "last": "int64", "rstart": "int64", "rend": "int64",
+    "rpackets": "uint64", "roctets": "uint64", "rflags": "uint16",
+}
 # The core's own fields: list links and hash chain (slot numbers), whether the slot holds a
 # flow, and the packet number of the flow's first packet (kept only for first-packet values).
 _LINKS: dict[str, str] = {"prev": "int32", "next": "int32", "older": "int32", "newer": "int32",
@@ -46,7 +53,7 @@ def record_dtype(words: int, value_specs: ValueSpecs, state: tuple[str, ...],
     """The record: fields in order of alignment, so it packs without padding but at its end."""
     fields: list[tuple[str, np.dtype, tuple[int, ...]]] = [
         ("key", np.dtype(np.uint64), (words,))]
-    fields += [(k, np.dtype(STATE[k]), ()) for k in state]
+    fields += [(k, np.dtype(STATE.get(k) or BIFLOW[k]), ()) for k in state]
     fields += [(k, np.dtype(v), ()) for k, v in _LINKS.items()]
     if first:
         fields.append(("first", np.dtype(np.int64), ()))
@@ -80,8 +87,11 @@ class FlowTable:
     def __init__(self, words: int, value_specs: ValueSpecs, state: tuple[str, ...] = tuple(STATE),
                  *, idle_us: int = 0, active_us: int = 0, natural: bool = False,
                  max_flows: int | None = None, refuse_when_full: bool = False,
-                 capacity: int = 1024) -> None:
+                 biflow: bool = False, capacity: int = 1024) -> None:
         self.value_names = tuple(value_specs)
+        self.biflow = biflow
+        if biflow:
+            state = (*state, *BIFLOW)
         self.state_names = state
         self.dtype = record_dtype(words, value_specs, state, first=bool(value_specs))
         self.limit = None
