@@ -93,9 +93,11 @@ def _check_version(path: str, config: model.Config, version: int) -> None:
     fixed record, NetFlow v9 no enterprise-specific IEs."""
     if version not in (5, 9):
         return
-    from probe.ie import V5_CARRIABLE
+    from probe.ie import BIFLOW_IES, V5_CARRIABLE
 
     def fits(f: model.CacheField) -> bool:
+        if f.ie_name in BIFLOW_IES:  # a biflow goes as two one-way records
+            return True
         return f.ie_name in V5_CARRIABLE if version == 5 else f.enterprise_number == 0
 
     problems = [f"{path}: cache {c.name!r}: NetFlow v{version} cannot carry "

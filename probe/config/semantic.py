@@ -14,16 +14,21 @@ from typing import Any
 from probe.config.filters import filter_hash_problems, filter_match_problems
 from probe.config.paths import ROOT, quote
 from probe.ie import (
+    BIFLOW_IES,
     CUMULATIVE_COUNTERS,
     DELTA_COUNTERS,
     ENTERPRISE_ELEMENTS,
     METERED,
     METERED_KEYS,
+    REVERSE_IES,
+    REVERSE_PEN,
+    SWAPPED_KEYS,
     TUNNEL_ELEMENTS,
     V5_CARRIABLE,
     InformationElement,
     by_id,
     by_name,
+    reverse_name,
 )
 from probe.ie.iana import ELEMENTS
 
@@ -61,14 +66,15 @@ def resolve_ie(field: dict[str, Any]) -> tuple[InformationElement | None, str | 
     what is wrong with the name/id."""
     pen = int(field.get("ieEnterpriseNumber", 0))
     known_pens = {row[0] for row in ENTERPRISE_ELEMENTS}
-    if pen and pen not in known_pens:
+    if pen and pen not in known_pens | {REVERSE_PEN}:
         return None, (f"enterprise-specific Information Elements of enterprise {pen} are not "
                       f"supported (flowprobe knows enterprise {', '.join(map(str, known_pens))}"
-                      f"'s tunnel IEs)")
+                      f"'s tunnel IEs and RFC 5103's reverse IEs, enterprise {REVERSE_PEN})")
     if "ieName" in field:
         ie = by_name(field["ieName"])
         if ie is None:
-            names = [row[1] for row in ELEMENTS] + [row[2] for row in ENTERPRISE_ELEMENTS]
+            names = ([row[1] for row in ELEMENTS] + [row[2] for row in ENTERPRISE_ELEMENTS]
+                     + sorted(REVERSE_IES))
             close = difflib.get_close_matches(field["ieName"], names, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             return None, f"unknown Information Element '{field['ieName']}'{hint}"
@@ -76,6 +82,10 @@ def resolve_ie(field: dict[str, Any]) -> tuple[InformationElement | None, str | 
             if pen == 0:
                 return None, (f"{ie.name} is an enterprise-specific Information Element: give "
                               f"ieEnterpriseNumber {ie.pen} with it")
+            if pen == REVERSE_PEN and by_name(reverse_name(ie.name)) is not None:
+                return None, (f"enterprise {pen} has no Information Element '{ie.name}': "
+                              f"RFC 5103's reverse of {ie.name} is "
+                              f"'{reverse_name(ie.name)}'")
             return None, f"enterprise {pen} has no Information Element '{ie.name}'"
         return ie, None
     ie = by_id(int(field["ieId"]), pen)
@@ -201,6 +211,35 @@ def _cache(path: str, cache: dict[str, Any]) -> Problems:
     if kind != "immediateCache" and keys == 0:
         problems.append((f"{kpath}/cacheLayout", f"a {kind} needs at least one flow key "
                                                  "(isFlowKey) to tell flows apart"))
+    problems += _biflow_layout(kind, kpath, body.get("cacheLayout", {}).get("cacheField", []))
+    return problems
+
+
+def _biflow_layout(kind: str, kpath: str, fields: list[dict[str, Any]]) -> Problems:
+    """A layout with RFC 5103 reverse IEs (or biflowDirection) makes a biflow cache: one flow
+    for both directions, keyed on both ends of the conversation."""
+    names = {ie.name: field for field in fields
+             if (ie := resolve_ie(field)[0]) is not None}
+    biflow = sorted(BIFLOW_IES & set(names))
+    if not biflow:
+        return []
+    if kind == "immediateCache":
+        return [(p_entry(f"{kpath}/cacheLayout", "cacheField", names[biflow[0]]),
+                 f"{biflow[0]}: an immediateCache reports single packets, not biflows")]
+    keys = {n for n, f in names.items() if "isFlowKey" in f}
+    problems: Problems = []
+    if "postDestinationMacAddress" in keys:
+        problems.append((p_entry(f"{kpath}/cacheLayout", "cacheField",
+                                 names["postDestinationMacAddress"]),
+                         "postDestinationMacAddress cannot key a biflow cache (it has no "
+                         "source counterpart); use destinationMacAddress"))
+    for one, other in SWAPPED_KEYS:
+        if (one in keys) != (other in keys):
+            have, lack = (one, other) if one in keys else (other, one)
+            problems.append((f"{kpath}/cacheLayout",
+                             f"a biflow cache ({biflow[0]}) keys on both ends of a "
+                             f"conversation: it has {have} as a flow key, so it needs {lack} "
+                             "as one too"))
     return problems
 
 
@@ -240,7 +279,9 @@ def _version_layouts(ipfix: dict[str, Any]) -> Problems:
                 continue
             for field in cache_fields(cache):
                 ie, _ = resolve_ie(field)
-                if ie is None or (ie.name in V5_CARRIABLE if version == 5 else ie.pen == 0):
+                # a biflow goes to v5 and v9 as two records, one per direction
+                if ie is None or ie.name in BIFLOW_IES or (
+                        ie.name in V5_CARRIABLE if version == 5 else ie.pen == 0):
                     continue
                 fpath = p_entry(f"{path}/{kind}/cacheLayout", "cacheField", field)
                 problems.append((fpath, f"{ie.name} {why} (exportingProcess {quote(feeds[0])} "

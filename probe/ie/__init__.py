@@ -13,6 +13,7 @@ from probe.ie.enterprise import ENTERPRISE_ELEMENTS, FIXED_LENGTH
 from probe.ie.iana import ELEMENTS, REGISTRY_UPDATED
 
 __all__ = [
+    "BIFLOW_IES",
     "CUMULATIVE_COUNTERS",
     "DELTA_COUNTERS",
     "ENTERPRISE_ELEMENTS",
@@ -24,6 +25,9 @@ __all__ = [
     "MPLS_LABEL_SECTIONS",
     "NTP_EPOCH_OFFSET",
     "REGISTRY_UPDATED",
+    "REVERSE_IES",
+    "REVERSE_PEN",
+    "SWAPPED_KEYS",
     "TUNNEL_ELEMENTS",
     "V5_CARRIABLE",
     "InformationElement",
@@ -95,7 +99,44 @@ def _tables() -> tuple[dict[str, InformationElement], dict[tuple[int, int], Info
         ie = InformationElement(*row, pen=pen)  # type: ignore[arg-type]
         names[ie.name] = ie
         ids[(pen, ie.id)] = ie
+    for name in REVERSIBLE:
+        fwd = names[name]
+        ie = InformationElement(fwd.id, reverse_name(name), fwd.data_type, fwd.semantics,
+                                fwd.units, fwd.status, pen=REVERSE_PEN)
+        names[ie.name] = ie
+        ids[(REVERSE_PEN, ie.id)] = ie
     return names, ids
+
+
+# RFC 5103 (biflows): the reverse direction of a biflow is exported in "reverse" IEs, each the
+# IANA IE of the same id under private enterprise number 29305, named "reverse" + the IE's name
+# with its first letter capitalised (reverseOctetDeltaCount is 29305/1). These are the ones
+# flowprobe's biflow caches fill: the reverse direction's counters, TCP flags and times.
+REVERSE_PEN = 29305
+REVERSIBLE: tuple[str, ...] = (
+    "octetDeltaCount", "packetDeltaCount", "octetTotalCount", "packetTotalCount",
+    "tcpControlBits", "flowStartSysUpTime", "flowEndSysUpTime",
+    "flowStartSeconds", "flowEndSeconds", "flowStartMilliseconds", "flowEndMilliseconds",
+    "flowStartMicroseconds", "flowEndMicroseconds",
+)
+
+
+def reverse_name(name: str) -> str:
+    return "reverse" + name[0].upper() + name[1:]
+
+
+REVERSE_IES: frozenset[str] = frozenset(reverse_name(n) for n in REVERSIBLE)
+# Key IEs that trade places when a packet goes the other way: a biflow cache keys on both.
+SWAPPED_KEYS: tuple[tuple[str, str], ...] = (
+    ("sourceIPv4Address", "destinationIPv4Address"),
+    ("sourceIPv6Address", "destinationIPv6Address"),
+    ("sourceTransportPort", "destinationTransportPort"),
+    ("tcpSourcePort", "tcpDestinationPort"),
+    ("udpSourcePort", "udpDestinationPort"),
+    ("sourceMacAddress", "destinationMacAddress"),
+)
+# What makes a cache a biflow cache (RFC 5103): reverse IEs, or biflowDirection (IE 239).
+BIFLOW_IES: frozenset[str] = REVERSE_IES | {"biflowDirection"}
 
 
 def by_name(name: str) -> InformationElement | None:
@@ -144,12 +185,14 @@ METERED_NONKEYS: frozenset[str] = frozenset({
     "flowStartMicroseconds", "flowEndMicroseconds",
     "minimumTTL", "maximumTTL", "flowEndReason",
     "minimumIpTotalLength", "maximumIpTotalLength",
-})
+}) | BIFLOW_IES
 # RFC 7012: a *DeltaCount counts since the previous report, a *TotalCount since the flow was
 # first metered. A permanentCache reports each flow again and again with counters so far, so it
 # carries the total counts; every other cache reports a flow once, so it carries the deltas.
-CUMULATIVE_COUNTERS: frozenset[str] = frozenset({"octetTotalCount", "packetTotalCount"})
-DELTA_COUNTERS: frozenset[str] = frozenset({"octetDeltaCount", "packetDeltaCount"})
+CUMULATIVE_COUNTERS: frozenset[str] = frozenset({
+    "octetTotalCount", "packetTotalCount", "reverseOctetTotalCount", "reversePacketTotalCount"})
+DELTA_COUNTERS: frozenset[str] = frozenset({
+    "octetDeltaCount", "packetDeltaCount", "reverseOctetDeltaCount", "reversePacketDeltaCount"})
 # Any metered key IE may also be configured as a non-key field (its value from the first packet).
 METERED: frozenset[str] = METERED_KEYS | METERED_NONKEYS
 

@@ -111,7 +111,9 @@ def test_every_metered_ie_fits_in_one_layout() -> None:
     doc = sample("ipfix-udp.json")
     names = [n for n in sorted(METERED) if n not in CUMULATIVE_COUNTERS]
     doc["cache"][0]["timeoutCache"]["cacheLayout"]["cacheField"] = [
-        {"name": n, "ieName": n, **({"isFlowKey": [None]} if n == "sourceIPv4Address" else {}),
+        {"name": n, "ieName": n,
+         **({"isFlowKey": [None]} if n in ("sourceIPv4Address", "destinationIPv4Address")
+            else {}),  # a biflow cache (with the reverse IEs) keys on both ends
          **({"ieEnterpriseNumber": pen} if (pen := by_name(n).pen) else {})}  # type: ignore[union-attr]
         for n in names]
     # the tunnel IEs are filled only where an observation point opens tunnels
