@@ -14,7 +14,7 @@ from probe.cache.records import RecordBatch
 from probe.cache.table import STATE, Chunk, FlowTable
 from probe.capture.batch import PacketBatch
 from probe.config import model
-from probe.ie import METERED_KEYS
+from probe.ie import BIFLOW_IES, METERED_KEYS
 
 END_IDLE, END_ACTIVE, END_OF_FLOW, END_FORCED, END_RESOURCES = 1, 2, 3, 4, 5
 
@@ -57,6 +57,7 @@ class Prepared:
     kmat: np.ndarray
     seq0: int
     extremes: tuple[str, ...] = ()  # the EXTREMES this cache keeps
+    dir: np.ndarray | None = None  # biflow caches: 1 where a packet's key is the swapped one
 
 
 class CacheBase:
@@ -80,9 +81,12 @@ class CacheBase:
         self.key_layout = KeyLayout(self.key_names)
         self.value_names = first_packet_values(cfg.layout)
         self.extremes = kept_extremes(cfg.layout)
+        # RFC 5103: reverse IEs in the layout make every flow a biflow, both directions of a
+        # conversation in one record, keyed the same both ways (``KeyLayout.biflow_words``).
+        self.biflow = bool(BIFLOW_IES & {f.ie_name for f in cfg.layout.fields})
         self.table = FlowTable(self.key_layout.words_per_key, value_specs(self.value_names),
                                tuple(k for k in STATE if k not in EXTREMES or k in self.extremes),
-                               **self.table_options(cfg))
+                               biflow=self.biflow, **self.table_options(cfg))
         self._pending: list[Chunk] = []
 
     def table_options(self, cfg: model.Cache) -> dict[str, int | bool | None]:
@@ -96,8 +100,11 @@ class CacheBase:
         start = batch.ts_us[0] if self.clock is None else max(self.clock, int(batch.ts_us[0]))
         t = np.maximum.accumulate(np.maximum(batch.ts_us, start))
         self.clock = int(t[-1])
-        p = Prepared(batch, t, self.value_names, self.key_layout.words(batch), self.seq,
-                     self.extremes)
+        if self.biflow:
+            kmat, way = self.key_layout.biflow_words(batch)
+        else:
+            kmat, way = self.key_layout.words(batch), None
+        p = Prepared(batch, t, self.value_names, kmat, self.seq, self.extremes, way)
         self.seq += len(batch)
         return p
 
@@ -141,7 +148,7 @@ class CacheBase:
         pos = a
         while True:
             pos, status, made, gone = self.table.core.meter(
-                p.t, p.kmat, bt.ip_len, bt.tcp_flags, bt.proto, bt.ip_version, bt.ttl,
+                p.t, p.kmat, bt.ip_len, bt.tcp_flags, bt.proto, bt.ip_version, bt.ttl, p.dir,
                 created, pos, b, p.seq0)
             self.stats.flows_created += made
             refused += gone
@@ -190,7 +197,7 @@ class CacheBase:
         return self._records(chunk)
 
     def _records(self, chunk: Chunk) -> list[RecordBatch]:
-        chunk.update(self.key_layout.values(chunk["key"]))
+        chunk.update(self.key_layout.values(chunk["key"], chunk.get("init")))
         return record_batches(self.name, self.cfg.layout, self.domain_id,
                               self.sys_init_us or 0, chunk)
 

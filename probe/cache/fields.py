@@ -16,6 +16,7 @@ import numpy as np
 from probe.branchless import keep
 from probe.capture.batch import PacketBatch
 from probe.capture.fields import EXTRACT, ICMP4, ICMP6, type_code, v4_address, v6_address
+from probe.ie import SWAPPED_KEYS
 
 __all__ = ["EXTRACT", "KeyLayout", "key_rows", "packet_values", "take_keys", "value_specs"]
 
@@ -165,8 +166,35 @@ class KeyLayout:
                 words[at // 8] |= value << np.uint64(8 * (at % 8))
         return words
 
-    def values(self, keys: np.ndarray) -> dict[str, np.ndarray]:
-        """Each key IE's values (as ``EXTRACT`` gives them) for keys as rows, ``(k, words)``."""
+    def biflow_words(self, batch: PacketBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Keys that are the same for both directions of a conversation (RFC 5103 biflows),
+        and which way each packet goes: a packet's key is the smaller of its own and the one
+        its answer would have (source and destination swapped, word by word from the first),
+        and ``dir`` is 1 where that is the answer's."""
+        own, other = self.words(batch), self.words(_Answer(batch))
+        differ = own != other
+        first = np.argmax(differ, axis=0)  # the first word that differs (0 if none does)
+        cols = np.arange(own.shape[1])
+        swapped = own[first, cols] > other[first, cols]
+        return np.where(swapped, other, own), swapped.astype(np.uint8)
+
+    def values(self, keys: np.ndarray, swapped: np.ndarray | None = None
+               ) -> dict[str, np.ndarray]:
+        """Each key IE's values (as ``EXTRACT`` gives them) for keys as rows, ``(k, words)``;
+        with ``swapped`` (a biflow's orientation, ``biflow_words``'s ``dir`` of its first
+        packet), each pair of ``SWAPPED_KEYS`` trades places where it is 1, so the values are
+        the first packet's."""
+        out = self._values(keys)
+        if swapped is not None and swapped.any():
+            turn = swapped.astype(bool)
+            for one, other in SWAPPED_KEYS:
+                if one in out and other in out:
+                    a, b = out[one], out[other]
+                    out[one], out[other] = np.where(_rows(turn, a), b, a), np.where(
+                        _rows(turn, b), a, b)
+        return out
+
+    def _values(self, keys: np.ndarray) -> dict[str, np.ndarray]:
         octets = np.ascontiguousarray(keys, dtype="<u8").view(np.uint8)
         version = octets[:, self._version].copy()
         out: dict[str, np.ndarray] = {}
@@ -180,6 +208,28 @@ class KeyLayout:
             else:
                 out[part.names[0]] = value
         return {name: out[name] for name in self.key_names}
+
+
+def _rows(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """``mask`` (one per row) shaped to select whole rows of ``like``."""
+    return mask.reshape(-1, *([1] * (like.ndim - 1)))
+
+
+_ANSWER = {"src_addr": "dst_addr", "dst_addr": "src_addr", "src_port": "dst_port",
+           "dst_port": "src_port", "src_mac": "dst_mac", "dst_mac": "src_mac"}
+
+
+class _Answer:
+    """A batch as its packets' answers would look: sources and destinations swapped."""
+
+    def __init__(self, batch: PacketBatch) -> None:
+        self._batch = batch
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        return getattr(self._batch, _ANSWER.get(name, name))
 
 
 def _alignment(width: int) -> int:

@@ -10,7 +10,8 @@ NetFlow v5 and v9 headers and sysUpTime-relative times need them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
@@ -60,6 +61,13 @@ def column_spec(ie_name: str) -> tuple[str, tuple[int, ...]]:
     return _DTYPE[ie.data_type]
 
 
+class OneWay(Protocol):
+    """Biflow records as one-way records (``probe.cache.build``)."""
+
+    def __call__(self) -> list[RecordBatch]: ...
+    def slice(self, a: int, b: int) -> OneWay: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RecordBatch:
     cache_name: str
@@ -68,6 +76,14 @@ class RecordBatch:
     fields: tuple[CacheField, ...]  # layout for this IP version, in configured order
     columns: dict[str, np.ndarray]  # IE name or META_COLUMNS name -> array of len(self)
     sys_init_us: int  # the probe's start on the packet clock (offline: first packet's time)
+    # Biflow records (RFC 5103): the same flows as two batches of one-way records, initiator's
+    # first, for a protocol that has no reverse IEs (NetFlow v5 and v9); None otherwise.
+    split: OneWay | None = None
+
+    def slice(self, a: int, b: int) -> RecordBatch:
+        """Records ``a:b``."""
+        return replace(self, columns={k: v[a:b] for k, v in self.columns.items()},
+                       split=None if self.split is None else self.split.slice(a, b))
 
     def __len__(self) -> int:
         return int(self.columns["_start_us"].shape[0])

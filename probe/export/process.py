@@ -24,7 +24,7 @@ from probe.export.netflow5 import encode_v5
 from probe.export.options import OptionsPlan, feeding_selectors, sampling_interval
 from probe.export.protocol import Ipfix, NetflowV5, NetflowV9, Protocol
 from probe.export.session import DEFAULT_QUEUE_LIMIT, DestinationRuntime
-from probe.export.templates import Chunk, TemplateRegistry, encode_batch
+from probe.export.templates import Chunk, TemplateRegistry, concat_chunks, encode_batch
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,26 @@ class ExportingProcessRuntime:
         if len(records) == 0:
             self.tick(now_us)
             return
-        encoded: dict[bool, Chunk | None] = {}
+        one_way = [d.protocol.version != 10 for d in self.destinations]
+        if records.split is not None and any(one_way) and (
+                self.ep.export_mode != "parallel" or all(one_way)):
+            # Biflows (RFC 5103) to NetFlow v5/v9, which have no reverse IEs: two one-way
+            # records each. Balancing and fallback move records between destinations, so
+            # there every destination gets them one-way.
+            for part in records.split():
+                self.export(part, now_us)
+            return
+        encoded: dict[bool | tuple[bool, bool], Chunk | None] = {}
 
         def chunk_for(d: DestinationRuntime) -> Chunk | None:
             v5 = d.protocol.version == 5
+            if records.split is not None and d.protocol.version != 10:  # parallel, mixed
+                key = (v5, True)
+                if key not in encoded:
+                    parts = [self._encode(part, v5) for part in records.split()]
+                    kept = [c for c in parts if c is not None]
+                    encoded[key] = concat_chunks(kept) if kept else None
+                return encoded[key]
             if v5 not in encoded:
                 encoded[v5] = self._encode(records, v5)
             return encoded[v5]

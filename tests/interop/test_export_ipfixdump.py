@@ -26,7 +26,7 @@ import pytest
 
 from probe.cache.records import RecordBatch
 from probe.config import load_data
-from probe.ie import by_id
+from probe.ie import REVERSE_PEN, by_id
 from probe.pipeline import Pipeline
 from tests.export.peers import ENV, TcpCollector, dumpcap, have, tshark_expert, udp_sink
 from tests.export.wire import Decoder, split_stream
@@ -113,8 +113,9 @@ def _shown(pen: int, ie_id: int, length: int, value: int | bytes) -> str:
     assert ie is not None
     kind = ie.data_type
     raw = value if isinstance(value, bytes) else int(value).to_bytes(length, "big")
-    if pen or kind == "octetArray":
-        # An IE libfixbuf does not know (ntop's), or an octetArray: up to 8 octets it prints
+    if (pen and pen != REVERSE_PEN) or kind == "octetArray":
+        # An IE libfixbuf does not know (ntop's; it knows RFC 5103's reverse IEs, and shows
+        # them as their forward IEs), or an octetArray: up to 8 octets it prints
         # them as one integer in the host's byte order (octets reversed on x86; RFC 7011 gives
         # octetArray no number), longer ones in hex (--hexdump).
         return str(int.from_bytes(raw, "little")) if length <= 8 else \
