@@ -1,4 +1,4 @@
-"""``flowprobe collect``: the bundled collector on UDP/TCP, JSON lines or a text table out.
+"""``flowprobe collect``: the bundled collector (NetFlow v5/v9, IPFIX, sFlow v5) on UDP/TCP.
 
 Runs until SIGINT/SIGTERM, then decodes what already arrived, flushes the output and prints
 statistics (messages, records, malformed by reason, sequence gaps) to stderr. ``?count=N`` on
@@ -23,12 +23,15 @@ if TYPE_CHECKING:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "collect", help="receive NetFlow v5/v9 and IPFIX and print the flows",
-        description="The bundled collector: decodes NetFlow v5/v9 and IPFIX over UDP and TCP.")
+        "collect", help="receive NetFlow v5/v9, IPFIX and sFlow v5 and print the flows",
+        description="The bundled collector: decodes NetFlow v5/v9 and IPFIX over UDP and TCP, "
+                    "and sFlow v5 over UDP.")
     p.add_argument("--listen", action="append", default=[], metavar="URL",
-                   help="udp://HOST:PORT or tcp://HOST:PORT (repeatable; port 0 = any free); "
-                        "?count=N opens N sockets on the port (SO_REUSEPORT), each served by "
-                        "its own worker process")
+                   help="netflow://HOST:PORT (NetFlow v5/v9, IPFIX over UDP; udp:// is the "
+                        "same), sflow://HOST:PORT (sFlow v5), flow://HOST:PORT (both), "
+                        "tcp://HOST:PORT (NetFlow/IPFIX over TCP); repeatable; port 0 = any "
+                        "free; ?count=N opens N sockets on the port (SO_REUSEPORT), each "
+                        "served by its own worker process")
     p.add_argument("-c", "--config", metavar="CONFIG",
                    help="RFC 6728 config: listen on its collectingProcess endpoints")
     p.add_argument("--format", choices=("json", "text"), default="json",
@@ -89,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     if args.config:
         urls += _config_listens(args.config)
     if not urls:
-        raise UserError("collect: give --listen udp://HOST:PORT (or tcp://) or -c CONFIG")
+        raise UserError("collect: give --listen netflow://HOST:PORT (or sflow://, flow://, "
+                        "udp://, tcp://) or -c CONFIG")
     endpoints = [parse_listen(u) for u in urls]
     workers = worker_count(endpoints)
     limits = memory_limits(args.max_memory, workers)

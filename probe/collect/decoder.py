@@ -15,7 +15,7 @@ from collections.abc import Hashable
 
 import numpy as np
 
-from probe.collect import ipfix, netflow5, netflow9
+from probe.collect import ipfix, netflow5, netflow9, sflow
 from probe.collect.columns import INTEGER
 from probe.collect.flows import FlowBatch, Record
 from probe.collect.limits import DEFAULT_LIMITS, Limits
@@ -30,13 +30,17 @@ class Decoder:
         self.limits = limits
         self.stats = CollectStats()
         self.table = SessionTable(limits, self.stats)
+        self.sflow = sflow.SflowDecoder(self.stats, limits.max_sessions)
 
     def feed(self, data: bytes, exporter: str, session: Hashable | None = None,
-             received_ns: int | None = None, now: float | None = None) -> None:
+             received_ns: int | None = None, now: float | None = None,
+             accept: str = "netflow") -> None:
         """Read one message from ``exporter`` (its IP as text) on transport ``session``.
 
         ``session`` defaults to the exporter address; UDP callers pass (address, port), TCP
-        callers the connection. Malformed input is counted in ``stats.malformed``.
+        callers the connection. ``accept`` is what the listener takes (``netflow``, ``sflow``
+        or ``flow`` for both, ``probe.collect.listen``). Malformed input is counted in
+        ``stats.malformed``.
         """
         if received_ns is None:
             received_ns = time.time_ns()
@@ -44,6 +48,16 @@ class Decoder:
             now = time.monotonic()
         if len(data) < 2:
             self.stats.bad("short_header")
+            return
+        is_sflow = data[:4] == sflow.MAGIC  # NetFlow/IPFIX versions are never 0 in octets 0..1
+        if is_sflow != (accept == "sflow") and accept != "flow":
+            self.stats.bad("sflow_on_netflow_listener" if is_sflow else "not_sflow")
+            return
+        if is_sflow:
+            try:
+                self.sflow.feed(data, exporter, received_ns)
+            except Exception:  # as below
+                self.stats.bad("internal_error")
             return
         fn = _BY_VERSION.get(int.from_bytes(data[:2], "big"))
         if fn is None:
@@ -59,8 +73,8 @@ class Decoder:
 
     @property
     def pending_records(self) -> int:
-        """Flow records queued for the next ``flush``."""
-        return self.table.pending.records
+        """Flow records queued for the next ``flush`` (sFlow: samples)."""
+        return self.table.pending.records + self.sflow.pending
 
     def flush(self) -> list[FlowBatch]:
         """Decode everything queued; the batches in the order their runs started."""
@@ -69,7 +83,11 @@ class Decoder:
             out = self.table.pending.flush()
         except Exception:  # as in feed: counted, never raised
             self.stats.bad("internal_error")
-            return []
+            out = []
+        try:
+            out += self.sflow.flush()
+        except Exception:
+            self.stats.bad("internal_error")
         st = self.stats
         st.decode_seconds += time.perf_counter() - t0
         st.flushes += 1
@@ -81,10 +99,11 @@ class Decoder:
         return out
 
     def decode(self, data: bytes, exporter: str, session: Hashable | None = None,
-               received_ns: int | None = None, now: float | None = None) -> list[Record]:
+               received_ns: int | None = None, now: float | None = None,
+               accept: str = "netflow") -> list[Record]:
         """``feed`` one message and ``flush``: its flow records (and any released by a
         template it carried), one ``Record`` each. For tests and small callers."""
-        self.feed(data, exporter, session, received_ns, now)
+        self.feed(data, exporter, session, received_ns, now, accept)
         return [r for b in self.flush() for r in b.records()]
 
     def expire(self, now: float | None = None) -> None:

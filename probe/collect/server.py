@@ -20,13 +20,14 @@ import selectors
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
 
 from probe.collect.decoder import Decoder
 from probe.collect.flows import FlowBatch
 from probe.collect.framing import StreamFramer
+from probe.collect.listen import MAX_COUNT, Endpoint, parse_listen
 from probe.errors import UserError
+
+__all__ = ["MAX_COUNT", "CollectorLoop", "Endpoint", "open_endpoint", "parse_listen"]
 
 OnBatches = Callable[[list[FlowBatch]], None]
 DEFAULT_RCVBUF = 64 * 1024 * 1024  # a burst replay must not overrun the socket buffer
@@ -34,47 +35,6 @@ FLUSH_RECORDS = 16_384  # flush the decode queue when this many records wait
 FLUSH_DELAY_S = 0.05  # ... or when the oldest has waited this long
 _SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 _DRAIN_LIMIT = 200_000  # datagrams read after stop()
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    transport: str  # "udp" or "tcp"
-    host: str
-    port: int
-    count: int = 1  # sockets (and worker processes) sharing the port with SO_REUSEPORT
-
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        query = f"?count={self.count}" if self.count > 1 else ""
-        return f"{self.transport}://{host}:{self.port}{query}"
-
-
-MAX_COUNT = 64
-
-
-def parse_listen(url: str) -> Endpoint:
-    """``udp://H:P`` / ``tcp://H:P`` (IPv6 hosts in brackets), optionally ``?count=N``
-    (goflow2's: N sockets on the port, one worker each) -> Endpoint, else UserError."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-        query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-    except ValueError as exc:
-        raise UserError(f"--listen {url}: {exc}") from None
-    if parts.scheme not in ("udp", "tcp"):
-        raise UserError(f"--listen {url}: scheme must be udp:// or tcp://")
-    if port is None or not parts.hostname:
-        raise UserError(f"--listen {url}: expected {parts.scheme or 'udp'}://HOST:PORT")
-    if parts.path not in ("", "/") or parts.fragment or set(query) - {"count"}:
-        raise UserError(f"--listen {url}: unexpected path or query after the port "
-                        "(only ?count=N)")
-    count = 1
-    if "count" in query:
-        text = query["count"][-1]
-        if not text.isdigit() or not 1 <= int(text) <= MAX_COUNT:
-            raise UserError(f"--listen {url}: count must be a number from 1 to {MAX_COUNT}")
-        count = int(text)
-    return Endpoint(parts.scheme, parts.hostname, port, count)
 
 
 def grow_rcvbuf(sock: socket.socket, size: int) -> None:
@@ -149,7 +109,7 @@ def open_endpoint(ep: Endpoint, rcvbuf: int | None = None
         what = "port in use" if exc.errno == errno.EADDRINUSE else exc.strerror
         raise UserError(f"{ep.url()}: cannot listen: {what}") from None
     host, port = socks[0].getsockname()[:2]
-    return Endpoint(ep.transport, host, port, ep.count), socks
+    return Endpoint(ep.transport, host, port, ep.count, ep.accept, ep.scheme), socks
 
 
 def _exporter_ip(addr: str) -> str:
@@ -176,6 +136,7 @@ class CollectorLoop:
         self._socks: list[socket.socket] = []
         self._conns: dict[int, _Conn] = {}
         self._udp_ports: dict[int, int] = {}  # fd -> local port (part of the UDP session key)
+        self._udp_accept: dict[int, str] = {}  # fd -> "netflow", "sflow" or "flow"
         self._serial = 0
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -190,22 +151,25 @@ class CollectorLoop:
             for ep in self.endpoints:
                 bound, socks = open_endpoint(ep, self.rcvbuf)
                 self.bound.append(bound)
-                self.adopt(socks)
+                self.adopt(socks, ep.accept)
         except BaseException:
             self.close()
             raise
         return self.bound
 
-    def adopt(self, socks: list[socket.socket]) -> None:
-        """Serve sockets opened elsewhere (a worker is handed its share of the parent's)."""
+    def adopt(self, socks: list[socket.socket], accept: str | list[str] = "netflow") -> None:
+        """Serve sockets opened elsewhere (a worker is handed its share of the parent's).
+        ``accept``: what each takes (``probe.collect.listen``), one for all or one each."""
         if not self._socks:
             self.sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
-        for sock in socks:
+        accepts = [accept] * len(socks) if isinstance(accept, str) else accept
+        for sock, takes in zip(socks, accepts, strict=True):
             kind = "udp" if sock.type == socket.SOCK_DGRAM else "tcp"
             self._socks.append(sock)
             self.sel.register(sock, selectors.EVENT_READ, (kind, sock))
             if kind == "udp":
                 self._udp_ports[sock.fileno()] = sock.getsockname()[1]
+                self._udp_accept[sock.fileno()] = takes
 
     # ------------------------------------------------------------------ run / stop
     def stop(self) -> None:
@@ -293,6 +257,7 @@ class CollectorLoop:
     def _read_udp(self, sock: socket.socket, limit: int | None = 256) -> None:
         n = 0
         port = self._udp_ports.get(sock.fileno(), 0)
+        accept = self._udp_accept.get(sock.fileno(), "netflow")
         while limit is None or n < limit:
             try:
                 data, addr = sock.recvfrom(65535)
@@ -302,7 +267,7 @@ class CollectorLoop:
                 return
             n += 1
             ip = _exporter_ip(addr[0])
-            self.decoder.feed(data, ip, ("udp", ip, addr[1], port))
+            self.decoder.feed(data, ip, ("udp", ip, addr[1], port), accept=accept)
             if self.decoder.pending_records >= FLUSH_RECORDS:
                 self.flush()
 

@@ -39,6 +39,8 @@ class CollectStats:
     lost_by_domain: Counter[tuple[str, int, str]] = field(default_factory=Counter)
     templates_known: int = 0  # templates held now (a gauge, set by the server's tick)
     publish_errors: Counter[str] = field(default_factory=Counter)  # by transport (e.g. nats)
+    # sFlow: samples, lost datagrams, sampled headers decoded or ignored (probe.collect.sflow)
+    sflow: Counter[str] = field(default_factory=Counter)
     exporters: set[str] = field(default_factory=set)  # the ones counted under their address
     # UDP socket inode -> (local port, datagrams dropped by the kernel, bytes queued)
     sockets: dict[int, tuple[str, int, int]] = field(default_factory=dict)
@@ -106,10 +108,23 @@ class CollectStats:
         lines.append(f"malformed/refused: {total}" + (f" ({bad})" if bad else ""))
         if self.sessions_evicted:
             lines.append(f"sessions evicted: {self.sessions_evicted}")
+        if self.sflow:
+            lines.append(sflow_line(self.sflow))
         if self.socket_drops:
             lines.append(f"datagrams dropped by the kernel (receive buffer full): "
                          f"{self.socket_drops}")
         return "\n".join(lines)
+
+
+def sflow_line(c: Counter[str]) -> str:
+    """What sFlow adds: samples, lost datagrams, sampled headers and what could not be read."""
+    line = (f"sflow: flow samples {c['flow_samples']}, counter samples {c['counter_samples']}, "
+            f"lost datagrams {c['lost_datagrams']}; headers decoded {c['headers_decoded']} of "
+            f"{c['headers_read']}")
+    main = {"flow_samples", "counter_samples", "lost_datagrams", "headers_read",
+            "headers_decoded"}
+    rest = ", ".join(f"{k} {v}" for k, v in sorted(c.items()) if k not in main and v)
+    return line + (f" ({rest})" if rest else "")
 
 
 def merge(parts: list[CollectStats]) -> CollectStats:

@@ -62,8 +62,8 @@ def _send(fd: int, kind: int, payload: bytes) -> None:
         view = view[n:]
 
 
-def _worker(index: int, socks: list[socket.socket], fd: int, limits: Limits, encode: Encode
-            ) -> None:
+def _worker(index: int, socks: list[socket.socket], fd: int, limits: Limits, encode: Encode,
+            accepts: list[str]) -> None:
     decoder = Decoder(limits)
     last = [time.monotonic()]
 
@@ -81,7 +81,7 @@ def _worker(index: int, socks: list[socket.socket], fd: int, limits: Limits, enc
             report()
 
     loop = CollectorLoop([], on_batches, decoder)
-    loop.adopt(socks)
+    loop.adopt(socks, accepts)
     loop.on_idle = report
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
@@ -125,11 +125,12 @@ def serve(endpoints: list[Endpoint], limits: Limits, encode: Encode,
                 for fd in pipes:
                     os.close(fd)
                 mine = [socks[i] for _, socks in opened if len(socks) > i]
+                accepts = [ep.accept for ep, socks in opened if len(socks) > i]
                 for _, socks in opened:
                     for s in socks:
                         if not any(s is m for m in mine):
                             s.close()
-                _worker(i, mine, w, limits, encode)
+                _worker(i, mine, w, limits, encode, accepts)
             except BaseException:
                 code = 1
             finally:

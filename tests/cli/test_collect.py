@@ -128,7 +128,8 @@ def _fails(*args: str) -> str:
 
 def test_user_errors_exit_2_with_one_line() -> None:
     assert _fails("--listen", "http://127.0.0.1:1") == \
-        "--listen http://127.0.0.1:1: scheme must be udp:// or tcp://"
+        "--listen http://127.0.0.1:1: scheme must be netflow://, sflow://, flow://, udp:// " \
+        "or tcp://"
     assert _fails("--listen", "udp://127.0.0.1") == \
         "--listen udp://127.0.0.1: expected udp://HOST:PORT"
     assert "Port out of range" in _fails("--listen", "udp://127.0.0.1:70000")
