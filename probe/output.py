@@ -8,6 +8,9 @@ run`` print through this module:
   or a whole ``FlowBatch`` at once, from its columns);
 - ``TableWriter``: the flows as nfdump lays them out, one row per flow (``table_row``), either
   streamed as they arrive or sorted by first seen with columns as wide as the widest value;
+- ``FlowOutput``: what ``flowprobe collect`` does with decoded batches, goflow2's chain: the
+  mapping's field entries, context enrichment, a format (JSON, goflow2's protobuf, the
+  table), then a transport (a file or stdout, NATS JetStream);
 - ``print_summary``: what a pipeline read, skipped and metered; ``print_exports``: what each
   export destination sent and what its transport could confirm; ``print_loopback_summary``:
   what went over the loopback and came back;
@@ -21,7 +24,7 @@ import ipaddress
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from probe.ie import by_name
 from probe.ie.reasons import FLOW_END_REASONS
@@ -29,6 +32,8 @@ from probe.ie.reasons import FLOW_END_REASONS
 if TYPE_CHECKING:  # only annotations: `flowprobe collect` does not load the pipeline
     from probe.collect import CollectStats, FlowBatch, Record
     from probe.config.model import Config
+    from probe.format.context import Context
+    from probe.format.mapping import Mapping as MappingFile
     from probe.pipeline import PipelineStats
 
 PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP", 58: "ICMPv6", 132: "SCTP"}
@@ -212,6 +217,62 @@ class TableWriter:
             self.out.write("".join(_line(row, widths) for row in (TABLE_HEAD, *rows)))
         self.out.write(totals_line(self.flows, self.packets, self.bytes))
         self.out.flush()
+
+
+class FlowOutput:
+    """Decoded batches -> mapping -> enrichment -> format -> transport (goflow2's chain).
+
+    Split in two so that ``?count=N`` workers can share it: calling the object (``encode``)
+    turns batches into bytes where they are decoded (in each worker), ``write`` hands bytes
+    to the transport where the output is (the parent). For a file the bytes are what the file
+    gets; for a message bus they are frames of (subject, payload), one per flow.
+    ``bind(stats)`` makes the format count what it leaves out in the decoder's statistics
+    (``CollectStats.output``), which workers send to the parent with the rest.
+    """
+
+    def __init__(self, fmt: str, transport: Any, mapping: MappingFile | None = None,
+                 context: Context | None = None) -> None:
+        from probe.format.mapping import NO_MAPPING
+        from probe.format.produce import Producer
+        from probe.format.proto import BinFormat
+        from probe.format.render import JsonFormat
+
+        mapping = mapping or NO_MAPPING
+        self.fmt = fmt
+        self.transport = transport
+        self.producer = Producer(mapping)
+        self.context = context
+        self.format: JsonFormat | BinFormat | None = None
+        if fmt == "bin":
+            self.format = BinFormat(mapping.protobuf)
+        elif fmt == "json":
+            self.format = JsonFormat(mapping)
+        self.bus = getattr(transport, "subject", None)  # a message bus: subjects per flow
+        self.key = mapping.key
+
+    def bind(self, stats: CollectStats) -> None:
+        if self.format is not None and hasattr(self.format, "notes"):
+            self.format.notes = stats.output
+
+    def __call__(self, batches: list[FlowBatch]) -> bytes:
+        from probe.format import is_counters
+
+        for b in batches:
+            if self.producer:
+                self.producer.apply(b)
+            if self.context is not None and not is_counters(b):
+                self.context.enrich(b)
+        if self.format is None:  # the text table: flows only, a line each
+            return table_stream_rows([b for b in batches if not is_counters(b)]).encode()
+        if self.bus is None:
+            return self.format.chunk(batches)
+        from probe.transport.nats import frames
+
+        return b"".join(frames(self.bus.render_batch(b, self.key), self.format.payloads(b))
+                        for b in batches)
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
 
 
 # ------------------------------------------------------------------ summaries

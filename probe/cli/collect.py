@@ -13,12 +13,13 @@ import argparse
 import signal
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from probe.errors import UserError
 
 if TYPE_CHECKING:
     from probe.collect import CollectStats, Limits
+    from probe.output import FlowOutput
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -34,9 +35,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "served by its own worker process")
     p.add_argument("-c", "--config", metavar="CONFIG",
                    help="RFC 6728 config: listen on its collectingProcess endpoints")
-    p.add_argument("--format", choices=("json", "text"), default="json",
-                   help="json: one JSON object per flow (goflow2 names); text: a table")
+    p.add_argument("--format", choices=("json", "bin", "text"), default="json",
+                   help="json: one JSON object per flow (goflow2 names); bin: goflow2's "
+                        "protobuf (flowpb.FlowMessage, varint-length-delimited); text: a "
+                        "table")
+    p.add_argument("--mapping", metavar="FILE",
+                   help="goflow2 mapping YAML: formatter fields/rename/render/key/protobuf, "
+                        "ipfix and netflowv9 field mappings")
+    p.add_argument("--context", metavar="FILE",
+                   help="YAML of named networks (CIDR -> name and labels): adds context "
+                        "(source_group, destination_group, labels) to each flow")
+    p.add_argument("--transport", choices=("file", "nats"), default="file",
+                   help="file: --output or stdout (default); nats: NATS JetStream, one "
+                        "message per flow")
     p.add_argument("--output", metavar="FILE", help="write flows here instead of stdout")
+    p.add_argument("--nats-servers", metavar="URL[,URL]", default="nats://127.0.0.1:4222",
+                   help="NATS server URLs (default nats://127.0.0.1:4222)")
+    p.add_argument("--nats-stream", metavar="NAME", default="flows",
+                   help="JetStream stream, created if missing (default flows)")
+    p.add_argument("--nats-subject", metavar="PATTERN", default="flows",
+                   help="subject of each flow's message; {field} is replaced by the flow's "
+                        "value (flows.{sampler_address}), {key} by the mapping's key fields "
+                        "(default flows)")
+    p.add_argument("--nats-retry-for", metavar="SECONDS", type=float, default=30.0,
+                   help="retry a message until acknowledged or this long (default 30); then "
+                        "it is counted as lost")
+    p.add_argument("--nats-queue", metavar="N", type=int, default=200_000,
+                   help="messages waiting for the server at most; more are counted as lost "
+                        "(default 200000)")
     p.add_argument("--buffer-size", type=_size, metavar="BYTES",
                    help="UDP receive buffer per socket (default 64M; K/M/G suffixes); above "
                         "net.core.rmem_max only with CAP_NET_ADMIN")
@@ -98,23 +124,77 @@ def run(args: argparse.Namespace) -> int:
     workers = worker_count(endpoints)
     limits = memory_limits(args.max_memory, workers)
 
-    binary: BinaryIO = sys.stdout.buffer
-    if args.output:
-        try:
-            binary = open(args.output, "wb")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise UserError(f"--output {args.output}: {exc.strerror}") from None
+    mapping, context = _mapping_and_context(args)
+    transport = _transport(args, mapping)
+    from probe.output import FlowOutput
+
+    output = FlowOutput(args.format, transport, mapping, context)
+    lost = getattr(transport, "stats", None)
     try:
         if workers > 1:
-            stats = _run_workers(args, endpoints, limits, binary)
+            stats = _run_workers(args, endpoints, limits, output)
         else:
-            stats = _run_one(args, endpoints, limits, binary)
+            stats = _run_one(args, endpoints, limits, output)
     finally:
-        binary.flush()
-        if binary is not sys.stdout.buffer:
-            binary.close()
+        transport.close()
+    if lost is not None:
+        stats.publish_errors["nats"] = lost.lost
     print(stats.format(), file=sys.stderr, flush=True)
-    return 0
+    summary = transport.summary()
+    if summary:
+        print(summary, file=sys.stderr, flush=True)
+    return 1 if lost is not None and lost.lost else 0
+
+
+def _mapping_and_context(args: argparse.Namespace) -> tuple[Any, Any]:
+    mapping = context = None
+    if args.mapping:
+        from probe.format import mapping as mapping_file
+
+        mapping = mapping_file.load(args.mapping)
+        if mapping.sflow or mapping.sflow_ports:
+            print(f"{args.mapping}: sflow section ({len(mapping.sflow)} mappings, "
+                  f"{mapping.sflow_ports} ports) not applied: flowprobe does not extract "
+                  "bytes of sampled headers", file=sys.stderr)
+    if args.context:
+        from probe.format import context as context_file
+
+        context = context_file.load(args.context)
+    return mapping, context
+
+
+def _transport(args: argparse.Namespace, mapping: Any) -> Any:
+    """The transport the options name; a message bus that does not answer is exit 1."""
+    if args.transport == "file":
+        from probe.transport.file import FileTransport
+
+        return FileTransport(args.output)
+    if args.format == "text":
+        raise UserError("--format text is a table for people: use json or bin with "
+                        "--transport nats")
+    if args.output:
+        raise UserError("--output is for --transport file")
+    if args.nats_retry_for <= 0 or args.nats_queue < 1:
+        raise UserError("--nats-retry-for and --nats-queue must be positive")
+    from probe.format.mapping import NO_MAPPING, known_field
+    from probe.transport.nats import NatsTransport, Subject, TransportError
+
+    m = mapping or NO_MAPPING
+    for name in Subject.parse(args.nats_subject).fields:
+        if name == "key" and not m.key:
+            raise UserError(f"--nats-subject {args.nats_subject}: {{key}} needs a --mapping "
+                            "with formatter.key")
+        if name != "key" and not known_field(m, name):
+            raise UserError(f"--nats-subject {args.nats_subject}: no field named {name!r}")
+    nats = NatsTransport([u.strip() for u in args.nats_servers.split(",") if u.strip()],
+                         args.nats_stream, args.nats_subject,
+                         retry_for=args.nats_retry_for, max_pending=args.nats_queue)
+    try:
+        nats.start()
+    except TransportError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None
+    return nats
 
 
 def _listening(bound: list) -> None:
@@ -131,32 +211,22 @@ def _metrics(args: argparse.Namespace, snapshot: Callable[[], CollectStats]) -> 
     return serve(snapshot, args.metrics_port, args.metrics_address, make=families)
 
 
-def _encoder(fmt: str) -> Callable[[list], bytes]:
-    from probe.output import json_bytes, table_stream_rows
-
-    if fmt == "text":
-        return lambda batches: table_stream_rows(batches).encode()
-    return json_bytes
-
-
 def _run_one(args: argparse.Namespace, endpoints: list, limits: Limits,
-             binary: BinaryIO) -> CollectStats:
+             output: FlowOutput) -> CollectStats:
     from probe.collect.decoder import Decoder
     from probe.collect.server import CollectorLoop
     from probe.output import table_stream_head, totals_line
 
-    encode = _encoder(args.format)
-
     def sink(batches: list) -> None:
-        binary.write(encode(batches))
-        binary.flush()  # a reader of the file sees each batch as it is decoded
+        output.write(output(batches))  # a reader of the file sees each batch as decoded
 
     decoder = Decoder(limits)
+    output.bind(decoder.stats)
     loop = CollectorLoop(endpoints, sink, decoder, rcvbuf=args.buffer_size)
     _listening(loop.bind())
-    server = _metrics(args, lambda: decoder.stats)
+    server = _metrics(args, lambda: _with_publish_errors(decoder.stats, output))
     if args.format == "text":
-        binary.write(table_stream_head().encode())
+        output.write(table_stream_head().encode())
     previous = {s: signal.signal(s, lambda *_: loop.stop()) for s in
                 (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -170,32 +240,36 @@ def _run_one(args: argparse.Namespace, endpoints: list, limits: Limits,
             server.shutdown()
     st = decoder.stats
     if args.format == "text":
-        binary.write(totals_line(st.records, st.flow_packets, st.flow_octets).encode())
+        output.write(totals_line(st.records, st.flow_packets, st.flow_octets).encode())
+    return st
+
+
+def _with_publish_errors(st: CollectStats, output: FlowOutput) -> CollectStats:
+    """The statistics with what the transport (in this process) could not publish."""
+    nats = getattr(output.transport, "stats", None)
+    if nats is not None:
+        st.publish_errors["nats"] = nats.lost
     return st
 
 
 def _run_workers(args: argparse.Namespace, endpoints: list, limits: Limits,
-                 binary: BinaryIO) -> CollectStats:
+                 output: FlowOutput) -> CollectStats:
     from probe.collect import workers
     from probe.output import table_stream_head, totals_line
 
     sets: list[workers.WorkerSet] = []
     from probe.collect.stats import CollectStats as Stats
 
-    server = _metrics(args, lambda: sets[0].total() if sets else Stats())
+    server = _metrics(args, lambda: _with_publish_errors(
+        sets[0].total() if sets else Stats(), output))
     if args.format == "text":
-        binary.write(table_stream_head().encode())
-
-    def write(data: bytes) -> None:
-        binary.write(data)
-        binary.flush()
-
+        output.write(table_stream_head().encode())
     try:
-        st = workers.serve(endpoints, limits, _encoder(args.format), write,
+        st = workers.serve(endpoints, limits, output, output.write,
                            rcvbuf=args.buffer_size, on_bound=_listening, share=sets.append)
     finally:
         if server is not None:
             server.shutdown()
     if args.format == "text":
-        binary.write(totals_line(st.records, st.flow_packets, st.flow_octets).encode())
+        output.write(totals_line(st.records, st.flow_packets, st.flow_octets).encode())
     return st

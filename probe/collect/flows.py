@@ -193,6 +193,11 @@ def _values(c: Column, flow: bool) -> list[object]:
     return [vals[i] for i in c.data.tolist()]
 
 
+def column_values(c: Column, flow: bool = True) -> list[object]:
+    """One value per row: as the JSON line has it (``flow``) or the plain value (``raw``)."""
+    return _values(c, flow)
+
+
 def _rows(columns: dict[str, Column], n: int, flow: bool) -> list[dict[str, object]]:
     if not columns:
         return [{} for _ in range(n)]

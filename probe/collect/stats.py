@@ -41,6 +41,8 @@ class CollectStats:
     publish_errors: Counter[str] = field(default_factory=Counter)  # by transport (e.g. nats)
     # sFlow: samples, lost datagrams, sampled headers decoded or ignored (probe.collect.sflow)
     sflow: Counter[str] = field(default_factory=Counter)
+    # what an output format left out (probe.format: "bin: in_if left out", ...)
+    output: Counter[str] = field(default_factory=Counter)
     exporters: set[str] = field(default_factory=set)  # the ones counted under their address
     # UDP socket inode -> (local port, datagrams dropped by the kernel, bytes queued)
     sockets: dict[int, tuple[str, int, int]] = field(default_factory=dict)
@@ -110,6 +112,9 @@ class CollectStats:
             lines.append(f"sessions evicted: {self.sessions_evicted}")
         if self.sflow:
             lines.append(sflow_line(self.sflow))
+        if self.output:
+            lines.append("output: " + ", ".join(f"{k} {v}" for k, v in
+                                                sorted(self.output.items())))
         if self.socket_drops:
             lines.append(f"datagrams dropped by the kernel (receive buffer full): "
                          f"{self.socket_drops}")

@@ -65,6 +65,9 @@ def _send(fd: int, kind: int, payload: bytes) -> None:
 def _worker(index: int, socks: list[socket.socket], fd: int, limits: Limits, encode: Encode,
             accepts: list[str]) -> None:
     decoder = Decoder(limits)
+    bind = getattr(encode, "bind", None)
+    if bind is not None:  # the encoder counts what it leaves out with the worker's statistics
+        bind(decoder.stats)
     last = [time.monotonic()]
 
     def report() -> None:

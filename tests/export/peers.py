@@ -46,6 +46,16 @@ def udp_sink(port: int | None = None) -> Iterator[socket.socket]:
         s.close()
 
 
+def drain(sock: socket.socket) -> list[bytes]:
+    """Every datagram already waiting in ``sock`` (a ``udp_sink``), without waiting for more."""
+    sock.setblocking(False)
+    out = []
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            out.append(sock.recv(65535))
+    return out
+
+
 def _wait_for(proc: subprocess.Popen, stream: IO[bytes], marker: bytes) -> None:
     """Read the peer's output until it says it is ready (it prints ``marker``)."""
     seen = b""

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.export.peers import free_port, udp_sink, wait_until
+from tests.export.peers import drain, free_port, udp_sink, wait_until
 
 Key = tuple[str, str, int, int, int]  # src, dst, sport, dport, proto
 PROTO_NAMES = {"tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58, "icmp6": 58, "gre": 47}
@@ -36,12 +36,7 @@ def sfprobe_datagrams(pcap: Path, workdir: Path, rate: int = 1) -> list[bytes]:
         r = subprocess.run(["pmacctd", "-f", str(conf)], capture_output=True, text=True,
                            timeout=120)
         assert r.returncode == 0 or "connection lost" in r.stderr, r.stderr
-        sink.setblocking(False)
-        out = []
-        with contextlib.suppress(BlockingIOError):
-            while True:
-                out.append(sink.recv(65535))
-    return out
+        return drain(sink)
 
 
 def send_paced(datagrams: list[bytes], port: int, every: int = 2) -> None:
