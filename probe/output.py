@@ -268,8 +268,12 @@ class FlowOutput:
             return self.format.chunk(batches)
         from probe.transport.nats import frames
 
-        return b"".join(frames(self.bus.render_batch(b, self.key), self.format.payloads(b))
-                        for b in batches)
+        out = []
+        for b in batches:
+            payloads = self.format.payloads(b)  # none for what the format leaves out
+            if payloads:
+                out.append(frames(self.bus.render_batch(b, self.key), payloads))
+        return b"".join(out)
 
     def write(self, data: bytes) -> None:
         self.transport.write(data)

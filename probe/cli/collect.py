@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     limits = memory_limits(args.max_memory, workers)
 
     mapping, context = _mapping_and_context(args)
-    transport = _transport(args, mapping)
+    transport = _transport(args, mapping, workers)
     from probe.output import FlowOutput
 
     output = FlowOutput(args.format, transport, mapping, context)
@@ -163,7 +163,7 @@ def _mapping_and_context(args: argparse.Namespace) -> tuple[Any, Any]:
     return mapping, context
 
 
-def _transport(args: argparse.Namespace, mapping: Any) -> Any:
+def _transport(args: argparse.Namespace, mapping: Any, workers: int) -> Any:
     """The transport the options name; a message bus that does not answer is exit 1."""
     if args.transport == "file":
         from probe.transport.file import FileTransport
@@ -190,7 +190,7 @@ def _transport(args: argparse.Namespace, mapping: Any) -> Any:
                          args.nats_stream, args.nats_subject,
                          retry_for=args.nats_retry_for, max_pending=args.nats_queue)
     try:
-        nats.start()
+        nats.start(now=workers <= 1)  # workers fork after this: no thread yet
     except TransportError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(1) from None

@@ -7,14 +7,18 @@ pattern's subjects with each field a ``*``). Field values have ``.``, ``*``, ``>
 whitespace replaced by ``_``, so a value is always one subject token.
 
 Delivery: every message carries a ``Nats-Msg-Id`` unique to this collector run, and is
-published with ``publish_async`` (many in flight) and retried until JetStream acknowledges it
-or ``retry_for`` seconds have passed since it was first sent, whatever happens in between
+published with ``publish_async`` in batches of 1024 whose acknowledgements are awaited
+together (four batches in flight), and resent until JetStream acknowledges it or
+``retry_for`` seconds have passed since it was first sent, whatever happens in between
 (the server restarting, the connection being re-established: the client reconnects on its
-own). A message sent twice because an acknowledgement was lost is stored once (JetStream's
-duplicate window, set to twice ``retry_for``). What is never acknowledged is lost, and
-counted; so is what arrives while ``max_pending`` messages already wait (the queue is
-bounded: a server that stays away must not take the collector's memory). ``summary()``
-says how many were published, acknowledged, retried and lost, and why.
+own; nothing is handed to the client while it is disconnected, so a message given up on is
+not sent later from its buffer). A message sent twice because an acknowledgement was lost is
+stored once (JetStream's duplicate window, set to twice ``retry_for``). What is never
+acknowledged is counted as lost (one sent just before the server vanished may have been
+stored without an answer: the count is an upper bound); so is what arrives while
+``max_pending`` messages already wait (the queue is bounded: a server that stays away must
+not take the collector's memory). ``summary()`` says how many were published, acknowledged,
+retried and lost, and why.
 
 nats-py is asyncio: the client runs on an event loop in a thread of its own; the collector's
 thread hands batches over and never waits for the network.
@@ -30,7 +34,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from probe.collect.columns import TOK, Column
@@ -39,7 +43,8 @@ from probe.errors import UserError
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.#-]+)\}")
 _NOT_IN_TOKEN = str.maketrans({c: "_" for c in ". *>\t\r\n"})
-_IN_FLIGHT = 1024  # messages published and not yet acknowledged, at most
+_IN_FLIGHT = 1024  # messages in one batch, published and then awaited together
+_BATCHES = 4  # batches awaiting acknowledgements at once
 
 
 class TransportError(Exception):
@@ -163,8 +168,7 @@ class NatsTransport:
 
     def __init__(self, servers: Sequence[str], stream: str, subject: str, *,
                  retry_for: float = 30.0,
-                 ack_timeout: float = 2.0, max_pending: int = 200_000,
-                 on_lost: Callable[[int], None] | None = None) -> None:
+                 ack_timeout: float = 2.0, max_pending: int = 200_000) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]+", stream):
             raise UserError(f"--nats-stream {stream}: a stream name is letters, digits, _ "
                             "and -")
@@ -174,7 +178,6 @@ class NatsTransport:
         self.retry_for = retry_for
         self.ack_timeout = ack_timeout
         self.max_pending = max_pending
-        self.on_lost = on_lost  # e.g. a metrics counter of publish errors
         self.stats = NatsStats()
         self._run_id = os.urandom(6).hex()
         self._serial = 0
@@ -187,17 +190,32 @@ class NatsTransport:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
+        self.connect_timeout = 5.0
 
     # ------------------------------------------------------------------ collector side
-    def start(self, timeout: float = 10.0) -> None:
-        """Connect and make sure the stream exists; TransportError if no server answers."""
-        self._thread = threading.Thread(target=self._run, name="flowprobe-nats", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout + 5):
-            raise TransportError(f"nats: no answer from {', '.join(self.servers)} in "
-                                 f"{timeout:.0f} s")
+    def start(self, timeout: float = 5.0, now: bool = True) -> None:
+        """Connect and make sure the stream exists; TransportError if no server answers.
+
+        ``now=False`` checks so and disconnects; the client's thread starts with the first
+        message. ``?count=N`` forks its workers after this: no thread of ours must be
+        running then.
+        """
+        self.connect_timeout = timeout
+        if not now:
+            try:
+                asyncio.run(self._check())
+            except Exception as exc:
+                raise TransportError(f"nats: {', '.join(self.servers)}: {exc}") from None
+            return
+        self._start_thread()
+        if not self._ready.wait(timeout + 10):
+            self._start_error = TimeoutError(f"no answer within {timeout + 10:g} s")
         if self._start_error is not None:
             raise TransportError(f"nats: {', '.join(self.servers)}: {self._start_error}")
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="flowprobe-nats", daemon=True)
+        self._thread.start()
 
     def write(self, data: bytes) -> None:
         """Queue the messages of ``frames`` output (``FlowOutput`` encodes them)."""
@@ -213,10 +231,11 @@ class NatsTransport:
             room = max(0, self.max_pending - self._pending)
             if len(items) > room:
                 self.stats.lost_queue_full += len(items) - room
-                self._lost(len(items) - room)
                 items = items[:room]
             self._pending += len(items)
         if items:
+            if self._thread is None:
+                self._start_thread()
             self._loop.call_soon_threadsafe(self._take, items)
 
     def close(self, timeout: float | None = None) -> None:
@@ -237,11 +256,10 @@ class NatsTransport:
             line += (f" ({s.lost_unacknowledged} not acknowledged within "
                      f"{self.retry_for:g} s, {s.lost_queue_full} with the queue full; "
                      f"last error: {s.last_error or 'none'})")
+            if s.lost_unacknowledged:
+                line += ("; a message sent just before the server went away may be stored "
+                         "although never acknowledged")
         return line
-
-    def _lost(self, n: int) -> None:
-        if self.on_lost is not None:
-            self.on_lost(n)
 
     # ------------------------------------------------------------------ event loop side
     def _take(self, items: list[tuple[str, bytes, str]]) -> None:
@@ -259,73 +277,137 @@ class NatsTransport:
         finally:
             self._loop.close()
 
-    async def _main(self) -> None:
+    async def _connect(self) -> tuple[object, object]:
+        """Connect and make sure the stream exists: (client, JetStream context)."""
         import nats
         from nats.js.api import StreamConfig
         from nats.js.errors import NotFoundError
 
-        self._wake = asyncio.Event()
-
         async def quiet(*_: object) -> None:  # reconnects are normal; losses are counted
             return None
 
+        # The client retries its first connection as often as later ones (for ever): the
+        # start is bounded here.
+        connecting = nats.connect(self.servers, connect_timeout=2, allow_reconnect=True,
+                                  max_reconnect_attempts=-1, reconnect_time_wait=0.25,
+                                  error_cb=quiet, disconnected_cb=quiet,
+                                  reconnected_cb=quiet, pending_size=64 * 1024 * 1024)
         try:
-            nc = await nats.connect(self.servers, connect_timeout=5, max_reconnect_attempts=-1,
-                                    reconnect_time_wait=0.25, allow_reconnect=True,
-                                    error_cb=quiet, disconnected_cb=quiet,
-                                    reconnected_cb=quiet, pending_size=64 * 1024 * 1024)
-            js = nc.jetstream(publish_async_max_pending=_IN_FLIGHT)
-            try:
-                await js.stream_info(self.stream)
-            except NotFoundError:
-                await js.add_stream(StreamConfig(name=self.stream,
-                                                 subjects=[self.subject.wildcard],
-                                                 duplicate_window=2 * self.retry_for))
-        except Exception as exc:  # reported by start(), one line
+            nc = await asyncio.wait_for(connecting, self.connect_timeout)
+        except TimeoutError:
+            raise TimeoutError(f"no server answered within {self.connect_timeout:g} s") \
+                from None
+        js = nc.jetstream(publish_async_max_pending=_BATCHES * _IN_FLIGHT)
+        try:
+            await js.stream_info(self.stream)
+        except NotFoundError:
+            await js.add_stream(StreamConfig(name=self.stream, subjects=[self.subject.wildcard],
+                                             duplicate_window=2 * self.retry_for))
+        return nc, js
+
+    async def _check(self) -> None:
+        nc, _ = await self._connect()
+        await nc.close()  # type: ignore[attr-defined]
+
+    async def _main(self) -> None:
+        self._wake = asyncio.Event()
+        try:
+            nc, js = await self._connect()
+        except Exception as exc:  # reported by start(), one line; or counted, if later
             self._start_error = exc
             self._ready.set()
+            self._error(exc)
+            while not self._closing or self._queue:  # nothing will be sent: all is lost
+                n = len(self._queue)
+                self._queue.clear()
+                self._give_up(n)
+                with self._lock:
+                    self._pending -= n
+                if not self._closing:
+                    self._wake.clear()
+                    await self._wake.wait()
             return
         self._ready.set()
-        in_flight: set[asyncio.Task[None]] = set()
-        limit = asyncio.Semaphore(_IN_FLIGHT)
+        slots = asyncio.Semaphore(_BATCHES)
+        running: set[asyncio.Task[None]] = set()
         while True:
-            while self._queue:
-                await limit.acquire()
-                subject, payload, msg_id = self._queue.popleft()
-                self.stats.published += 1
-                task = asyncio.ensure_future(self._send(js, subject, payload, msg_id))
-                in_flight.add(task)
-                task.add_done_callback(lambda t: (in_flight.discard(t), limit.release()))
+            if self._queue:
+                await slots.acquire()
+                batch = [self._queue.popleft()
+                         for _ in range(min(len(self._queue), _IN_FLIGHT))]
+                self.stats.published += len(batch)
+                task = asyncio.ensure_future(self._send(nc, js, batch))
+                running.add(task)
+                task.add_done_callback(lambda t: (running.discard(t), slots.release()))
+                continue
             if self._closing:
                 break
             self._wake.clear()
-            if not self._queue:
+            if not self._queue and not self._closing:
                 await self._wake.wait()
-        if in_flight:
-            await asyncio.gather(*in_flight, return_exceptions=True)
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.drain(), 5)
 
-    async def _send(self, js: object, subject: str, payload: bytes, msg_id: str) -> None:
+    async def _send(self, nc: object, js: object,
+                    batch: list[tuple[str, bytes, str]]) -> None:
+        """Publish a batch and wait once for its acknowledgements; resend what got none
+        until it does or its time is up."""
         deadline = time.monotonic() + self.retry_for
         wait = 0.1
-        while True:
-            try:
-                future = await js.publish_async(  # type: ignore[attr-defined]
-                    subject, payload, stream=self.stream, headers={"Nats-Msg-Id": msg_id},
-                    wait_stall=self.ack_timeout)
-                await asyncio.wait_for(future, self.ack_timeout)
-                self.stats.acknowledged += 1
-                break
-            except Exception as exc:  # timeouts, a closed or reconnecting connection, errors
-                self.stats.last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        todo = batch
+        while todo:
+            futures: dict[asyncio.Future, tuple[str, bytes, str]] = {}
+            failed: list[tuple[str, bytes, str]] = []
+            for item in todo:
+                subject, payload, msg_id = item
+                try:
+                    if not nc.is_connected:  # type: ignore[attr-defined]
+                        # Nothing goes into the client's buffer while it reconnects: a
+                        # message given up on must not reach the server after all.
+                        raise ConnectionError("not connected")
+                    # No wait_stall: its wait_for would yield to the client's flusher after
+                    # every message (one write each); a batch never fills the semaphore.
+                    future = await js.publish_async(  # type: ignore[attr-defined]
+                        subject, payload, stream=self.stream,
+                        headers={"Nats-Msg-Id": msg_id})
+                    futures[future] = item
+                except Exception as exc:  # a closed or reconnecting connection, a stall
+                    self._error(exc)
+                    failed.append(item)
+            if futures:
+                done, late = await asyncio.wait(futures, timeout=self.ack_timeout)
+                for f in late:
+                    f.cancel()
+                    failed.append(futures[f])
+                for f in done:
+                    exc = f.exception()
+                    if exc is None:
+                        self.stats.acknowledged += 1
+                    else:
+                        self._error(exc)
+                        failed.append(futures[f])
+                if late:
+                    self._error(TimeoutError(f"no acknowledgement in {self.ack_timeout:g} s"))
+            done_count = len(todo) - len(failed)
+            todo = failed
+            if todo:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    self.stats.lost_unacknowledged += 1
-                    self._lost(1)
-                    break
-                self.stats.retries += 1
-                await asyncio.sleep(min(wait, left))
-                wait = min(wait * 2, 1.0)
-        with self._lock:
-            self._pending -= 1
+                    self._give_up(len(todo))
+                    done_count += len(todo)
+                    todo = []
+                else:
+                    self.stats.retries += len(todo)
+                    await asyncio.sleep(min(wait, left))
+                    wait = min(wait * 2, 1.0)
+            with self._lock:
+                self._pending -= done_count
+
+    def _give_up(self, n: int) -> None:
+        """``n`` messages will not be acknowledged: lost, and counted."""
+        self.stats.lost_unacknowledged += n
+
+    def _error(self, exc: BaseException) -> None:
+        self.stats.last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
