@@ -12,13 +12,14 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from probe.format import flow_pb2
-from tests.export.peers import drain, have, udp_sink
+from tests.export.peers import drain, free_port, have, udp_sink
 from tests.format import protoc, sources
 from tests.interop.natsserver import NatsServer, nats_server, read_stream
 from tools import bench, tracegen
@@ -195,13 +196,16 @@ def test_server_stopped_for_5_s_mid_stream_loses_nothing(tmp_path: Path) -> None
 def test_a_server_that_stays_away_is_counted_loss(tmp_path: Path) -> None:
     datagrams, _ = _trace_datagrams(tmp_path, 20_000)
     half = len(datagrams) // 2
+    metrics = free_port(socket.SOCK_STREAM)
     with nats_server(tmp_path) as server:
-        c = Collect(server, "--nats-retry-for", "1.5")
+        c = Collect(server, "--nats-retry-for", "1.5", "--metrics-port", str(metrics))
         c.send(datagrams[:half])
         time.sleep(0.5)
         server.stop()
         c.send(datagrams[half:])
         time.sleep(3)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=10) as r:
+            scraped = r.read().decode()
         server.start()
         rc, err = c.stop()
         stored = len(read_stream(server.url, "flows"))
@@ -209,6 +213,10 @@ def test_a_server_that_stays_away_is_counted_loss(tmp_path: Path) -> None:
     lost = int(err.split(" retries, ")[1].split()[0])
     assert rc == 1, err
     assert lost > 0 and f"{lost} not acknowledged within 1.5 s" in err
+    # what the metrics said while the server was away: the loss so far, by transport
+    (line,) = [x for x in scraped.splitlines()
+               if x.startswith('flowprobe_collect_publish_errors_total{transport="nats"}')]
+    assert 0 < float(line.split()[-1]) <= lost
     # Nothing vanished unsaid: what is not in the stream was counted. The count is an upper
     # bound: a message in flight when the server went away may be stored unacknowledged.
     assert stored < records <= stored + lost

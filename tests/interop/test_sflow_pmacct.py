@@ -55,10 +55,10 @@ def test_sfprobe_samples_decode_as_sfacctd_decodes_them(tmp_path: Path) -> None:
     for f in samples:
         ours[(f["src_addr"], f["dst_addr"], f["src_port"], f["dst_port"], f["proto"])] += \
             f["packets"]
+    assert f"messages: {len(datagrams)} (SFLOW_5 {len(datagrams)})" in log, log
     assert sum(theirs.values()) > 2000  # about half the trace's packets were sampled
-    assert ours == theirs
+    assert ours == theirs, log
     assert {f["sampling_rate"] for f in samples} == {2}
     assert {f["sampler_address"] for f in samples} == {"192.0.2.1"}
     assert {f["etype"] for f in samples} == {0x800, 0x86DD}
-    assert f"messages: {len(datagrams)} (SFLOW_5 {len(datagrams)})" in log
     assert "malformed/refused: 0" in log and "lost datagrams 0" in log
