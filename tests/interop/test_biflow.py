@@ -104,13 +104,19 @@ def _totals(records: list[dict]) -> dict[Key, tuple[int, int]]:
     return out
 
 
-def test_tshark_decodes_biflows_to_the_generated_totals(trace, tmp_path: Path) -> None:
-    pcap, want = trace
-    cap = tmp_path / "ipfix.pcap"
-    decode_as = _export(pcap, cap, 10)
+def _decoded(pcap: Path, tmp_path: Path, version: int) -> list[dict]:
+    """The records of ``pcap``'s biflow export in ``version``, as tshark decodes them, once it
+    has said the export is free of expert warnings."""
+    cap = tmp_path / f"v{version}.pcap"
+    decode_as = _export(pcap, cap, version)
     expert = tshark_expert(cap, decode_as)
     assert "Warns" not in expert and "Errors" not in expert, expert
-    records = _records(cap, decode_as)
+    return _records(cap, decode_as)
+
+
+def test_tshark_decodes_biflows_to_the_generated_totals(trace, tmp_path: Path) -> None:
+    pcap, want = trace
+    records = _decoded(pcap, tmp_path, 10)
     assert all(r["cflow.biflow_direction"] == "1" for r in records)
     answered = sum(1 for r in records if len(_both(r["cflow.packets"])) == 2
                    and int(_both(r["cflow.packets"])[1]))
@@ -120,11 +126,7 @@ def test_tshark_decodes_biflows_to_the_generated_totals(trace, tmp_path: Path) -
 
 def test_netflow_v9_gets_two_one_way_records_per_answered_biflow(trace, tmp_path: Path) -> None:
     pcap, want = trace
-    cap = tmp_path / "v9.pcap"
-    decode_as = _export(pcap, cap, 9)
-    expert = tshark_expert(cap, decode_as)
-    assert "Warns" not in expert and "Errors" not in expert, expert
-    records = _records(cap, decode_as)
+    records = _decoded(pcap, tmp_path, 9)
     assert all(not isinstance(r["cflow.packets"], list) for r in records)
     assert "cflow.biflow_direction" not in records[0]
     assert _totals(records) == want
