@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from probe.batching import DEFAULT_BATCH_SIZE
+from probe.cli.meter_flags import add_meter_flags, refuse_with_config
 from probe.cli.run import add_rate_option
 from probe.errors import UserError
 
@@ -21,6 +22,19 @@ from probe.errors import UserError
 def replay(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
+    refuse_with_config("replay", args)
+    if args.print_config:
+        if args.export is None:
+            raise UserError("flowprobe replay: --print-config needs --export URL: without it "
+                            "replay sends to its own collector, which a config file cannot name")
+        import os
+
+        from probe.cli.meter_flags import print_config
+        from probe.cli.replay_config import build_config
+        from probe.config.pacing import paced
+
+        args.pcap = os.path.abspath(args.pcap)  # the file is read from wherever it is run
+        return print_config(paced(build_config(args), args.rate))  # as the replay would run
     if args.export is None:
         if args.rate is not None:
             raise UserError("--rate: only with --export (the in-process collector paces the "
@@ -73,6 +87,10 @@ cannot: a replay sends to a UDP destination at 5 MB/s at most, so that a collect
 default socket buffer keeps up (--rate changes it, --rate 0 sends unpaced). Over TCP the
 records a collector that crashed may not have stored are sent again when it is back, and
 counted.
+
+Without -c the built-in config meters: the flags under "the built-in config" change it, and
+--print-config (with --export) prints it as a config file whose `flowprobe run -c` sends the
+same flows to the same place, paced alike.
 """
 
 
@@ -100,4 +118,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
                    help="packets read and metered per batch (records do not depend on it)")
     add_rate_option(p)
+    add_meter_flags(p, "the capture")
     p.set_defaults(func=replay)

@@ -73,9 +73,11 @@ def build_config(args: argparse.Namespace) -> model.Config:
     _check_pcap(args.pcap)
     version = args.version or 10
     if args.config is None:
+        from probe.cli.meter_flags import meter_options
         from probe.config.defaults import default_config
 
-        return default_config(args.pcap, export=export, version=version)
+        return default_config(args.pcap, export=export, version=version,
+                              options=meter_options(args))
     from probe.config import load
 
     config = load(args.config, replay=True)
@@ -124,10 +126,11 @@ def loopback_config(args: argparse.Namespace
     """
     _check_pcap(args.pcap)
     if args.config is None:
+        from probe.cli.meter_flags import meter_options
         from probe.config.defaults import default_config
 
         version = args.version or 10
-        base = default_config(args.pcap, version=version)
+        base = default_config(args.pcap, version=version, options=meter_options(args))
     else:
         from probe.config import load
 

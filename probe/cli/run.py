@@ -1,4 +1,5 @@
-"""``flowprobe run -c CONFIG``: run every observation point of a config until done or stopped.
+"""``flowprobe run -c CONFIG``: run every observation point of a config until done or stopped;
+``flowprobe run -i IFACE --export URL``: the same with the built-in config, softflowd-style.
 
 Offline runs end after every flow is exported. Live runs are a service: SIGTERM/SIGINT export
 every flow and exit 0, SIGHUP reloads the config (``probe.service.runner``), ``flowprobe stats``
@@ -9,6 +10,9 @@ other sub-commands must not pay for the pipeline.
 from __future__ import annotations
 
 import argparse
+
+from probe.cli.meter_flags import add_meter_flags, refuse_with_config
+from probe.errors import UserError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_BUFFER = 32 << 20  # kernel capture buffer: ~1 s of 20k pps of full-size frames
@@ -62,24 +66,62 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _one_liner(args: argparse.Namespace) -> object:
+    """The built-in config on ``-i``'s interfaces, exporting to ``--export``."""
+    from probe.cli.meter_flags import meter_options
+    from probe.cli.replay_config import parse_export_url
+    from probe.config.defaults import default_config
+
+    return default_config(export=parse_export_url(args.export), version=args.version or 10,
+                          options=meter_options(args), interfaces=tuple(args.interface))
+
+
 def run(args: argparse.Namespace) -> int:
+    refuse_with_config("run", args, *(flag for flag, value in (
+        ("-i", args.interface), ("--export", args.export), ("--version", args.version))
+        if value))
+    if args.config is None:
+        if not args.interface:
+            raise UserError("flowprobe run: give -c CONFIG, or -i INTERFACE --export URL")
+        if args.export is None:
+            raise UserError("flowprobe run: -i needs --export udp://HOST:PORT or "
+                            "tcp://HOST:PORT (where the flow records go)")
+        config = _one_liner(args)
+        if args.print_config:
+            from probe.cli.meter_flags import print_config
+
+            return print_config(config)  # type: ignore[arg-type]
+    else:
+        config = None
     from probe.service import logsetup
 
     logsetup.configure(args.log_level)
     from probe.service.main import serve
 
-    return serve(args)
+    return serve(args, config)  # type: ignore[arg-type]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the observation points of a config",
-                       description="Meter live interfaces or offline files as configured; "
+    p = sub.add_parser("run", help="run the observation points of a config, or meter "
+                                   "interfaces with the built-in one",
+                       description="Meter live interfaces or offline files as configured (-c), "
+                                   "or live interfaces with the built-in config (-i IFACE "
+                                   "--export URL, as softflowd -i IFACE -n HOST:PORT); "
                                    "offline runs end after every flow is exported, live runs "
                                    "on SIGINT/SIGTERM (every flow is exported first). SIGHUP "
-                                   "reloads the config: a bad one is refused and the running "
-                                   "one kept; a good one ends the old flows (forced end), "
-                                   "exports them and starts the new pipeline.")
-    p.add_argument("-c", "--config", metavar="CONFIG", required=True)
+                                   "reloads the config file: a bad one is refused and the "
+                                   "running one kept; a good one ends the old flows (forced "
+                                   "end), exports them and starts the new pipeline.")
+    p.add_argument("-c", "--config", metavar="CONFIG",
+                   help="the RFC 6728 config to run (goflowd form or RFC 7951)")
+    p.add_argument("-i", "--interface", action="append", metavar="IFACE",
+                   help="capture on this interface with the built-in config (repeatable: "
+                        "one observation point each, one cache)")
+    p.add_argument("--export", metavar="URL",
+                   help="with -i: send the flow records to udp://HOST:PORT or tcp://HOST:PORT")
+    p.add_argument("--version", type=int, choices=(10, 9, 5), default=None,
+                   help="with -i: export protocol, 10 IPFIX (default), 9 NetFlow v9, "
+                        "5 NetFlow v5")
     p.add_argument("--batch-size", type=_positive, default=None, metavar="N",
                    help="packets read per call (default 65536)")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info",
@@ -103,4 +145,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="capture processes sharing each interface (PACKET_FANOUT hash: a "
                         "flow always lands in one process); default 1")
     add_rate_option(p)
+    add_meter_flags(p, "the interfaces")
     p.set_defaults(func=run)

@@ -48,7 +48,9 @@ def _start_control(stack: ExitStack, args: argparse.Namespace, handler: Any,
     return path
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace, built: Any = None) -> int:
+    """Run ``args.config``, or ``built`` (the config ``run -i``'s flags stand for: no file,
+    so SIGHUP has nothing to reload)."""
     import signal
 
     from probe.config import load
@@ -60,7 +62,7 @@ def serve(args: argparse.Namespace) -> int:
     # A SIGHUP before the service handles it (config still loading) must not kill the probe.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     with starting_up():  # as replay starts: the config's objects live to the end
-        config = paced(load(args.config), args.rate)
+        config = paced(built if built is not None else load(args.config), args.rate)
     live = any(not op.offline_file for op in config.observation_points)
     account = privileges.resolve(args.user) if args.user else None
     owner = (account.uid, account.gid) if account else None

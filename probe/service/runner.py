@@ -44,7 +44,7 @@ def _retired(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 class Service:
-    def __init__(self, config_path: str, config: model.Config, *,
+    def __init__(self, config_path: str | None, config: model.Config, *,
                  batch_size: int | None = None, buffer_size: int | None = None,
                  fanout: tuple[int, int] | None = None,
                  load: Callable[[str], model.Config] | None = None,
@@ -85,6 +85,10 @@ class Service:
 
     def reload(self) -> bool:
         """Validate the config file; if good, switch to it. False (and logged) when bad."""
+        if self.config_path is None:
+            log.warning("reload: the config comes from the command line, not a file; "
+                        "SIGHUP ignored")
+            return False
         if not self._reloading.acquire(blocking=False):
             log.warning("reload: already reloading; SIGHUP ignored")
             return False
@@ -202,7 +206,8 @@ class Service:
         if pipeline is not None:
             live = st.pipeline_document(pipeline)
             doc = st.merge(doc, live) if doc else live
-        return st.complete(doc, config=self.config_path, started=self.started,
+        return st.complete(doc, config=self.config_path or st.COMMAND_LINE,
+                           started=self.started,
                            workers=1, reloads=self.reloads,
                            reload_failures=self.reload_failures,
                            last_reload_error=self.last_reload_error)

@@ -15,6 +15,8 @@ from typing import Any
 from probe import __version__
 from probe.ie.reasons import FLOW_END_REASONS
 
+COMMAND_LINE = "(command-line flags)"  # the config of `flowprobe run -i`: no file
+
 
 def pipeline_document(pipeline: Any) -> dict[str, Any]:
     """Counters of one running (or finished) pipeline."""

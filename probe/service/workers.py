@@ -138,6 +138,10 @@ class Supervisor:
 
     def reload(self) -> bool:
         """Validate once here; the workers reload (and validate again) on SIGHUP."""
+        if self.args.config is None:
+            log.warning("reload: the config comes from the command line, not a file; "
+                        "SIGHUP ignored")
+            return False
         if not self._reloading.acquire(blocking=False):
             return False
         try:
@@ -200,7 +204,8 @@ class Supervisor:
                 continue  # starting or gone: its counters are missing from this answer
             part.pop("service", None)
             doc = st.merge(doc, part) if doc else part
-        return st.complete(doc, config=self.args.config, started=self.started, workers=self.n,
+        return st.complete(doc, config=self.args.config or st.COMMAND_LINE,
+                           started=self.started, workers=self.n,
                            reloads=self.reloads, reload_failures=self.reload_failures,
                            last_reload_error=self.last_reload_error)
 
