@@ -10,6 +10,11 @@ replay`` with ``--export`` and without (``probe.loopback``). The pipeline alone 
 captures (``probe.capture.open``), telling each which columns its caches and selectors read
 (``columns_for_point``), and alone starts the exporting processes, through a factory the
 loopback may replace.
+
+The flow table and the exporters belong to the thread that meters: nothing guards them against
+a second one. A control socket's thread that wants to read or end the cached flows hands the
+work to that thread (``on_meter_thread``), which runs it between two batches; a live capture
+hands over an empty batch at least every 0.2 s, so the wait is short on a quiet link too.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from probe.batching import DEFAULT_BATCH_SIZE
 from probe.cache import CacheBase, CacheStats, Sink, build_cache
 from probe.cache.base import EXTREMES, first_packet_values, kept_extremes
 from probe.cache.fields import KeyLayout, packet_values
+from probe.cache.records import RecordBatch
 from probe.capture import ColumnReads, PacketBatch, Source
 from probe.config import model
 from probe.memory import keep_freed_memory
@@ -41,6 +47,7 @@ log = logging.getLogger(__name__)
 
 DRAIN_S = 2.0  # longest a stopping live capture keeps reading what the kernel buffered
 FLUSH_SLICE = 16384  # flows ended and exported at a time when the input ends
+CALL_TIMEOUT_S = 4.0  # longest a control request waits for the metering thread (client: 5 s)
 
 # An exporting process, as the pipeline starts it: (its config, the whole config, the probe's
 # start on the packet clock in microseconds, packets the observation points could not meter so
@@ -117,6 +124,20 @@ class PipelineStats:
         }
 
 
+class NotMetering(RuntimeError):
+    """The pipeline is not between batches and will not be: starting, or stopped."""
+
+
+@dataclass(slots=True)
+class _Call:
+    """Work another thread asked the metering thread to do, and its outcome."""
+
+    fn: Callable[[], Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: Exception | None = None
+
+
 class _Point:
     """One Observation Point at run time: its source and what it feeds."""
 
@@ -148,7 +169,9 @@ class Pipeline:
     get records), through ``exporter_factory`` when given. ``fork``: offline files may be read
     ahead by a child process (``probe.capture.forked``). ``buffer_size`` and ``fanout`` go to
     live captures; ``on_open`` runs once every capture is open (``flowprobe run --user`` drops
-    its privileges there). ``open_source`` replaces ``probe.capture.open`` in tests.
+    its privileges there, a replay opens its control socket: after the reader's fork).
+    ``on_batch`` runs on the metering thread after every batch (the progress line): it must
+    cost little and return. ``open_source`` replaces ``probe.capture.open`` in tests.
     """
 
     def __init__(self, config: model.Config, *, batch_size: int = DEFAULT_BATCH_SIZE,
@@ -156,6 +179,7 @@ class Pipeline:
                  fork: bool = True, buffer_size: int | None = None,
                  fanout: tuple[int, int] | None = None,
                  on_open: Callable[[], None] | None = None,
+                 on_batch: Callable[[Pipeline], None] | None = None,
                  open_source: OpenSource | None = None) -> None:
         self.config = config
         self.batch_size = batch_size
@@ -173,8 +197,12 @@ class Pipeline:
         self._buffer_size = buffer_size
         self._fanout = fanout
         self._on_open = on_open
+        self._on_batch = on_batch
         self._open_source = open_source
         self._stop = threading.Event()
+        self._calls: list[_Call] = []
+        self._calls_lock = threading.Lock()
+        self._metering = False  # run() is in its loop and serves _calls between batches
         self.sys_init_us: int | None = None
         self.now_us = 0
 
@@ -241,28 +269,114 @@ class Pipeline:
         for sink in self._sinks():
             sink.tick(self.now_us)
 
+    def _end_all(self) -> int:
+        """Every cached flow ends (reason 4, forced end) and goes to the sinks; how many."""
+        ended = 0
+        for cache in self.caches.values():
+            ended += cache.table.live
+            while cache.flush(FLUSH_SLICE):
+                cache.emit(self.now_us)
+            cache.emit(self.now_us)
+        return ended
+
     def finish(self) -> PipelineStats:
         """End of input: every cached flow ends (reason 4) and every sink closes."""
         if self.sys_init_us is None:
             self._start(time.time_ns() // 1000)
         if self.live:
             self.now_us = time.time_ns() // 1000
-        for cache in self.caches.values():
-            while cache.flush(FLUSH_SLICE):
-                cache.emit(self.now_us)
-            cache.emit(self.now_us)
+        self._end_all()
         for sink in self._sinks():
             sink.close(self.now_us)
         return self.stats()
 
+    # ------------------------------------------------------------ control (metering thread)
+    def on_meter_thread(self, fn: Callable[[], Any], timeout: float = CALL_TIMEOUT_S) -> Any:
+        """``fn()``, run by the metering thread between two batches; what it returns.
+
+        For another thread (the control socket's) that must read or change the caches or the
+        exporters. ``NotMetering`` when the pipeline is not running its loop (starting, or
+        stopped), ``TimeoutError`` when no batch boundary came within ``timeout``.
+        """
+        call = _Call(fn)
+        with self._calls_lock:
+            if not self._metering:
+                raise NotMetering("the pipeline is not metering (starting, reloading or "
+                                  "stopping)")
+            self._calls.append(call)
+        if not call.done.wait(timeout):
+            with self._calls_lock:
+                if call in self._calls:  # not begun: withdraw it
+                    self._calls.remove(call)
+                    raise TimeoutError(f"the metering thread did not take the request within "
+                                       f"{timeout:g} s")
+            call.done.wait()  # begun: it finishes
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    def _serve_calls(self, error: Exception | None = None) -> None:
+        """Run (or, with ``error``, refuse) what other threads asked for; metering thread."""
+        with self._calls_lock:
+            calls, self._calls = self._calls, []
+        for call in calls:
+            try:
+                if error is not None:
+                    raise error
+                call.result = call.fn()
+            except Exception as exc:  # handed to the asking thread
+                call.error = exc
+            finally:
+                call.done.set()
+
+    def _now(self) -> int:
+        """Now on the pipeline's clock: the wall clock live, the packet clock offline."""
+        return time.time_ns() // 1000 if self.live else self.now_us
+
+    def expire_all(self) -> int:
+        """End every cached flow now (forced end) and send it on, as ``softflowctl
+        expire-all``; how many ended. Metering thread only (``on_meter_thread``)."""
+        self.now_us = max(self.now_us, self._now())
+        ended = self._end_all()
+        for sink in self._sinks():
+            flush = getattr(sink, "flush", None)
+            if flush is not None:  # an exporting process: partly filled messages go now too
+                flush(self.now_us)
+            else:
+                sink.tick(self.now_us)
+        return ended
+
+    def cached_records(self) -> tuple[int, list[RecordBatch]]:
+        """(now, every cached flow as the record it would be if it ended now), none ended:
+        what ``flowprobe flows`` lists. Metering thread only (``on_meter_thread``); the
+        records are copies, for any thread to read."""
+        return self._now(), [rb for c in self.caches.values() for rb in c.cached_records()]
+
+    def send_templates(self) -> dict[str, dict[str, str]]:
+        """Every exporting process's Templates again now (``softflowctl send-template``):
+        per process, per destination, what happened. Metering thread only."""
+        out: dict[str, dict[str, str]] = {}
+        for name, ep in self._exporters.items():
+            send = getattr(ep, "send_templates", None)
+            if send is not None:
+                out[name] = send(self.now_us)
+        return out
+
+    # ------------------------------------------------------------ running
     def run(self, *, handle_signals: bool = True) -> PipelineStats:
         """Meter every observation point until its input ends or SIGINT/SIGTERM arrives."""
         restore = self._install_signals() if handle_signals else {}
+        with self._calls_lock:
+            self._metering = True
         try:
             if self.live:
                 self._start(time.time_ns() // 1000)
             for i, batch in self._batches():  # after stop() they end once drained
                 self.feed(i, batch)
+                if self._calls:
+                    self._serve_calls()
+                if self._on_batch is not None:
+                    self._on_batch(self)
         except BaseException:
             # A capture that fails mid-run (an interface gone) must not lose the flows held:
             # they go out as forced ends and the exporters close, then the error is reported.
@@ -271,6 +385,10 @@ class Pipeline:
                     self.finish()
             raise
         finally:
+            with self._calls_lock:
+                self._metering = False
+            self._serve_calls(NotMetering("the pipeline is stopping: every flow ends and is "
+                                          "exported"))
             for point in self.points:
                 if point.source is not None:
                     point.source.close()

@@ -107,6 +107,15 @@ class ExportingProcessRuntime:
         if self.ep.export_mode == "fallback":
             self._move_stranded(now_us)
 
+    def flush(self, now_us: int) -> None:
+        """Send what waits for a full message now (``flowprobe expire-all``)."""
+        for d in self.destinations:
+            d.pump(now_us, force=True)
+
+    def send_templates(self, now_us: int) -> dict[str, str]:
+        """Every destination's Templates again now; per destination, what happened."""
+        return {d.name: d.send_templates(now_us) for d in self.destinations}
+
     def close(self, now_us: int) -> None:
         if self.ep.export_mode == "fallback":
             self._move_stranded(now_us)

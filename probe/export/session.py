@@ -259,6 +259,26 @@ class DestinationRuntime:
             for domain in list(self._known):
                 self._prepare(domain, now_us)
 
+    def send_templates(self, now_us: int) -> str:
+        """Every Template and Options Template of the session again, now rather than at the
+        next refresh (``softflowctl send-template``), for a collector that lost them; what
+        happened, in words. UDP only: over TCP a session sends its Templates once."""
+        if not self.protocol.uses_templates:
+            return "NetFlow v5 has no templates"
+        if self.transport.reliable:
+            return "not resent: over TCP a session's templates go once, when it connects"
+        self.poll()
+        if not self.transport.up:
+            return "not sent: the destination is down"
+        for st in self._states.values():
+            st.last_refresh_us.clear()  # every refresh falls due now
+        self._ready = None
+        sent = sum(len(known) for known in self._known.values())
+        for domain in list(self._known):
+            if not self._prepare(domain, now_us):
+                return f"not sent: {self.transport.last_error or 'the send failed'}"
+        return f"{sent} templates sent" if sent else "no templates yet (no record sent)"
+
     def _state(self, domain: int) -> DomainState:
         st = self._states.get(domain)
         if st is None:

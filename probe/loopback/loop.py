@@ -129,6 +129,13 @@ class _Paced:
         self.runtime.tick(now_us)
         self.wait(_WINDOW_MESSAGES)
 
+    def flush(self, now_us: int) -> None:
+        self.runtime.flush(now_us)
+        self.wait(_WINDOW_MESSAGES)
+
+    def send_templates(self, now_us: int) -> dict[str, str]:
+        return self.runtime.send_templates(now_us)
+
     def close(self, now_us: int) -> None:
         self.runtime.close(now_us)
         self.wait(0)
@@ -143,12 +150,14 @@ def loopback_exporting_process(port: int, version: int) -> model.ExportingProces
 
 def run_loopback(make_config: Callable[[model.ExportingProcess], model.Config], version: int, *,
                  on_records: Callable[[list[Record]], None],
-                 keep: bool = False, batch_size: int = DEFAULT_BATCH_SIZE) -> LoopResult:
+                 keep: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
+                 on_open: Callable[[Pipeline], None] | None = None,
+                 on_batch: Callable[[Pipeline], None] | None = None) -> LoopResult:
     """Meter ``make_config(ep)`` (its caches exporting to ``ep``) into an in-process collector.
 
     ``on_records`` gets the decoded records as they arrive; with ``keep`` the result also
     holds every record the caches expired and every record the collector decoded, for
-    ``verify``.
+    ``verify``. ``on_open`` (given the pipeline) and ``on_batch`` are the pipeline's hooks.
     """
     collector = Collector(["udp://127.0.0.1:0"]).start()
     senders: list[_Paced] = []
@@ -170,7 +179,9 @@ def run_loopback(make_config: Callable[[model.ExportingProcess], model.Config], 
             senders.append(_Paced(runtime, collector, drain))
             return senders[-1]
 
-        pipeline = Pipeline(config, batch_size=batch_size, exporter_factory=paced)
+        pipeline = Pipeline(config, batch_size=batch_size, exporter_factory=paced,
+                            on_open=(lambda: on_open(pipeline)) if on_open else None,
+                            on_batch=on_batch)
         if keep:
             pipeline.attach(_Keep(result.expected, version))
         result.pipeline = pipeline.run()

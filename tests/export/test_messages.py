@@ -185,3 +185,47 @@ def test_options_templates_refresh_on_their_own_timer(sink: UdpSink) -> None:
     assert len(data_tmpl) == 1  # data templates: only the first time (600 s default timer)
     assert len(opt_tmpl) >= 4  # options templates: after every 2 messages of the session
     assert all(b - a <= 4 for a, b in itertools.pairwise(opt_tmpl))  # checked before each send
+
+
+@pytest.mark.parametrize("version", [10, 9])
+def test_send_templates_resends_every_template_now(sink: UdpSink, version: int) -> None:
+    """``flowprobe send-templates``: a collector that lost them gets every Template and
+    Options Template again at once, not at the next refresh, and the data that follows still
+    decodes with them."""
+    from probe.config.model import Config, ExportingProcess
+    from probe.export import open_exporting_process
+
+    ep = ExportingProcess(name="ep", destinations=(destination(sink, version=version),))
+    rt = open_exporting_process(ep, Config(exporting_processes=(ep,)), SYS_INIT_US)
+    now = SYS_INIT_US + 100_000_000
+    rt.export(batch(30, 4), now)
+    rt.export(batch(30, 6, seed=2), now)
+    rt.flush(now)
+    first = Decoder()
+    announced = {(m.header["domain"], t[0]) for m in map(first.decode, sink.datagrams())
+                 for t in m.templates}
+    assert len(announced) >= 2  # IPv4 and IPv6 data templates (IPFIX: options ones too)
+    assert rt.send_templates(now + 1000) == {ep.destinations[0].name:
+                                             f"{len(announced)} templates sent"}
+    rt.export(batch(10, 4, seed=5), now + 2000)
+    rt.flush(now + 2000)
+    fresh = Decoder()  # a collector that knew nothing before
+    msgs = [fresh.decode(m) for m in sink.datagrams()]
+    again = {(m.header["domain"], t[0]) for m in msgs for t in m.templates}
+    assert again == announced
+    assert sum(len(m.data) for m in msgs) == 10
+    rt.close(now + 3000)
+
+
+def test_send_templates_says_why_not(sink: UdpSink) -> None:
+    from probe.config.model import Config, ExportingProcess
+    from probe.export import open_exporting_process
+
+    ep = ExportingProcess(name="ep", destinations=(destination(sink, version=5),))
+    rt = open_exporting_process(ep, Config(exporting_processes=(ep,)), SYS_INIT_US)
+    assert rt.send_templates(SYS_INIT_US) == {ep.destinations[0].name:
+                                              "NetFlow v5 has no templates"}
+    ep = ExportingProcess(name="ep", destinations=(destination(sink),))
+    rt = open_exporting_process(ep, Config(exporting_processes=(ep,)), SYS_INIT_US)
+    assert rt.send_templates(SYS_INIT_US) == {ep.destinations[0].name:
+                                              "no templates yet (no record sent)"}
