@@ -8,6 +8,7 @@ run`` print through this module:
   or a whole ``FlowBatch`` at once, from its columns);
 - ``TableWriter``: the flows as nfdump lays them out, one row per flow (``table_row``), either
   streamed as they arrive or sorted by first seen with columns as wide as the widest value;
+  ``cached_row`` the same for a flow still in a running probe's cache (``flowprobe flows``);
 - ``FlowOutput``: what ``flowprobe collect`` does with decoded batches, goflow2's chain: the
   mapping's field entries, context enrichment, a format (JSON, goflow2's protobuf, the
   table), then a transport (a file or stdout, NATS JetStream);
@@ -107,6 +108,28 @@ def table_row(flow: Mapping[str, object]) -> tuple[str, ...]:
             str(flow.get("packets", 0)), str(flow.get("bytes", 0)))
 
 
+def si_text(v: float) -> str:
+    """A count in at most five characters, as top shows it: 999, 1.2k, 12.3M, 123G."""
+    for unit, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if v >= size:
+            return f"{v / size:.1f}{unit}" if v / size < 100 else f"{v / size:.0f}{unit}"
+    return f"{v:.0f}"
+
+
+# A cached flow (``flowprobe flows``): how long since first and last seen, and its rate, in
+# place of the first-seen time and duration of an ended one.
+CACHED_HEAD = ("age s", "idle s", "proto", "src", "", "dst", "flags", "packets", "bytes",
+               "bit/s")
+CACHED_RIGHT = frozenset({0, 1, 3, 7, 8, 9})
+
+
+def cached_row(flow: Mapping[str, object]) -> tuple[str, ...]:
+    """One cached flow (``probe.service.flows``) as a ``CACHED_HEAD`` row."""
+    rate = flow.get("rate_bps")
+    return (f"{flow.get('age_s', 0):.1f}", f"{flow.get('idle_s', 0):.1f}", *table_row(flow)[2:],
+            si_text(rate) if isinstance(rate, int | float) else "-")
+
+
 def first_seen(record: Record) -> tuple:
     """Sort key of a flow table: first seen, last seen, then the addresses."""
     f = record.flow
@@ -114,8 +137,8 @@ def first_seen(record: Record) -> tuple:
             str(f.get("src_addr")), str(f.get("dst_addr")))
 
 
-def _line(row: tuple[str, ...], widths: Iterable[int]) -> str:
-    return " ".join(x.rjust(w) if i in _RIGHT else x.ljust(w)
+def _line(row: tuple[str, ...], widths: Iterable[int], right: frozenset[int] = _RIGHT) -> str:
+    return " ".join(x.rjust(w) if i in right else x.ljust(w)
                     for i, (x, w) in enumerate(zip(row, widths, strict=True))).rstrip() + "\n"
 
 
@@ -128,6 +151,14 @@ def json_bytes(items: Iterable[Record | FlowBatch]) -> bytes:
         else:
             parts.append((json.dumps(r.flow, separators=(",", ":")) + "\n").encode())
     return b"".join(parts)
+
+
+def table_text(head: tuple[str, ...], rows: list[tuple[str, ...]],
+               right: frozenset[int] = _RIGHT) -> str:
+    """A table with its head, each column as wide as its widest value; ``right``: the
+    right-aligned columns (numbers)."""
+    widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
+    return "".join(_line(row, widths, right) for row in (head, *rows))
 
 
 class JsonWriter:
@@ -213,8 +244,7 @@ class TableWriter:
                 self.out.write(table_stream_head())
         else:
             rows = [table_row(r.flow) for r in sorted(self._kept, key=first_seen)]
-            widths = [max(len(x) for x in col) for col in zip(TABLE_HEAD, *rows, strict=True)]
-            self.out.write("".join(_line(row, widths) for row in (TABLE_HEAD, *rows)))
+            self.out.write(table_text(TABLE_HEAD, rows))
         self.out.write(totals_line(self.flows, self.packets, self.bytes))
         self.out.flush()
 

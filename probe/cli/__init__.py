@@ -13,13 +13,23 @@ import os
 import sys
 
 from probe import __version__
-from probe.cli import collect, replay, run, stats, validate
+from probe.cli import (
+    collect,
+    expire_all,
+    flows,
+    replay,
+    run,
+    send_templates,
+    stats,
+    validate,
+)
 from probe.errors import UserError
 
 # Sub-command name -> its module, which provides ``add_parser(subparsers)`` setting
 # ``func(args) -> int`` as the parser default. They import only argparse at the top.
 _MODULES = {"run": run, "replay": replay, "validate": validate, "collect": collect,
-            "stats": stats}
+            "stats": stats, "flows": flows, "expire-all": expire_all,
+            "send-templates": send_templates}
 COMMANDS = tuple(_MODULES)
 
 

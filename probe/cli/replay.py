@@ -12,6 +12,7 @@ import sys
 
 from probe.batching import DEFAULT_BATCH_SIZE
 from probe.cli.meter_flags import add_meter_flags, refuse_with_config
+from probe.cli.replay_hooks import add_control_flag
 from probe.cli.run import add_rate_option
 from probe.errors import UserError
 
@@ -46,16 +47,21 @@ def replay(args: argparse.Namespace) -> int:
         if given:
             raise UserError(f"{flag}: only without --export (the flows are shown by the "
                             "in-process collector)")
+    from probe.cli.replay_hooks import replay_hooks
     from probe.memory import starting_up
 
-    with starting_up():
-        from probe.cli.replay_config import build_config
-        from probe.config.pacing import paced
-        from probe.pipeline import Pipeline
+    with replay_hooks(args) as hooks:
+        with starting_up():
+            from probe.cli.replay_config import build_config
+            from probe.config.pacing import paced
+            from probe.pipeline import Pipeline
 
-        config = paced(build_config(args), args.rate)
-        pipeline = Pipeline(config, batch_size=args.batch_size)
-    stats = pipeline.run()
+            config = paced(build_config(args), args.rate)
+            on_open = hooks["on_open"]
+            pipeline = Pipeline(config, batch_size=args.batch_size,
+                                on_open=(lambda: on_open(pipeline)) if on_open else None,
+                                on_batch=hooks["on_batch"])
+        stats = pipeline.run()
     if not args.quiet:
         from probe.output import print_exports, print_summary
 
@@ -88,6 +94,10 @@ default socket buffer keeps up (--rate changes it, --rate 0 sends unpaced). Over
 records a collector that crashed may not have stored are sent again when it is back, and
 counted.
 
+With --control-socket PATH the replay answers on that unix socket while it runs, as a running
+`flowprobe run` does: `flowprobe top --control-socket PATH` watches it, `flowprobe flows` lists
+what it holds.
+
 Without -c the built-in config meters: the flags under "the built-in config" change it, and
 --print-config (with --export) prints it as a config file whose `flowprobe run -c` sends the
 same flows to the same place, paced alike.
@@ -118,5 +128,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
                    help="packets read and metered per batch (records do not depend on it)")
     add_rate_option(p)
+    add_control_flag(p)
     add_meter_flags(p, "the capture")
     p.set_defaults(func=replay)

@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from probe.cli.replay_config import loopback_config
+from probe.cli.replay_hooks import replay_hooks
 from probe.collect import Record
 from probe.loopback import run_loopback, verify
 from probe.memory import starting_up
@@ -30,8 +31,9 @@ def show_flows(args: argparse.Namespace) -> int:
     def on_records(decoded: list[Record]) -> None:
         writer.write(decoded)
 
-    res = run_loopback(make_config, version, on_records=on_records, keep=args.verify,
-                       batch_size=args.batch_size)
+    with replay_hooks(args) as hooks:
+        res = run_loopback(make_config, version, on_records=on_records, keep=args.verify,
+                           batch_size=args.batch_size, **hooks)
     writer.close()
     sys.stdout.flush()
     if not args.quiet:

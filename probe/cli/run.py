@@ -132,9 +132,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="switch to this user once the captures are open (keeps only "
                         "CAP_NET_RAW and CAP_NET_ADMIN, to reopen captures on reload)")
     p.add_argument("--control-socket", metavar="PATH",
-                   help="unix socket for `flowprobe stats` (default /run/flowprobe/"
-                        "flowprobe.sock as root, else $XDG_RUNTIME_DIR/flowprobe.sock or "
-                        "/tmp/flowprobe-UID.sock; 'none' disables it)")
+                   help="unix socket for `flowprobe stats`, `flows`, `top`, `expire-all` "
+                        "and `send-templates` (live: default /run/flowprobe/flowprobe.sock "
+                        "as root, else $XDG_RUNTIME_DIR/flowprobe.sock or "
+                        "/tmp/flowprobe-UID.sock; 'none' disables it; offline files: only "
+                        "when given)")
     p.add_argument("--metrics-port", type=_port, metavar="PORT",
                    help="serve Prometheus metrics on this TCP port")
     p.add_argument("--metrics-address", default="127.0.0.1", metavar="ADDR",

@@ -1,9 +1,11 @@
 """The control socket: a unix stream socket answering one JSON request per connection.
 
-Protocol (version 1): the client sends one line ``{"command": "stats"}``, the probe answers one
-line of JSON and closes. Answers are ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``.
-Commands: ``stats`` (the statistics document, ``probe.service.stats``) and ``ping``. The socket
-is created mode 0660 so only the probe's user and group (and root) can ask.
+Protocol (version 1): the client sends one line ``{"command": "stats"}`` (some commands take
+more members, e.g. ``{"command": "flows", "sort": "bytes", "limit": 20}``), the probe answers
+one line of JSON and closes. Answers are ``{"ok": true, ...}`` or ``{"ok": false, "error":
+"..."}``. Commands: ``stats`` (the statistics document, ``probe.service.stats``), ``ping``,
+``flows``, ``expire-all`` and ``send-templates`` (``probe.service.commands``). The socket is
+created mode 0660 so only the probe's user and group (and root) can ask.
 """
 
 from __future__ import annotations
@@ -123,8 +125,10 @@ class ControlServer:
             os.unlink(self.path)
 
 
-def request(path: str, command: str, timeout: float = TIMEOUT_S) -> dict[str, Any]:
-    """Ask the probe listening on ``path``; a UserError when none answers."""
+def request(path: str, command: str, timeout: float = TIMEOUT_S, **params: Any
+            ) -> dict[str, Any]:
+    """Ask the probe listening on ``path`` (``params``: the command's other members); a
+    UserError when none answers."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
@@ -134,7 +138,7 @@ def request(path: str, command: str, timeout: float = TIMEOUT_S) -> dict[str, An
             raise UserError(f"no probe listening on {path} (no such socket)") from None
         except OSError as exc:
             raise UserError(f"no probe listening on {path} ({exc.strerror or exc})") from None
-        s.sendall(json.dumps({"command": command}).encode() + b"\n")
+        s.sendall(json.dumps({"command": command, **params}).encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):
             chunk = s.recv(65536)

@@ -84,10 +84,20 @@ def serve(args: argparse.Namespace, built: Any = None) -> int:
         else:
             from probe.service.runner import Service
 
-            drop = (lambda: privileges.drop(account)) if account else None
+            # An offline run answers on a control socket only when given one, opened once
+            # its capture is (after the reader process is forked: a fork copies no threads).
+            path, explicit = _control_path(args)
+            offline_control = not live and explicit and path is not None
+
+            def captures_open() -> None:
+                if offline_control:
+                    _start_control(stack, args, svc.handle, owner)
+                if account:
+                    privileges.drop(account)
+
             svc = Service(args.config, config, batch_size=args.batch_size,
-                          buffer_size=args.buffer_size, on_capture_open=drop,
-                          load=loader(args.rate))
+                          buffer_size=args.buffer_size, load=loader(args.rate),
+                          on_capture_open=captures_open if account or offline_control else None)
         if live:
             _start_control(stack, args, svc.handle, owner)
         if args.metrics_port:

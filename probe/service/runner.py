@@ -213,8 +213,12 @@ class Service:
                            last_reload_error=self.last_reload_error)
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Control-socket commands."""
-        return st.answer(request, self.snapshot)
+        """Control-socket commands (``probe.service.commands``)."""
+        from probe.service.commands import answer
+
+        with self._lock:
+            pipeline = self._pipeline
+        return answer(request, self.snapshot, lambda: pipeline)
 
 
 def _load_config(path: str) -> model.Config:

@@ -16,6 +16,7 @@ from probe import __version__
 from probe.ie.reasons import FLOW_END_REASONS
 
 COMMAND_LINE = "(command-line flags)"  # the config of `flowprobe run -i`: no file
+COMMANDS = ("stats", "ping")  # what ``answer`` answers
 
 
 def pipeline_document(pipeline: Any) -> dict[str, Any]:
@@ -57,7 +58,7 @@ def answer(request: dict[str, Any], snapshot: Any) -> dict[str, Any]:
         return {"stats": snapshot()}
     if command == "ping":
         return {"pid": os.getpid(), "version": __version__}
-    raise ValueError(f"unknown command {command!r} (known: stats, ping)")
+    raise ValueError(f"unknown command {command!r} (known: {', '.join(COMMANDS)})")
 
 
 def _key(item: dict[str, Any]) -> tuple:

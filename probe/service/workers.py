@@ -210,4 +210,28 @@ class Supervisor:
                            last_reload_error=self.last_reload_error)
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        return st.answer(request, self.snapshot)
+        """``stats`` adds up the workers' counters; the commands on the flows go to every
+        worker, and their answers are put together."""
+        from probe.service import commands
+        from probe.service import flows as fl
+
+        command = request.get("command")
+        if command not in commands.PIPELINE_COMMANDS:
+            return commands.st_answer(request, self.snapshot)
+        sort, limit = commands.flows_request(request) if command == "flows" else ("", None)
+        answers = self._ask_workers(request)
+        if command == "flows":
+            return {"flows": fl.merge((a["flows"] for a in answers), sort, limit)}
+        if command == "expire-all":
+            return {"expired": sum(a["expired"] for a in answers)}
+        return {"templates": {f"{ep} (worker {i})": dests for i, a in enumerate(answers)
+                              for ep, dests in a["templates"].items()}}
+
+    def _ask_workers(self, req: dict[str, Any]) -> list[dict[str, Any]]:
+        from probe.service.control import request
+
+        params = {k: v for k, v in req.items() if k != "command"}
+        try:
+            return [request(self._socket(i), req["command"], **params) for i in range(self.n)]
+        except UserError as exc:  # a worker starting, reloading or gone
+            raise ValueError("; ".join(exc.problems)) from None
