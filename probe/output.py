@@ -14,7 +14,7 @@ run`` print through this module:
   table), then a transport (a file or stdout, NATS JetStream);
 - ``print_summary``: what a pipeline read, skipped and metered; ``print_exports``: what each
   export destination sent and what its transport could confirm; ``print_loopback_summary``:
-  what went over the loopback and came back;
+  what went over the loopback and came back; ``ProgressLine``: how far a long replay is;
 - the helpers that turn one value into text (``time_text``, ``endpoint_text``, ``flags_text``,
   ``proto_text``, ``value_text``), also used by ``replay --verify`` to name differences.
 """
@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterable, Mapping
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
@@ -35,7 +38,7 @@ if TYPE_CHECKING:  # only annotations: `flowprobe collect` does not load the pip
     from probe.config.model import Config
     from probe.format.context import Context
     from probe.format.mapping import Mapping as MappingFile
-    from probe.pipeline import PipelineStats
+    from probe.pipeline import Pipeline, PipelineStats
 
 PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP", 58: "ICMPv6", 132: "SCTP"}
 TCP_FLAGS = "FSRPAUEC"  # TCP flag bits 0..7: FIN SYN RST PSH ACK URG ECE CWR
@@ -307,6 +310,76 @@ class FlowOutput:
 
     def write(self, data: bytes) -> None:
         self.transport.write(data)
+
+
+# ------------------------------------------------------------------ progress
+def _size_text(n: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def _eta_text(seconds: float) -> str:
+    s = int(seconds + 0.5)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else \
+        f"{s // 60}:{s % 60:02d}"
+
+
+class ProgressLine:
+    """How far a replay or an offline run is, on one line of a terminal, rewritten in place.
+
+    Called after each batch (the pipeline's ``on_batch``: no per-packet cost), it writes at
+    most every ``interval`` seconds, the first time once the run has taken that long: bytes of
+    the file read (of its size), packets per second, flows cached, time left. Cut to the
+    terminal's width, since a wrapped line cannot be rewritten; ``clear`` blanks it before
+    anything else is printed. The caller shows it only on a terminal: piped output has none.
+    """
+
+    def __init__(self, out: TextIO, interval: float = 0.25,
+                 width: Callable[[], int] | None = None) -> None:
+        self.out = out
+        self.interval = interval
+        self._width = width or self._terminal_width
+        self._start = time.monotonic()
+        self._next = self._start + interval
+        self._shown = 0  # characters on the line now
+
+    def _terminal_width(self) -> int:
+        try:
+            return os.get_terminal_size(self.out.fileno()).columns or 80
+        except (AttributeError, OSError, ValueError):
+            return shutil.get_terminal_size().columns
+
+    def __call__(self, pipeline: Pipeline) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self.interval
+        read, total, packets = pipeline.input_progress()
+        self.show(self.text(read, total, packets, pipeline.flows_cached(), now - self._start))
+
+    @staticmethod
+    def text(read: int, total: int | None, packets: int, flows: int, elapsed: float) -> str:
+        parts = [f"{_size_text(read)} of {_size_text(total)} ({100 * read // total}%)"
+                 if total else f"{_size_text(read)} read",
+                 f"{si_text(packets / elapsed) if elapsed > 0 else 0} packets/s",
+                 f"{flows} flows cached"]
+        if total and read:
+            parts.append(f"ETA {_eta_text(elapsed * (total - read) / read)}")
+        return ", ".join(parts)
+
+    def show(self, text: str) -> None:
+        text = text[:max(self._width() - 1, 0)]
+        self.out.write("\r" + text + " " * max(self._shown - len(text), 0))
+        self.out.flush()
+        self._shown = len(text)
+
+    def clear(self) -> None:
+        if self._shown:
+            self.out.write("\r" + " " * self._shown + "\r")
+            self.out.flush()
+            self._shown = 0
 
 
 # ------------------------------------------------------------------ summaries

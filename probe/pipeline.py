@@ -490,6 +490,25 @@ class Pipeline:
             raise failure
 
     # ------------------------------------------------------------ statistics
+    def input_progress(self) -> tuple[int, int | None, int]:
+        """(bytes of the capture files read, their total size or None when unknown, packets
+        read so far): how far an offline run is. The progress line reads it after a batch."""
+        read, total, packets = 0, 0, 0
+        for p in self.points:
+            if p.source is None:
+                continue
+            progress = p.source.progress()
+            if progress is None:
+                return 0, None, 0  # a live capture has no end
+            read += progress[0]
+            total = None if total is None or progress[1] is None else total + progress[1]
+            packets += p.source.stats.packets_read
+        return read, total, packets
+
+    def flows_cached(self) -> int:
+        """Flows in the caches now; metering thread (the progress line)."""
+        return sum(c.table.live for c in self.caches.values())
+
     def export_stats(self) -> dict[str, dict[str, dict[str, int]]]:
         """Per exporting process, per destination counters (messages, records, bytes, ...)."""
         return {name: ep.stats() for name, ep in self._exporters.items()

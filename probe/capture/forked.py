@@ -258,6 +258,10 @@ class Reader:
     def capture_stats(self) -> dict[str, int]:
         return self.source.capture_stats()
 
+    def progress(self) -> tuple[int, int | None] | None:
+        """Where the child is in the file: the source's offset, shared across the fork."""
+        return self.source.progress()
+
     def __enter__(self) -> Reader:
         return self
 

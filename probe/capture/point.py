@@ -1,12 +1,13 @@
 """The one way into capture: ``open`` an Observation Point's source, which meets ``Source``.
 
 Whatever reads the packets (a live interface, a file read in this process, a file read ahead
-by a forked child) the pipeline sees the same four things, so ``flowprobe run`` and ``flowprobe
+by a forked child) the pipeline sees the same few things, so ``flowprobe run`` and ``flowprobe
 replay`` take one path: batches in capture order, the decode counters as of the last batch,
-whether the source is live, and close. Which columns to decode is the caller's to say (what
-its caches and selectors read, found by running their code on a ``ColumnReads`` stand-in
-batch); whether a forked child may read ahead is the caller's to allow and this module's to
-decide (only a file, only with a core to spare, only with no other thread).
+whether the source is live, how far into its file it is, and close. Which columns to decode
+is the caller's to say (what its caches and selectors read, found by running their code on a
+``ColumnReads`` stand-in batch); whether a forked child may read ahead is the caller's to
+allow and this module's to decide (only a file, only with a core to spare, only with no other
+thread).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class Source(Protocol):
 
     def capture_stats(self) -> dict[str, int]:
         """libpcap's received/dropped/ifdropped counters (zeros for a file)."""
+        ...
+
+    def progress(self) -> tuple[int, int | None] | None:
+        """(bytes of the file read, its size or None when unknown); None when live."""
         ...
 
     def close(self) -> None:

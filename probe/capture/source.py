@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import select
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -87,6 +88,8 @@ class PacketSource:
         self._iterating = False
         self._timeout_ms = timeout_ms
         self._last_counters = {"received": 0, "dropped": 0, "ifdropped": 0}
+        self._file = _file_of(reader) if not live else None  # (fd, size) of a capture file
+        self._read = 0  # bytes of the file read, as of the last look
         self._poll = select.poll()
         if live:
             # libpcap's read timeout does not start until a packet arrives (pcap(3PCAP)), so a
@@ -184,6 +187,24 @@ class PacketSource:
             meta[:, 2] = np.concatenate(([0], np.cumsum([len(d) for d, _ in chunk])[:-1]))
             yield self._decode(data, meta.tobytes())
 
+    def progress(self) -> tuple[int, int | None] | None:
+        """(bytes of the file read so far, its size): where libpcap's file offset is, which a
+        reader process forked from this one shares. None for a live capture; the size is None
+        for a pipe."""
+        if self.live:
+            return None
+        if self._file is None:
+            return self._read, None
+        fd, size = self._file
+        if self._reader is not None:
+            try:
+                self._read = os.lseek(fd, 0, os.SEEK_CUR)
+            except OSError:  # a pipe: no offset
+                self._file = None
+        elif size is not None:
+            self._read = size  # closed: read to the end, or stopped (then it no longer matters)
+        return self._read, size
+
     def capture_stats(self) -> dict[str, int]:
         """libpcap's kernel counters for a live capture (zeros for a file)."""
         if self.live and self._reader is not None:
@@ -208,6 +229,16 @@ class PacketSource:
             self.capture_stats()  # keep the final counters readable after close
             self._reader.close()
             self._reader = None
+
+
+def _file_of(reader: Any) -> tuple[int, int | None] | None:
+    """The capture file's descriptor and size (None: not a regular file, or unknown)."""
+    try:
+        fd = reader.getfd()
+        st = os.fstat(fd)
+    except (pcapy.PcapError, OSError, AttributeError):
+        return None
+    return fd, st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def read_sizes(batch_size: int, first: int | None = None, piece: int | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from contextlib import ExitStack
 from typing import Any
 
@@ -95,9 +96,15 @@ def serve(args: argparse.Namespace, built: Any = None) -> int:
                 if account:
                     privileges.drop(account)
 
+            progress = None
+            if not live and sys.stderr.isatty():  # piped: no progress line
+                from probe.output import ProgressLine
+
+                progress = ProgressLine(sys.stderr)
             svc = Service(args.config, config, batch_size=args.batch_size,
                           buffer_size=args.buffer_size, load=loader(args.rate),
-                          on_capture_open=captures_open if account or offline_control else None)
+                          on_capture_open=captures_open if account or offline_control else None,
+                          progress=progress)
         if live:
             _start_control(stack, args, svc.handle, owner)
         if args.metrics_port:
@@ -111,8 +118,6 @@ def serve(args: argparse.Namespace, built: Any = None) -> int:
             stack.callback(pidfile.remove)
         status = svc.run()
         if not live and svc.last_stats is not None:  # offline runs keep their summary
-            import sys
-
             from probe.output import print_exports, print_summary
 
             print_summary(svc.last_stats, sys.stderr)

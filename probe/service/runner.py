@@ -23,6 +23,7 @@ from typing import Any
 
 from probe.config import model
 from probe.errors import UserError
+from probe.output import ProgressLine
 from probe.service import stats as st
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ class Service:
                  batch_size: int | None = None, buffer_size: int | None = None,
                  fanout: tuple[int, int] | None = None,
                  load: Callable[[str], model.Config] | None = None,
-                 on_capture_open: Callable[[], None] | None = None) -> None:
+                 on_capture_open: Callable[[], None] | None = None,
+                 progress: ProgressLine | None = None) -> None:
         self.config_path = config_path
         self.config = config
         self.batch_size = batch_size
@@ -56,6 +58,7 @@ class Service:
         self.fanout = fanout
         self._load = load or _load_config
         self._on_capture_open = on_capture_open
+        self._progress = progress  # an offline run's progress line on a terminal
         # Re-entrant: SIGTERM's handler calls stop() on the main thread, which may be inside
         # _loop holding this lock; a plain Lock deadlocked the service there.
         self._lock = threading.RLock()
@@ -133,7 +136,7 @@ class Service:
         if self.batch_size:
             kwargs["batch_size"] = self.batch_size
         return Pipeline(config, buffer_size=self.buffer_size, fanout=self.fanout,
-                        on_open=self._captures_open, **kwargs)
+                        on_open=self._captures_open, on_batch=self._progress, **kwargs)
 
     def _captures_open(self) -> None:
         """Every capture of the current pipeline is open: drop privileges (once), and a
@@ -169,6 +172,8 @@ class Service:
             try:
                 self.last_stats = pipeline.run(handle_signals=False)
             except UserError as exc:
+                if self._progress is not None:
+                    self._progress.clear()
                 with self._lock:
                     self._pipeline = None
                 if fallback is None:
@@ -180,6 +185,8 @@ class Service:
                 self._switching = False
                 config, fallback = fallback, None
                 continue
+            if self._progress is not None:
+                self._progress.clear()
             final = _retired(st.pipeline_document(pipeline))
             with self._lock:
                 self._history = st.merge(self._history, final) if self._history else final
