@@ -113,10 +113,13 @@ def table_row(flow: Mapping[str, object]) -> tuple[str, ...]:
 
 def si_text(v: float) -> str:
     """A count in at most five characters, as top shows it: 999, 1.2k, 12.3M, 123G."""
-    for unit, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if v >= size:
-            return f"{v / size:.1f}{unit}" if v / size < 100 else f"{v / size:.0f}{unit}"
-    return f"{v:.0f}"
+    for unit in ("", "k", "M", "G", "T"):
+        if v < 999.5 or unit == "T":
+            if not unit:
+                return f"{v:.0f}"
+            return f"{v:.1f}{unit}" if v < 99.95 else f"{v:.0f}{unit}"
+        v /= 1000
+    raise AssertionError("unreachable")
 
 
 # A cached flow (``flowprobe flows``): how long since first and last seen, and its rate, in

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
 from probe.cache.records import RecordBatch
@@ -31,3 +33,13 @@ class RecordingSink:
 
     def close(self, now_us: int) -> None:
         self.closed = now_us
+
+
+def wait_for_socket(proc: subprocess.Popen, path: Path, timeout: float = 60) -> None:
+    """Until the probe ``proc`` has created its control socket ``path`` (it fails the test
+    if the probe exits first or takes longer than ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"no control socket {path}"
+        time.sleep(0.02)

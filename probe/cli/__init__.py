@@ -21,6 +21,7 @@ from probe.cli import (
     run,
     send_templates,
     stats,
+    top,
     validate,
 )
 from probe.errors import UserError
@@ -29,7 +30,7 @@ from probe.errors import UserError
 # ``func(args) -> int`` as the parser default. They import only argparse at the top.
 _MODULES = {"run": run, "replay": replay, "validate": validate, "collect": collect,
             "stats": stats, "flows": flows, "expire-all": expire_all,
-            "send-templates": send_templates}
+            "send-templates": send_templates, "top": top}
 COMMANDS = tuple(_MODULES)
 
 

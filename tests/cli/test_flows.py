@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from probe.collect.collector import Collector
+from tests.helpers import wait_for_socket
 from tests.interop.test_live_veth import _totals
 from tests.interop.test_softflowd_totals import ours
 
@@ -45,11 +45,7 @@ class SlowReplay:
             [sys.executable, "-m", "probe", "replay", str(trace), "--batch-size", "8",
              "--control-socket", str(sock), "--export", export, *extra],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while not sock.exists():
-            assert self.proc.poll() is None, self.proc.communicate()
-            assert time.monotonic() < deadline, "the replay never opened its control socket"
-            time.sleep(0.02)
+        wait_for_socket(self.proc, sock)
 
     def ask(self, *args: str) -> subprocess.CompletedProcess[str]:
         out = flowprobe(*args, "--control-socket", str(self.sock))
@@ -128,11 +124,7 @@ def test_an_offline_run_answers_when_given_a_socket(tmp_path: Path, trace: Path,
                             "--batch-size", "8", "--control-socket", str(sock)],
                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not sock.exists():
-            assert run.poll() is None, run.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_for_socket(run, sock)
         listed = flowprobe("flows", "-n", "3", "--json", "--control-socket", str(sock))
         assert run.poll() is None, "the run ended too soon for this test"
     finally:
