@@ -333,9 +333,10 @@ class ProgressLine:
     """How far a replay or an offline run is, on one line of a terminal, rewritten in place.
 
     Called after each batch (the pipeline's ``on_batch``: no per-packet cost), it writes at
-    most every ``interval`` seconds, the first time once the run has taken that long: bytes of
-    the file read (of its size), packets per second, flows cached, time left. Cut to the
-    terminal's width, since a wrapped line cannot be rewritten; ``clear`` blanks it before
+    most every ``interval`` seconds, the first time that long after the first batch: bytes of
+    the file read (of its size), packets per second, flows cached, time left. Rates are
+    counted from the first batch, so start-up does not make the first estimate wild. Cut to
+    the terminal's width, since a wrapped line cannot be rewritten; ``clear`` blanks it before
     anything else is printed. The caller shows it only on a terminal: piped output has none.
     """
 
@@ -344,8 +345,8 @@ class ProgressLine:
         self.out = out
         self.interval = interval
         self._width = width or self._terminal_width
-        self._start = time.monotonic()
-        self._next = self._start + interval
+        self._first: tuple[float, int, int] | None = None  # (time, bytes, packets) at batch 1
+        self._next = 0.0
         self._shown = 0  # characters on the line now
 
     def _terminal_width(self) -> int:
@@ -360,16 +361,24 @@ class ProgressLine:
             return
         self._next = now + self.interval
         read, total, packets = pipeline.input_progress()
-        self.show(self.text(read, total, packets, pipeline.flows_cached(), now - self._start))
+        if self._first is None:
+            self._first = (now, read, packets)
+            return
+        t0, read0, packets0 = self._first
+        self.show(self.text(read, total, pipeline.flows_cached(), now - t0, read - read0,
+                            packets - packets0))
 
     @staticmethod
-    def text(read: int, total: int | None, packets: int, flows: int, elapsed: float) -> str:
+    def text(read: int, total: int | None, flows: int, elapsed: float, read_since: int,
+             packets_since: int) -> str:
+        """The line: ``read`` of ``total`` bytes; the rates from what was read in the last
+        ``elapsed`` seconds (``read_since`` bytes, ``packets_since`` packets)."""
+        rate = packets_since / elapsed if elapsed > 0 else 0.0
         parts = [f"{_size_text(read)} of {_size_text(total)} ({100 * read // total}%)"
                  if total else f"{_size_text(read)} read",
-                 f"{si_text(packets / elapsed) if elapsed > 0 else 0} packets/s",
-                 f"{flows} flows cached"]
-        if total and read:
-            parts.append(f"ETA {_eta_text(elapsed * (total - read) / read)}")
+                 f"{si_text(rate)} packets/s", f"{flows} flows cached"]
+        if total and read_since > 0:
+            parts.append(f"ETA {_eta_text(elapsed * (total - read) / read_since)}")
         return ", ".join(parts)
 
     def show(self, text: str) -> None:

@@ -38,13 +38,17 @@ def _seconds(text: str) -> int:
     return int(text)
 
 
-def add_meter_flags(p: argparse.ArgumentParser, what: str) -> None:
-    """The built-in config's flags, in a group of their own in ``--help``."""
-    g = p.add_argument_group(
+def meter_group(p: argparse.ArgumentParser, what: str) -> argparse._ArgumentGroup:
+    """The group of ``--help`` the built-in config's flags go in (``add_meter_flags``)."""
+    return p.add_argument_group(
         "the built-in config (not with -c)",
         f"All IP traffic of {what}, IPv4 and IPv6, in one timeout cache; these flags change it "
         "as softflowd's -T, -s, -t and -m do. --print-config shows the RFC 6728 config they "
         "stand for.")
+
+
+def add_meter_flags(g: argparse._ArgumentGroup) -> None:
+    """The built-in config's flags."""
     g.add_argument("--keys", choices=KEY_LEVELS, metavar="full|proto|ip",
                    help="flow key: full (the 5-tuple, ICMP type and code in place of ports; "
                         "default), proto (addresses and protocol), ip (addresses)")

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from probe.batching import DEFAULT_BATCH_SIZE
-from probe.cli.meter_flags import add_meter_flags, refuse_with_config
+from probe.cli.meter_flags import add_meter_flags, meter_group, refuse_with_config
 from probe.cli.replay_hooks import add_control_flag
 from probe.cli.run import add_rate_option
 from probe.errors import UserError
@@ -129,5 +129,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="packets read and metered per batch (records do not depend on it)")
     add_rate_option(p)
     add_control_flag(p)
-    add_meter_flags(p, "the capture")
+    add_meter_flags(meter_group(p, "the capture"))
     p.set_defaults(func=replay)

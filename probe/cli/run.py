@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from probe.cli.meter_flags import add_meter_flags, refuse_with_config
+from probe.cli.meter_flags import add_meter_flags, meter_group, refuse_with_config
 from probe.errors import UserError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -114,14 +114,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "end), exports them and starts the new pipeline.")
     p.add_argument("-c", "--config", metavar="CONFIG",
                    help="the RFC 6728 config to run (goflowd form or RFC 7951)")
-    p.add_argument("-i", "--interface", action="append", metavar="IFACE",
-                   help="capture on this interface with the built-in config (repeatable: "
-                        "one observation point each, one cache)")
-    p.add_argument("--export", metavar="URL",
-                   help="with -i: send the flow records to udp://HOST:PORT or tcp://HOST:PORT")
-    p.add_argument("--version", type=int, choices=(10, 9, 5), default=None,
-                   help="with -i: export protocol, 10 IPFIX (default), 9 NetFlow v9, "
-                        "5 NetFlow v5")
     p.add_argument("--batch-size", type=_positive, default=None, metavar="N",
                    help="packets read per call (default 65536)")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info",
@@ -147,5 +139,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="capture processes sharing each interface (PACKET_FANOUT hash: a "
                         "flow always lands in one process); default 1")
     add_rate_option(p)
-    add_meter_flags(p, "the interfaces")
+    g = meter_group(p, "the interfaces")
+    g.add_argument("-i", "--interface", action="append", metavar="IFACE",
+                   help="capture on this interface (repeatable: one observation point each, "
+                        "one cache)")
+    g.add_argument("--export", metavar="URL",
+                   help="send the flow records to udp://HOST:PORT or tcp://HOST:PORT")
+    g.add_argument("--version", type=int, choices=(10, 9, 5), default=None,
+                   help="export protocol: 10 IPFIX (default), 9 NetFlow v9, 5 NetFlow v5")
+    add_meter_flags(g)
     p.set_defaults(func=run)

@@ -96,9 +96,10 @@ def test_no_progress_when_piped_or_quiet(trace: Path) -> None:
 
 
 def test_the_line_itself() -> None:
-    assert ProgressLine.text(50_000_000, 100_000_000, 3000, 12, 2.0) == \
-        "50.0 MB of 100.0 MB (50%), 1.5k packets/s, 12 flows cached, ETA 0:02"
-    assert ProgressLine.text(4096, None, 0, 0, 0.0) == "4.1 kB read, 0 packets/s, 0 flows cached"
+    assert ProgressLine.text(50_000_000, 100_000_000, 12, 2.0, 25_000_000, 3000) == \
+        "50.0 MB of 100.0 MB (50%), 1.5k packets/s, 12 flows cached, ETA 0:04"
+    assert ProgressLine.text(4096, None, 0, 0.0, 0, 0) == "4.1 kB read, 0 packets/s, " \
+        "0 flows cached"
     out = io.StringIO()
     line = ProgressLine(out, width=lambda: 21)
     line.show("a long line that the terminal would wrap")
