@@ -81,6 +81,23 @@ class LiveProbe:
             self.proc.wait()
 
 
+def _arrived(collector: object, n: int, timeout: float = 15) -> list[dict]:
+    """The flow records the collector decodes from now on: once there are ``n`` (or
+    ``timeout`` passed), and nothing more came for half a second."""
+    got: list[dict] = []
+    last = time.monotonic()
+    deadline = last + timeout
+    while time.monotonic() < deadline:
+        new = [r.flow for r in collector.take()]  # type: ignore[attr-defined]
+        if new:
+            got += new
+            last = time.monotonic()
+        elif len(got) >= n and time.monotonic() - last >= 0.5:
+            break
+        time.sleep(0.05)
+    return got
+
+
 def _key(f: dict) -> tuple:
     """A flow as both listings show it: key, counters, first and last packet (ms, as the
     records carry them)."""
@@ -115,8 +132,7 @@ def test_one_liner_print_config_and_the_flows_it_holds(tmp_path: Path) -> None:
                 said = probe.ask("expire-all")
                 assert said == f"{len(listed)} flows ended (forced end) and sent to the " \
                                "exporting processes\n"
-                collector.wait_idle()
-                ended = [r.flow for r in collector.take()]
+                ended = _arrived(collector, len(listed))
                 probe.stop()
                 collector.wait_idle()
                 collector.stop()
