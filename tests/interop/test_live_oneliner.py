@@ -68,7 +68,7 @@ class LiveProbe:
             if cap["received"] >= n and op["packets_read"] == cap["received"]:
                 assert cap["dropped"] == cap["ifdropped"] == 0, op
                 return
-            assert time.monotonic() < deadline, op
+            assert time.monotonic() < deadline, f"{n} packets sent; the probe says {op}"
             time.sleep(0.2)
 
     def stop(self) -> None:
@@ -126,7 +126,8 @@ def test_one_liner_print_config_and_the_flows_it_holds(tmp_path: Path) -> None:
                 flags = ["-i", ours_if, "--export", f"udp://127.0.0.1:{collector.port}"]
                 probe = LiveProbe(flags, ours_if, tmp_path / "one.sock", tmp_path / "one.log")
                 started.append(probe)
-                subprocess.run(replay, check=True, capture_output=True)
+                sent = subprocess.run(replay, check=True, capture_output=True, text=True).stdout
+                assert f"Actual: {PACKETS} packets" in sent, sent
                 probe.metered(PACKETS)
                 listed = [json.loads(line) for line in probe.ask("flows", "--json").splitlines()]
                 said = probe.ask("expire-all")
@@ -154,7 +155,8 @@ def test_one_liner_print_config_and_the_flows_it_holds(tmp_path: Path) -> None:
                 probe = LiveProbe(["-c", str(cfg)], ours_if, tmp_path / "cfg.sock",
                                   tmp_path / "cfg.log")
                 started.append(probe)
-                subprocess.run(replay, check=True, capture_output=True)
+                sent = subprocess.run(replay, check=True, capture_output=True, text=True).stdout
+                assert f"Actual: {PACKETS} packets" in sent, sent
                 probe.metered(PACKETS)
                 probe.stop()
                 collector.wait_idle()
