@@ -53,6 +53,8 @@ def _observation_point(op: model.ObservationPoint) -> dict[str, Any]:
         out["bpfFilter"] = op.bpf_filter
     if op.max_observing_packets:
         out["maxObservingPackets"] = op.max_observing_packets
+    if op.tunnels:
+        out["tunnels"] = {t: True for t in op.tunnels}
     return out
 
 
