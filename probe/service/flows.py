@@ -11,6 +11,9 @@ The rate is the flow's bits per second since it was first seen (``bytes * 8 / ag
 counted as at least one second, so a flow a few milliseconds old is not a giant). The probe
 keeps no per-flow history beyond the cache's own counters, so this is an average over the
 flow's life, not over the last second.
+
+A biflow (RFC 5103) counts both directions in ``bytes`` and ``packets``, as the cache's record
+does, so a download sorts by what it moved; its ``reverse*`` fields say how much came back.
 """
 
 from __future__ import annotations

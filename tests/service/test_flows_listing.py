@@ -111,3 +111,30 @@ def test_supervisor_merges_the_workers_answers(tmp_path: Path) -> None:
                                        "Export (worker 1)": {"Collector": "2 templates sent"}}}
     with pytest.raises(ValueError, match="no probe listening"):  # the workers are gone
         sup.handle({"command": "expire-all"})
+
+
+def test_a_biflow_counts_both_directions() -> None:
+    """What `flows` shows of a biflow cache (configs/biflow.json's layout, nothing ending) holding
+    the demo capture: each conversation once, bytes and packets of both directions, the
+    answers as reverse fields."""
+    import json
+
+    from probe.config import load_data
+    from probe.pipeline import Pipeline
+
+    root = Path(__file__).resolve().parents[2]
+    doc = json.loads((root / "configs" / "biflow.json").read_text())
+    for cache in doc["cache"]:  # a timeout cache that never times out: FIN ends nothing
+        body = cache.pop("naturalCache")
+        cache["timeoutCache"] = {**body, "activeTimeout": 0, "idleTimeout": 0}
+    doc["observationPoint"][0].pop("ifName", None)
+    doc["observationPoint"][0]["offlineFile"] = str(root / "pcaps" / "demo.pcap")
+    pipe = Pipeline(load_data(doc), exporters=False)
+    listed: list = []
+    pipe._on_batch = lambda p: listed.append(p.cached_records())  # after the last batch: all
+    pipe.run(handle_signals=False)
+    flows = fl.listing(*listed[-1])["flows"]
+    assert sum(f["packets"] for f in flows) == 260 and sum(f["bytes"] for f in flows) == 140762
+    web = next(f for f in flows if 40000 in (f.get("src_port"), f.get("dst_port")))
+    assert (web["packets"], web["reversePacketDeltaCount"]) == (13 + 11, 11)
+    assert web["bytes"] == 567 + 12029 and web["reverseOctetDeltaCount"] == 12029
