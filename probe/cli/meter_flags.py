@@ -23,7 +23,8 @@ KEY_LEVELS = ("full", "proto", "ip")  # probe.config.defaults.KEY_LEVELS, withou
 _UINT32 = 0xFFFFFFFF
 # dest -> the flag a user typed, in the order --help lists them
 FLAGS = {"keys": "--keys", "sample": "--sample", "active": "--active", "idle": "--idle",
-         "max_flows": "--max-flows", "bpf": "--bpf", "print_config": "--print-config"}
+         "max_flows": "--max-flows", "bpf": "--bpf", "biflow": "--biflow",
+         "print_config": "--print-config"}
 
 
 def _count(text: str) -> int:
@@ -43,7 +44,7 @@ def meter_group(p: argparse.ArgumentParser, what: str) -> argparse._ArgumentGrou
     return p.add_argument_group(
         "the built-in config (not with -c)",
         f"All IP traffic of {what}, IPv4 and IPv6, in one timeout cache; these flags change it "
-        "as softflowd's -T, -s, -t and -m do. --print-config shows the RFC 6728 config they "
+        "as softflowd's -T, -s, -t, -m and -b do. --print-config shows the RFC 6728 config they "
         "stand for.")
 
 
@@ -66,6 +67,10 @@ def add_meter_flags(g: argparse._ArgumentGroup) -> None:
                         "ends (default 65536)")
     g.add_argument("--bpf", metavar="EXPR",
                    help="meter only packets this libpcap filter takes (tcpdump syntax)")
+    g.add_argument("--biflow", action="store_true",
+                   help="one record per conversation, both directions (RFC 5103 reverse IEs; "
+                        "the first packet's source is the initiator), as softflowd -b; "
+                        "NetFlow v5/v9 get two one-way records each")
     g.add_argument("--print-config", action="store_true",
                    help="print the RFC 6728 config (goflowd form) these flags stand for and "
                         "exit; `flowprobe run -c` of it meters the same flows")
@@ -93,7 +98,8 @@ def meter_options(args: argparse.Namespace) -> MeterOptions:
     from probe.config.defaults import MeterOptions
 
     chosen = {"keys": args.keys, "sample": args.sample, "active_timeout": args.active,
-              "idle_timeout": args.idle, "max_flows": args.max_flows, "bpf_filter": args.bpf}
+              "idle_timeout": args.idle, "max_flows": args.max_flows, "bpf_filter": args.bpf,
+              "biflow": args.biflow or None}
     return MeterOptions(**{k: v for k, v in chosen.items() if v is not None})
 
 

@@ -7,8 +7,8 @@ and a collector shows them in the destination port. Timeouts are softflowd-like:
 (its UDP/ICMP default), 1800 s active.
 
 ``MeterOptions`` is what the command-line flags of both commands change in it, the way
-softflowd's ``-T``, ``-s``, ``-t`` and ``-m`` do: the flow key level, 1-in-N sampling, the
-timeouts, the cache size and a BPF filter. The result is an ordinary ``Config``, so
+softflowd's ``-T``, ``-s``, ``-t``, ``-m`` and ``-b`` do: the flow key level, 1-in-N sampling,
+the timeouts, the cache size, a BPF filter and biflows. The result is an ordinary ``Config``, so
 ``--print-config`` can write it out as a file (``probe.config.dump``).
 """
 
@@ -66,20 +66,27 @@ class MeterOptions:
     idle_timeout: int = DEFAULT_IDLE_TIMEOUT  # seconds, 0 = never
     max_flows: int = DEFAULT_MAX_FLOWS
     bpf_filter: str | None = None
+    biflow: bool = False  # both directions in one record (RFC 5103), as softflowd -b
 
 
-def default_layout(version: int = 10, keys: str = "full") -> CacheLayout:
+# What --biflow adds: the initiator's direction and the answers' counters, flags and times.
+BIFLOW_NONKEYS = ("biflowDirection", "reverseFlowStartMilliseconds",
+                  "reverseFlowEndMilliseconds", "reverseOctetDeltaCount",
+                  "reversePacketDeltaCount", "reverseTcpControlBits")
+
+
+def default_layout(version: int = 10, keys: str = "full", biflow: bool = False) -> CacheLayout:
     """The default cache layout at a key level; for NetFlow v5 only what a v5 record can
-    carry."""
+    carry (a biflow layout goes to v5 and v9 as two one-way records)."""
     key_names = KEY_LEVELS[keys]
     fields = []
-    for name in key_names + DEFAULT_NONKEYS:
-        if version == 5 and name not in V5_CARRIABLE:
+    for name in key_names + DEFAULT_NONKEYS + (BIFLOW_NONKEYS if biflow else ()):
+        if version == 5 and name not in V5_CARRIABLE and name not in BIFLOW_NONKEYS:
             continue
         ie = by_name(name)
         assert ie is not None, name
         fields.append(CacheField(name=f"Field {len(fields) + 1}", ie_id=ie.id, ie_name=name,
-                                 is_flow_key=name in key_names))
+                                 enterprise_number=ie.pen, is_flow_key=name in key_names))
     return CacheLayout(fields=tuple(fields))
 
 
@@ -115,7 +122,8 @@ def default_config(
         eps = (ExportingProcess(name="export", destinations=(dest,)),)
     cache = Cache(name="Flow cache", kind="timeoutCache", max_flows=options.max_flows,
                   active_timeout=options.active_timeout, idle_timeout=options.idle_timeout,
-                  layout=default_layout(version, options.keys), exporting_processes=eps)
+                  layout=default_layout(version, options.keys, options.biflow),
+                  exporting_processes=eps)
     sp_name, selectors = _selection(options.sample)
     sp = SelectionProcess(name=sp_name, selectors=selectors, cache=cache)
     if interfaces:

@@ -1,6 +1,6 @@
 """The built-in config's flags (``--keys``, ``--sample``, ``--active``, ``--idle``,
-``--max-flows``, ``--bpf``, ``--print-config``) as a user meets them on ``replay`` and ``run``:
-what they do to the flows, the config they print, and one-line errors."""
+``--max-flows``, ``--bpf``, ``--biflow``, ``--print-config``) as a user meets them on
+``replay`` and ``run``: what they do to the flows, the config they print, one-line errors."""
 
 from __future__ import annotations
 
@@ -77,6 +77,26 @@ def test_sample_and_bpf_choose_packets() -> None:
     assert sum(f["packets"] for f in sampled) == 65  # ceil(260 / 4)
 
 
+def test_biflow_puts_both_directions_in_one_record_and_keeps_totals() -> None:
+    """--biflow, as softflowd -b: one record per conversation, the answers in RFC 5103 reverse
+    IEs; unanswered flows have zeros there. Per 5-tuple, forward plus reverse are the
+    unidirectional totals; to NetFlow v9 each goes as two one-way records again."""
+    uni, bi, v9 = flows(), flows("--biflow"), flows("--biflow", "--version", "9")
+    assert len(bi) < len(uni) and all(f["biflowDirection"] == 1 for f in bi)
+    back: list[dict] = []
+    for f in bi:
+        if f["reversePacketDeltaCount"]:
+            port = {"src_port": f.get("dst_port"), "dst_port": f.get("src_port")}
+            if f["proto"] in (1, 58):  # ICMP type and code stay: part of the key
+                port = {"src_port": f.get("src_port"), "dst_port": f.get("dst_port")}
+            back.append({**f, "src_addr": f["dst_addr"], "dst_addr": f["src_addr"], **port,
+                         "packets": f["reversePacketDeltaCount"],
+                         "bytes": f["reverseOctetDeltaCount"]})
+    assert back and totals(bi + back, *FIVE) == totals(uni, *FIVE)
+    assert "reversePacketDeltaCount" not in v9[0] and totals(v9, *FIVE) == totals(uni, *FIVE)
+    assert sum(1 for f in bi if not f["reversePacketDeltaCount"]) == len(bi) - len(back)
+
+
 def _collect(args: list[str]) -> Counter:
     with Collector(["udp://127.0.0.1:0"]) as collector:
         out = flowprobe(*[a.replace("PORT", str(collector.port)) for a in args])
@@ -89,7 +109,7 @@ def _collect(args: list[str]) -> Counter:
 def test_printed_config_runs_the_same_probe(tmp_path: Path) -> None:
     """What --print-config prints validates, and `run -c` of it sends what the flags send."""
     flags = ["--export", "udp://127.0.0.1:PORT", "--keys", "proto", "--active", "2",
-             "--idle", "1", "--max-flows", "5", "--bpf", "ip or ip6"]
+             "--idle", "1", "--max-flows", "5", "--bpf", "ip or ip6", "--biflow"]
     replayed = _collect(["replay", str(DEMO), *flags, "-q"])
     with Collector(["udp://127.0.0.1:0"]) as collector:
         printed = flowprobe("replay", str(DEMO), "--print-config",

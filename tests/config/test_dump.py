@@ -68,7 +68,7 @@ def test_every_selector_and_export_option_round_trips() -> None:
 @pytest.mark.parametrize("version", [10, 9, 5])
 def test_the_flags_config_round_trips(keys: str, version: int) -> None:
     options = MeterOptions(keys=keys, sample=4, active_timeout=60, idle_timeout=0,
-                           max_flows=1000, bpf_filter="tcp port 80")
+                           max_flows=1000, bpf_filter="tcp port 80", biflow=version != 5)
     config = default_config(export=("tcp", "192.0.2.1", 2055), version=version,
                             options=options, interfaces=("eth0", "eth1"))
     doc = _same_after_round_trip(config)
