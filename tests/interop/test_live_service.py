@@ -108,16 +108,22 @@ class Probe:
 
 
 def _wait_metered(probe: Probe, n: int, timeout: float = 20) -> dict:
-    """Statistics once the kernel saw ``n`` packets and the pipeline read all it received."""
+    """Statistics once the pipeline read ``n`` packets, or the kernel dropped some."""
     deadline = time.monotonic() + timeout
     while True:
         doc = probe.stats()
         op = doc["observation_points"][0]
-        seen = op["capture"]["received"] + op["capture"]["dropped"]
-        if (seen >= n and op["packets_read"] == op["capture"]["received"]) \
-                or time.monotonic() > deadline:
+        if op["packets_read"] >= n or op["capture"]["dropped"] or time.monotonic() > deadline:
             return doc
         time.sleep(0.2)
+
+
+def _received(cap: dict, n: int) -> int:
+    """libpcap's received count, less what it counted but never delivered: a packet socket
+    takes packets of every interface from its creation until libpcap binds it to one, and
+    the kernel's count keeps them though the capture ring never sees them. On a loaded test
+    machine (other tests' loopback traffic) that is a few packets; more would be ours."""
+    return n if n <= cap["received"] <= n + 100 else cap["received"]
 
 
 def _stop_counts(probe: Probe) -> tuple[int, int, int]:
@@ -177,12 +183,14 @@ def _scenarios(tmp_path: Path, trace: Path, ns: str, ours_if: str, peer_if: str,
         doc = _wait_metered(probe, PACKETS)
         metrics = probe.metrics()
         cap = doc["observation_points"][0]["capture"]
-        assert (cap["received"], cap["dropped"], cap["ifdropped"]) == (PACKETS, 0, 0), (doc, sent)
+        assert (_received(cap, PACKETS), cap["dropped"], cap["ifdropped"]) == (PACKETS, 0, 0), \
+            (doc, sent)
+        assert doc["observation_points"][0]["packets_read"] == PACKETS
         assert doc["observation_points"][0]["packets_decoded"] == PACKETS
         assert doc["selectors"][0]["packets_observed"] == PACKETS
         assert doc["service"]["reload_failures"] == 1 and doc["service"]["reloads"] == 0
         cache = doc["caches"]["Flows"]
-        assert metrics["flowprobe_packets_received_total"] == PACKETS
+        assert metrics["flowprobe_packets_received_total"] == cap["received"]
         assert metrics["flowprobe_packets_dropped_total"] == 0
         assert metrics["flowprobe_cache_flows_created_total"] == cache["flows_created"]
         assert metrics["flowprobe_reloads_total"] == 1  # the failed one
@@ -263,7 +271,9 @@ def _scenarios(tmp_path: Path, trace: Path, ns: str, ours_if: str, peer_if: str,
         subprocess.run(replay, check=True, capture_output=True)
         doc = _wait_metered(probe, PACKETS)
         cap = doc["observation_points"][0]["capture"]
-        assert (cap["received"], cap["dropped"], doc["service"]["workers"]) == (PACKETS, 0, 2)
+        assert (_received(cap, PACKETS), cap["dropped"], doc["service"]["workers"]) == \
+            (PACKETS, 0, 2)
+        assert doc["observation_points"][0]["packets_read"] == PACKETS
         # a broken reload is refused once, by the supervisor; the workers never see it
         good = cfg.read_text()
         cfg.write_text("{")
