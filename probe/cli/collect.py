@@ -3,7 +3,8 @@
 Runs until SIGINT/SIGTERM, then decodes what already arrived, flushes the output and prints
 statistics (messages, records, malformed by reason, sequence gaps) to stderr. ``?count=N`` on
 a listen URL runs N worker processes (``probe.collect.workers``) whose output this process
-writes, whole batches at a time.
+writes, whole batches at a time. IPFIX Files (``--read``, a config's fileReader) are decoded
+first, in this process; with nothing to listen on, the command ends when they are read.
 TCP carries IPFIX, NetFlow v9 and v5 (see ``probe.collect.framing`` for how v9 is framed).
 """
 
@@ -26,13 +27,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "collect", help="receive NetFlow v5/v9, IPFIX and sFlow v5 and print the flows",
         description="The bundled collector: decodes NetFlow v5/v9 and IPFIX over UDP and TCP, "
-                    "and sFlow v5 over UDP.")
+                    "sFlow v5 over UDP, and IPFIX Files.")
     p.add_argument("--listen", action="append", default=[], metavar="URL",
                    help="netflow://HOST:PORT (NetFlow v5/v9, IPFIX over UDP; udp:// is the "
                         "same), sflow://HOST:PORT (sFlow v5), flow://HOST:PORT (both), "
                         "tcp://HOST:PORT (NetFlow/IPFIX over TCP); repeatable; port 0 = any "
                         "free; ?count=N opens N sockets on the port (SO_REUSEPORT), each "
                         "served by its own worker process")
+    p.add_argument("--read", action="append", default=[], metavar="FILE",
+                   help="an IPFIX File (RFC 5655; gzip or bzip2 compressed too) to decode "
+                        "before listening (repeatable); with no --listen, exit when read")
     p.add_argument("-c", "--config", metavar="CONFIG",
                    help="RFC 6728 config: listen on its collectingProcess endpoints")
     p.add_argument("--format", choices=("json", "bin", "text"), default="json",
@@ -91,11 +95,13 @@ def _size(text: str) -> int:
     return n
 
 
-def _config_listens(path: str) -> list[str]:
+def _config_inputs(path: str) -> tuple[list[str], list[str]]:
+    """The listen URLs and the IPFIX Files of the config's collecting processes."""
     from probe.config import load
 
     config = load(path)
-    urls = []
+    urls: list[str] = []
+    files = [f for cp in config.collecting_processes for f in cp.files]
     for cp in config.collecting_processes:
         if cp.exporting_processes:
             print(f"{path}: collectingProcess {cp.name}: re-exporting collected records is not"
@@ -104,9 +110,10 @@ def _config_listens(path: str) -> list[str]:
             for addr in ep.local_addresses or ("0.0.0.0",):
                 host = f"[{addr}]" if ":" in addr else addr
                 urls.append(f"{ep.transport}://{host}:{ep.local_port}")
-    if not urls:
-        raise UserError(f"{path}: no collectingProcess with a udpCollector or tcpCollector")
-    return urls
+    if not urls and not files:
+        raise UserError(f"{path}: no collectingProcess with a udpCollector, tcpCollector or "
+                        "fileReader")
+    return urls, files
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,27 +121,36 @@ def run(args: argparse.Namespace) -> int:
     from probe.collect.server import parse_listen
     from probe.collect.workers import worker_count
 
-    urls = list(args.listen)
+    urls, files = list(args.listen), list(args.read)
     if args.config:
-        urls += _config_listens(args.config)
-    if not urls:
+        more_urls, more_files = _config_inputs(args.config)
+        urls += more_urls
+        files += more_files
+    if not urls and not files:
         raise UserError("collect: give --listen netflow://HOST:PORT (or sflow://, flow://, "
-                        "udp://, tcp://) or -c CONFIG")
+                        "udp://, tcp://), --read FILE or -c CONFIG")
     endpoints = [parse_listen(u) for u in urls]
     workers = worker_count(endpoints)
     limits = memory_limits(args.max_memory, workers)
 
     mapping, context = _mapping_and_context(args)
     transport = _transport(args, mapping, workers)
+    from probe.collect.stats import merge
     from probe.output import FlowOutput
 
     output = FlowOutput(args.format, transport, mapping, context)
     lost = getattr(transport, "stats", None)
+    problems: list[str] = []
     try:
+        parts = []
+        if files:
+            read, problems = _read_files(args, files, limits, output)
+            parts.append(read)
         if workers > 1:
-            stats = _run_workers(args, endpoints, limits, output)
-        else:
-            stats = _run_one(args, endpoints, limits, output)
+            parts.append(_run_workers(args, endpoints, limits, output))
+        elif endpoints:
+            parts.append(_run_one(args, endpoints, limits, output))
+        stats = parts[0] if len(parts) == 1 else merge(parts)
     finally:
         transport.close()
     if lost is not None:
@@ -143,7 +159,36 @@ def run(args: argparse.Namespace) -> int:
     summary = transport.summary()
     if summary:
         print(summary, file=sys.stderr, flush=True)
+    if problems:
+        raise UserError(*problems)
     return 1 if lost is not None and lost.lost else 0
+
+
+def _read_files(args: argparse.Namespace, paths: list[str], limits: Limits,
+                output: FlowOutput) -> tuple[CollectStats, list[str]]:
+    """Decode each IPFIX File in turn (``probe.collect.filereader``); one line for each
+    that stopped early, after what it held was written."""
+    from probe.collect.decoder import Decoder
+    from probe.collect.filereader import read_file
+    from probe.output import table_stream_head, totals_line
+
+    decoder = Decoder(limits)
+    output.bind(decoder.stats)
+    if args.format == "text":
+        output.write(table_stream_head().encode())
+    problems = []
+    for path in paths:
+        report = read_file(path, decoder, lambda batches: output.write(output(batches)))
+        if report.problem is not None and report.messages:
+            problems.append(f"{path}: {report.problem}; the {report.messages} messages before "
+                            "it were decoded")
+        elif report.problem is not None:
+            problems.append(f"{path}: {report.problem}")
+    decoder.finish()
+    st = decoder.stats
+    if args.format == "text":
+        output.write(totals_line(st.records, st.flow_packets, st.flow_octets).encode())
+    return st, problems
 
 
 def _mapping_and_context(args: argparse.Namespace) -> tuple[Any, Any]:

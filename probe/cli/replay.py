@@ -113,7 +113,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pcap", metavar="PCAP")
     p.add_argument("-c", "--config", metavar="CONFIG",
                    help="RFC 6728 config (its observation points read PCAP)")
-    p.add_argument("--export", metavar="URL", help="udp://HOST:PORT or tcp://HOST:PORT")
+    p.add_argument("--export", metavar="URL",
+                   help="udp://HOST:PORT, tcp://HOST:PORT or file:PATH (an IPFIX File, "
+                        "RFC 5655)")
     p.add_argument("--version", type=int, choices=(10, 9, 5), default=None,
                    help="export protocol: 10 IPFIX, 9 NetFlow v9, 5 NetFlow v5 (default: "
                         "with -c the version of the config's destinations, else 10)")

@@ -24,10 +24,18 @@ def _check_pcap(path: str) -> None:
 
 
 def parse_export_url(url: str) -> tuple[str, str, int]:
-    """``udp://H:P`` / ``tcp://H:P`` (IPv6 host in brackets) -> (transport, host, port)."""
+    """``udp://H:P`` / ``tcp://H:P`` (IPv6 host in brackets) -> (transport, host, port);
+    ``file:PATH`` (an IPFIX File, RFC 5655) -> ("file", PATH, 0)."""
+    if url.startswith("file:"):
+        from probe.config.uris import file_path
+
+        path, problem = file_path(url)
+        if problem:
+            raise UserError(f"--export {url}: {problem}")
+        return "file", path, 0
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("udp", "tcp"):
-        raise UserError(f"--export {url}: scheme must be udp:// or tcp://")
+        raise UserError(f"--export {url}: scheme must be udp://, tcp:// or file:")
     if rest.startswith("["):
         host, close, tail = rest[1:].partition("]")
         if not close or not tail.startswith(":"):
@@ -72,6 +80,9 @@ def build_config(args: argparse.Namespace) -> model.Config:
     export = parse_export_url(args.export) if args.export else None
     _check_pcap(args.pcap)
     version = args.version or 10
+    if export is not None and export[0] == "file" and version != 10:
+        raise UserError(f"--export {args.export}: an IPFIX File (RFC 5655) holds IPFIX "
+                        f"messages; --version {version} cannot be written to a file")
     if args.config is None:
         from probe.cli.meter_flags import meter_options
         from probe.config.defaults import default_config

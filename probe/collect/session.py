@@ -170,7 +170,9 @@ class SessionTable:
         while len(self.sessions) >= self.limits.max_sessions:
             self._remove(next(iter(self.sessions)))
             self.stats.sessions_evicted += 1
-        s = Session(key, exporter, udp=not (isinstance(key, tuple) and key[:1] == ("tcp",)))
+        # TCP and IPFIX Files (RFC 5655) keep Templates for the whole session; UDP does not
+        s = Session(key, exporter,
+                    udp=not (isinstance(key, tuple) and key[:1] in (("tcp",), ("file",))))
         self.sessions[key] = s
         self.by_exporter.setdefault(exporter, OrderedDict())[key] = s
         if not self._charge(s, COST["session"], "session_limit"):

@@ -33,6 +33,7 @@ from probe.config.model import (
     Selector,
 )
 from probe.config.semantic import cache_kind, destination_kind, resolve_ie
+from probe.config.uris import file_path
 
 IPFIX_PORT = 4739
 # RFC 6728 leaves a permanentCache's export interval to the device when not configured.
@@ -62,6 +63,10 @@ def build(doc: dict[str, Any], source: str) -> Config:
 
 def _destination(dest: dict[str, Any]) -> Destination:
     kind, body = destination_kind(dest)
+    if kind == "fileWriter":
+        return Destination(name=dest["name"], transport="file", destination_port=0,
+                           file_path=file_path(body["file"])[0],
+                           max_message_size=int(body.get(FP + "maxMessageSize", 65535)))
     udp = kind == "udpExporter"
     return Destination(
         name=dest["name"],
@@ -170,6 +175,7 @@ def _collecting_process(cp: dict[str, Any], eps: dict[str, ExportingProcess]) ->
                           local_addresses=tuple(c.get("localIPAddress", ())),
                           local_port=int(c.get("localPort", IPFIX_PORT)))
         for transport in ("udp", "tcp") for c in cp.get(f"{transport}Collector", []))
-    return CollectingProcess(name=cp["name"], endpoints=endpoints,
+    files = tuple(file_path(r["file"])[0] for r in cp.get("fileReader", []))
+    return CollectingProcess(name=cp["name"], endpoints=endpoints, files=files,
                              exporting_processes=tuple(eps[n] for n in
                                                        cp.get("exportingProcess", [])))

@@ -108,7 +108,8 @@ def default_config(
 ) -> Config:
     """The built-in config: an observation point, select-all (or 1-in-N), one timeout cache.
 
-    ``export`` is ``(transport, host, port)`` for one destination (``--export``), else the cache
+    ``export`` is ``(transport, host, port)`` for one destination (``--export``; for a file,
+    ``("file", path, 0)``), else the cache
     feeds no exporting process and the caller attaches its own (the in-process collector).
     ``interfaces``: live capture instead of ``offline_file``, one observation point per
     interface (an observation point captures on one), all feeding the one cache.
@@ -116,9 +117,13 @@ def default_config(
     eps: tuple[ExportingProcess, ...] = ()
     if export is not None:
         transport, host, port = export
-        dest = Destination(name=f"{transport}://{host}:{port}", transport=transport,  # type: ignore[arg-type]
-                           ipfix_version=version, destination_address=host,  # type: ignore[arg-type]
-                           destination_port=port)
+        if transport == "file":  # an IPFIX File: ``host`` is its path
+            dest = Destination(name=f"file:{host}", transport="file", destination_port=0,
+                               file_path=host)
+        else:
+            dest = Destination(name=f"{transport}://{host}:{port}", transport=transport,  # type: ignore[arg-type]
+                               ipfix_version=version, destination_address=host,  # type: ignore[arg-type]
+                               destination_port=port)
         eps = (ExportingProcess(name="export", destinations=(dest,)),)
     cache = Cache(name="Flow cache", kind="timeoutCache", max_flows=options.max_flows,
                   active_timeout=options.active_timeout, idle_timeout=options.idle_timeout,

@@ -57,13 +57,17 @@ class CacheLayout(_Frozen):
 # ---------------------------------------------------------------- Exporting Process
 @_frozen
 class Destination(_Frozen):
-    """An export destination (RFC 6728 udpExporter/tcpExporter)."""
+    """An export destination (RFC 6728 udpExporter/tcpExporter/fileWriter).
+
+    A fileWriter (``transport`` "file") has ``file_path`` and no address or port."""
 
     name: str
-    transport: Literal["udp", "tcp"]
+    transport: Literal["udp", "tcp", "file"]
     ipfix_version: Literal[5, 9, 10] = 10
-    destination_address: str
+    destination_address: str = ""
     destination_port: int = 4739
+    file_path: str | None = None  # fileWriter: where the IPFIX File (RFC 5655) is written
+    max_message_size: int = 65535  # fileWriter: flowprobe:maxMessageSize
     source_address: str | None = None
     send_buffer_size: int | None = None
     rate_limit: int | None = None  # bytes per second, None = unpaced
@@ -244,6 +248,7 @@ class CollectorEndpoint(_Frozen):
 class CollectingProcess(_Frozen):
     name: str
     endpoints: tuple[CollectorEndpoint, ...]
+    files: tuple[str, ...] = ()  # fileReader: IPFIX Files (RFC 5655) to read, as paths
     exporting_processes: tuple[ExportingProcess, ...] = ()
 
 

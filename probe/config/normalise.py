@@ -50,8 +50,6 @@ from probe.ie import METERED
 UNSUPPORTED = {
     "sctpExporter": "SCTP export is not supported; use udpExporter or tcpExporter",
     "sctpCollector": "SCTP collection is not supported; use udpCollector or tcpCollector",
-    "fileWriter": "writing IPFIX files is not supported; use udpExporter or tcpExporter",
-    "fileReader": "reading IPFIX files is not supported; use udpCollector or tcpCollector",
     "transportLayerSecurity": "TLS/DTLS is not supported",
     "ifIndex": "interfaces are named with ifName, not ifIndex",
     "entPhysicalName": "line cards are not supported; use ifName or flowprobe:offlineFile",

@@ -2,7 +2,7 @@
 
 The modules are the vendored RFC 6728 ones plus ``flowprobe.yang``; ``yang-library.json`` says
 which features are enabled: only what the probe implements, so a config asking for SCTP
-collectors or file readers fails validation instead of being ignored.
+collectors fails validation instead of being ignored.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ FEATURES = (
     "psampSampCountBased", "psampSampTimeBased", "psampSampRandOutOfN", "psampSampUniProb",
     "psampFilterMatch", "psampFilterHash",
     "immediateCache", "timeoutCache", "naturalCache", "permanentCache",
-    "udpTransport", "tcpTransport",
+    "udpTransport", "tcpTransport", "fileReader", "fileWriter",
 )
 
 

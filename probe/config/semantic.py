@@ -13,6 +13,7 @@ from typing import Any
 
 from probe.config.filters import filter_hash_problems, filter_match_problems
 from probe.config.paths import ROOT, quote
+from probe.config.uris import file_path
 from probe.ie import (
     BIFLOW_IES,
     CUMULATIVE_COUNTERS,
@@ -51,7 +52,7 @@ def cache_kind(cache: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def destination_kind(dest: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    for kind in ("udpExporter", "tcpExporter", "sctpExporter"):
+    for kind in ("udpExporter", "tcpExporter", "fileWriter", "sctpExporter"):
         if kind in dest:
             return kind, dest[kind]
     raise KeyError("destination type")
@@ -119,8 +120,7 @@ def check(doc: dict[str, Any], *, replay: bool = False) -> Problems:
     problems += _version_layouts(ipfix)
     problems += _tunnel_layouts(ipfix)
     for path, cp in _items(ipfix, "collectingProcess"):
-        if not (cp.get("udpCollector") or cp.get("tcpCollector")):
-            problems.append((path, "needs a udpCollector or a tcpCollector"))
+        problems += _collecting_process(path, cp)
     return problems
 
 
@@ -250,7 +250,9 @@ def _exporting_process(path: str, ep: dict[str, Any]) -> Problems:
         dpath = p_entry(path, "destination", dest)
         kind, body = destination_kind(dest)
         version = int(body.get("ipfixVersion", 10))
-        if version not in SUPPORTED_VERSIONS:
+        if kind == "fileWriter":
+            problems += _file_writer(f"{dpath}/fileWriter", body, version)
+        elif version not in SUPPORTED_VERSIONS:
             problems.append((f"{dpath}/{kind}/ipfixVersion",
                              f"version {version} is not supported (5 = NetFlow v5, "
                              "9 = NetFlow v9, 10 = IPFIX)"))
@@ -258,6 +260,29 @@ def _exporting_process(path: str, ep: dict[str, Any]) -> Problems:
     if v5 and ep.get("options"):
         problems.append((f"{path}/options", "NetFlow v5 cannot carry options records; "
                                             "remove the options or use version 9 or 10"))
+    return problems
+
+
+def _file_writer(path: str, body: dict[str, Any], version: int) -> Problems:
+    problems: Problems = []
+    if version != 10:
+        problems.append((f"{path}/ipfixVersion", f"an IPFIX File (RFC 5655) holds IPFIX "
+                                                 f"Messages: ipfixVersion must be 10, not "
+                                                 f"{version}"))
+    _, problem = file_path(body["file"])
+    if problem:
+        problems.append((f"{path}/file", problem))
+    return problems
+
+
+def _collecting_process(path: str, cp: dict[str, Any]) -> Problems:
+    if not (cp.get("udpCollector") or cp.get("tcpCollector") or cp.get("fileReader")):
+        return [(path, "needs a udpCollector, a tcpCollector or a fileReader")]
+    problems: Problems = []
+    for reader in cp.get("fileReader", []):
+        _, problem = file_path(reader["file"])
+        if problem:
+            problems.append((f"{p_entry(path, 'fileReader', reader)}/file", problem))
     return problems
 
 

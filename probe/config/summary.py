@@ -14,6 +14,8 @@ def _n(count: int, noun: str) -> str:
 
 
 def destination_url(dest: Destination) -> str:
+    if dest.transport == "file":
+        return f"file:{dest.file_path}"
     return _url(dest.transport, dest.destination_address, dest.destination_port)
 
 
@@ -49,5 +51,6 @@ def describe(config: Config) -> str:
     if cps:
         listens = [_url(e.transport, addr, e.local_port) for cp in cps for e in cp.endpoints
                    for addr in (e.local_addresses or ("*",))]
+        listens += [f"file:{path}" for cp in cps for path in cp.files]
         parts.append(_n(len(cps), "collecting process") + f" ← {', '.join(listens)}")
     return ", ".join(p for p in parts if not p.startswith("0 "))

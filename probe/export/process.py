@@ -24,7 +24,13 @@ from probe.export.netflow5 import encode_v5
 from probe.export.options import OptionsPlan, feeding_selectors, sampling_interval
 from probe.export.protocol import Ipfix, NetflowV5, NetflowV9, Protocol
 from probe.export.session import DEFAULT_QUEUE_LIMIT, DestinationRuntime
-from probe.export.templates import Chunk, TemplateRegistry, concat_chunks, encode_batch
+from probe.export.templates import (
+    Chunk,
+    TemplateRegistry,
+    cache_templates,
+    concat_chunks,
+    encode_batch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,11 @@ class ExportingProcessRuntime:
             self.destinations.append(DestinationRuntime(d, proto, plan, sys_init_us, period_us,
                                                         queue_limit, ignored_packets,
                                                         wait_when_full=offline))
+        files = [d for d in self.destinations if d.dest.transport == "file"]
+        if files:  # an IPFIX File starts with every layout it holds (probe.export.filewriter)
+            templates = cache_templates(ep, config, self.registry)
+            for d in files:
+                d.announce(templates, sys_init_us)
         self._rr = 0
         self._warned_v6 = False
 

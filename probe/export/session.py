@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from probe.config.model import Destination
 from probe.errors import UserError
+from probe.export.filewriter import FileTransport
 from probe.export.options import OptionsPlan
 from probe.export.protocol import Protocol
 from probe.export.templates import Chunk, Template, concat_chunks
@@ -72,8 +73,7 @@ class DestinationRuntime:
         self.queue_limit = queue_limit
         self.ignored_packets = ignored_packets
         try:
-            self.transport: UdpTransport | TcpTransport = (
-                TcpTransport(dest) if dest.transport == "tcp" else UdpTransport(dest))
+            self.transport: UdpTransport | TcpTransport | FileTransport = _transport(dest)
         except OSError as exc:  # unresolvable name, address of the wrong family, bad source
             raise UserError(f"export destination {dest.name}: {dest.destination_address} port "
                             f"{dest.destination_port}: {exc.strerror or exc}") from None
@@ -96,6 +96,17 @@ class DestinationRuntime:
         # (domain, now_us, session messages): _prepare found nothing due for this domain at
         # this time, and nothing can fall due before that many messages (see _prepared).
         self._ready: tuple[int, int, int] | None = None
+
+    def announce(self, templates: list[Template], now_us: int) -> None:
+        """Make ``templates`` known and send them now, with the options records, before any
+        data (a file: every layout it will hold, at its head)."""
+        for t in templates:
+            self._known.setdefault(t.domain, {})[t.template_id] = t
+        self._ready = None
+        self.poll()
+        if self.transport.up:
+            for domain in list(self._known):
+                self._prepare(domain, now_us)
 
     # ------------------------------------------------------------------ intake
     @property
@@ -488,8 +499,8 @@ class DestinationRuntime:
                 finished = self.transport.finish(deadline)  # type: ignore[union-attr]
                 if finished or self.transport.up:  # read to the end, or still reading
                     break
-            if not reliable or time.monotonic() > deadline:
-                break
+            if not reliable or _is_file(self.transport) or time.monotonic() > deadline:
+                break  # a file that failed a write stays failed: no reconnect to wait for
             time.sleep(0.05)
         self.end_confirmed = finished
         if finished:
@@ -517,7 +528,8 @@ class DestinationRuntime:
         self.transport.close()
 
     def _final_messages(self, now_us: int) -> None:
-        """The exporting process statistics once more; over TCP, template withdrawals."""
+        """The exporting process statistics once more; over TCP, template withdrawals (a
+        file ends without: it closes no session a reader holds on to)."""
         self._ready = None
         if not self.protocol.uses_templates:
             return
@@ -525,7 +537,7 @@ class DestinationRuntime:
             st.last_options_us = None
         for domain in list(self._states):
             self._prepare(domain, now_us)
-        if self.transport.reliable:
+        if self.transport.reliable and not _is_file(self.transport):
             for domain, st in list(self._states.items()):
                 sent = [t for tid, t in self._known.get(domain, {}).items()
                         if tid in st.templates_sent]
@@ -543,3 +555,14 @@ class DestinationRuntime:
                 "resent": c.resent, "unconfirmed": c.unconfirmed,
                 "end_confirmed": int(self.end_confirmed),
                 "connects": getattr(self.transport, "connects", 0)}
+
+
+def _transport(dest: Destination) -> UdpTransport | TcpTransport | FileTransport:
+    if dest.transport == "file":
+        return FileTransport(dest)
+    return TcpTransport(dest) if dest.transport == "tcp" else UdpTransport(dest)
+
+
+def _is_file(transport: object) -> bool:
+    """A fileWriter: its session ends with the file, no template withdrawal, no reconnect."""
+    return getattr(transport, "is_file", False)

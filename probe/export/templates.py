@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from probe.cache.build import layout_for
 from probe.cache.records import RecordBatch
-from probe.config.model import CacheField
+from probe.config.model import CacheField, Config, ExportingProcess
 from probe.export.encoding import encode_columns
 from probe.ie import by_name
 from probe.wire import FIRST_TEMPLATE_ID, FieldSpec, Template
@@ -55,6 +56,30 @@ class TemplateRegistry:
         specs = tuple(cache_field_spec(f) for f in batch.fields)
         return self.get(batch.observation_domain_id, specs, 0,
                         tuple(f.ie_name for f in batch.fields))
+
+
+def cache_templates(ep: ExportingProcess, config: Config, registry: TemplateRegistry
+                    ) -> list[Template]:
+    """Every data Template the caches feeding ``ep`` can use: one per IP version of each
+    layout, in the observation domain the pipeline meters that cache for (its first
+    observation point's), exactly as ``for_batch`` will make them."""
+    domains: dict[str, int] = {}
+    for op in config.observation_points:
+        for sp in op.selection_processes:
+            if sp.cache is not None:
+                domains.setdefault(sp.cache.name, op.observation_domain_id)
+    out = []
+    for cache in config.caches:
+        if cache.name not in domains or all(e.name != ep.name
+                                            for e in cache.exporting_processes):
+            continue
+        for version in (4, 6):
+            fields = layout_for(cache.layout, version)
+            if fields:
+                out.append(registry.get(domains[cache.name],
+                                        tuple(cache_field_spec(f) for f in fields), 0,
+                                        tuple(f.ie_name for f in fields)))
+    return out
 
 
 @dataclass(slots=True)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import BinaryIO
 
 from probe.errors import UserError
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class FileTransport:
@@ -24,8 +27,15 @@ class FileTransport:
 
     def write(self, chunk: bytes) -> None:
         if chunk:
-            self.out.write(chunk)
-            self.out.flush()
+            # SIGINT/SIGTERM are held while the bytes go out: CPython 3.11 drops part of a
+            # large write to a full pipe that a signal interrupts (``collect | slow-reader``
+            # lost kilobytes of JSON lines at Ctrl-C); they are delivered once it is done.
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+            try:
+                self.out.write(chunk)
+                self.out.flush()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def close(self) -> None:
         self.out.flush()

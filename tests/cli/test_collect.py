@@ -191,3 +191,39 @@ def test_metrics_endpoint_counts_what_was_decoded_and_refused() -> None:
         assert m['flowprobe_collect_sequence_lost_total{exporter="127.0.0.1",'
                  'observation_domain="258",unit="records"}'] == 3
         assert m["flowprobe_collect_templates"] == 1
+def test_read_ipfix_files_then_exit(tmp_path: Path) -> None:
+    """``--read FILE``: the messages of an IPFIX File, one session; nothing to listen on, so
+    the command ends when the file is read. A file cut short gives what it holds, then one
+    line saying where it stopped (exit 2); a file that is no IPFIX File is one line too."""
+    one = tmp_path / "one.ipfix"
+    one.write_bytes(_ipfix_pair() + _ipfix_pair()[:20])
+    r = subprocess.run([*PY, "--read", str(one)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert [json.loads(line)["dst_port"] for line in r.stdout.splitlines()] == [5353]
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"{one}: message 2 at octet {len(_ipfix_pair())} is cut short: 20 of its "
+        f"{len(_ipfix_pair())} octets; the 1 messages before it were decoded")
+    assert "file_cut_short 1" in r.stderr
+    assert _fails("--read", str(tmp_path / "none.ipfix")) == \
+        f"{tmp_path / 'none.ipfix'}: cannot read IPFIX file: No such file or directory"
+    v5 = tmp_path / "v5.bin"
+    v5.write_bytes(v5_packet([FLOW]))
+    assert _fails("--read", str(v5)).splitlines()[-1] == \
+        f"{v5}: not an IPFIX File: its first message has version 5"
+
+
+def test_read_compressed_ipfix_files(tmp_path: Path) -> None:
+    """RFC 5655 §8.2: a file compressed as a whole reads like the plain one."""
+    import bz2
+    import gzip
+
+    plain = _ipfix_pair() * 2
+    outs = []
+    for name, data in (("plain.ipfix", plain), ("flows.ipfix.gz", gzip.compress(plain)),
+                       ("flows.ipfix.bz2", bz2.compress(plain))):
+        (tmp_path / name).write_bytes(data)
+        r = subprocess.run([*PY, "--read", str(tmp_path / name)], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        outs.append(r.stdout)
+    assert len(outs[0].splitlines()) == 2 and outs[0] == outs[1] == outs[2]

@@ -164,8 +164,14 @@ SCHEMA_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
      f"{OP}/entPhysicalName", "line cards are not supported"),
     ("sctp-exporter", _replace_dest("sctpExporter", {"destinationIPAddress": ["127.0.0.1"]}),
      f"{DEST}/sctpExporter", "SCTP export is not supported"),
-    ("file-writer", _replace_dest("fileWriter", {"file": "file:///tmp/x.ipfix"}),
-     f"{DEST}/fileWriter", "writing IPFIX files is not supported"),
+    ("file-writer-v9", _replace_dest("fileWriter", {"file": "file:///tmp/x.ipfix",
+                                                    "ipfixVersion": 9}),
+     f"{DEST}/fileWriter/ipfixVersion", "an IPFIX File (RFC 5655) holds IPFIX Messages: "
+                                        "ipfixVersion must be 10, not 9"),
+    ("file-writer-remote", _replace_dest("fileWriter", {"file": "file://far/x.ipfix"}),
+     f"{DEST}/fileWriter/file", "names a file on host 'far'; only local files"),
+    ("file-writer-scheme", _replace_dest("fileWriter", {"file": "https://x/flows"}),
+     f"{DEST}/fileWriter/file", "only local files can be read or written"),
     ("filter-hash-state-leaf", _selector("filterHash", {"outputRangeMax": 7}),
      f"{SP}/selector[name='S']/filterHash/outputRangeMax",
      "'outputRangeMax' is state data the probe reports, not configuration"),
@@ -249,7 +255,7 @@ SEMANTIC_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
      OP, "not both"),
     ("collector-without-endpoint", lambda d: d.__setitem__(
         "collectingProcess", [{"name": "Relay"}]), "/ipfix/collectingProcess[name='Relay']",
-     "needs a udpCollector or a tcpCollector"),
+     "needs a udpCollector, a tcpCollector or a fileReader"),
     ("filter-hash-range-above-ipsx", _selector("filterHash", {
         "hashFunction": "IPSX", "selectedRange": [{"name": "r", "min": 0, "max": 70000}]}),
      f"{SP}/selector[name='S']/filterHash/selectedRange[name='r']/max",
