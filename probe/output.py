@@ -463,6 +463,9 @@ def print_exports(config: Config, exports: Mapping[str, Mapping[str, Mapping[str
                          "(is the collector listening?)")
             if d is not None and d.transport == "udp":
                 line += "; UDP cannot confirm delivery: compare with the collector's count"
+            elif d is not None and d.transport == "file":
+                if c.get("end_confirmed"):
+                    line += "; all of it is in the file"
             elif c.get("end_confirmed"):
                 line += "; the collector read it all and closed the connection"
             print(line, file=out)
