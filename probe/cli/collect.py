@@ -14,12 +14,14 @@ import argparse
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from probe.errors import UserError
 
 if TYPE_CHECKING:
     from probe.collect import CollectStats, Limits
+    from probe.collect.listen import Endpoint
     from probe.output import FlowOutput
 
 
@@ -95,12 +97,14 @@ def _size(text: str) -> int:
     return n
 
 
-def _config_inputs(path: str) -> tuple[list[str], list[str]]:
-    """The listen URLs and the IPFIX Files of the config's collecting processes."""
+def _config_inputs(path: str) -> tuple[list[Endpoint], list[str]]:
+    """The endpoints (a tcpCollector with transportLayerSecurity: TLS) and the IPFIX Files of
+    the config's collecting processes."""
+    from probe.collect.listen import parse_listen
     from probe.config import load
 
     config = load(path)
-    urls: list[str] = []
+    endpoints: list[Endpoint] = []
     files = [f for cp in config.collecting_processes for f in cp.files]
     for cp in config.collecting_processes:
         if cp.exporting_processes:
@@ -109,11 +113,12 @@ def _config_inputs(path: str) -> tuple[list[str], list[str]]:
         for ep in cp.endpoints:
             for addr in ep.local_addresses or ("0.0.0.0",):
                 host = f"[{addr}]" if ":" in addr else addr
-                urls.append(f"{ep.transport}://{host}:{ep.local_port}")
-    if not urls and not files:
+                endpoints.append(replace(parse_listen(f"{ep.transport}://{host}:{ep.local_port}"),
+                                         tls=ep.tls))
+    if not endpoints and not files:
         raise UserError(f"{path}: no collectingProcess with a udpCollector, tcpCollector or "
                         "fileReader")
-    return urls, files
+    return endpoints, files
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,16 +126,18 @@ def run(args: argparse.Namespace) -> int:
     from probe.collect.server import parse_listen
     from probe.collect.workers import worker_count
 
-    urls, files = list(args.listen), list(args.read)
+    endpoints, files = [parse_listen(u) for u in args.listen], list(args.read)
     if args.config:
-        more_urls, more_files = _config_inputs(args.config)
-        urls += more_urls
+        more_endpoints, more_files = _config_inputs(args.config)
+        endpoints += more_endpoints
         files += more_files
-    if not urls and not files:
+    if not endpoints and not files:
         raise UserError("collect: give --listen netflow://HOST:PORT (or sflow://, flow://, "
                         "udp://, tcp://), --read FILE or -c CONFIG")
-    endpoints = [parse_listen(u) for u in urls]
     workers = worker_count(endpoints)
+    if workers > 1 and any(ep.tls is not None for ep in endpoints):
+        raise UserError("collect: TLS endpoints are served in one process: leave ?count=N "
+                        "off the other --listen URLs")
     limits = memory_limits(args.max_memory, workers)
 
     mapping, context = _mapping_and_context(args)

@@ -11,6 +11,8 @@ URL                transport  decodes
 =================  =========  ===========================================
 
 IPv6 hosts go in brackets, no host (``sflow://:6343``) is 0.0.0.0; port 0 picks a free one.
+A config's tcpCollector with transportLayerSecurity is a TCP endpoint with ``tls`` set (it
+has no URL of its own; it shows as ``tls://H:P``).
 ``?count=N`` (goflow2's) opens N sockets on the port, one worker each
 (``probe.collect.workers``). A datagram of the other family on a ``netflow://`` or
 ``sflow://`` socket is counted as refused, not decoded.
@@ -18,7 +20,8 @@ IPv6 hosts go in brackets, no host (``sflow://:6343``) is 0.0.0.0; port 0 picks 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from probe.errors import UserError
@@ -37,11 +40,13 @@ class Endpoint:
     count: int = 1  # sockets (and worker processes) sharing the port with SO_REUSEPORT
     accept: str = "netflow"  # "netflow", "sflow" or "flow" (both)
     scheme: str = ""  # as the user wrote it; "" = the transport's name
+    tls: Any = field(default=None, compare=False)  # TCP over TLS: probe.tls.TlsSettings
 
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         query = f"?count={self.count}" if self.count > 1 else ""
-        return f"{self.scheme or self.transport}://{host}:{self.port}{query}"
+        scheme = "tls" if self.tls is not None else self.scheme or self.transport
+        return f"{scheme}://{host}:{self.port}{query}"
 
 
 def parse_listen(url: str) -> Endpoint:

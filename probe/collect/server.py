@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import selectors
 import socket
+import ssl
 import time
 from collections.abc import Callable
 
@@ -25,7 +27,10 @@ from probe.collect.decoder import Decoder
 from probe.collect.flows import FlowBatch
 from probe.collect.framing import StreamFramer
 from probe.collect.listen import MAX_COUNT, Endpoint, parse_listen
+from probe.collect.tlsaccept import HANDSHAKE_TIMEOUT_S, TlsAcceptor, say_goodbye, tls_pending
 from probe.errors import UserError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MAX_COUNT", "CollectorLoop", "Endpoint", "open_endpoint", "parse_listen"]
 
@@ -109,7 +114,7 @@ def open_endpoint(ep: Endpoint, rcvbuf: int | None = None
         what = "port in use" if exc.errno == errno.EADDRINUSE else exc.strerror
         raise UserError(f"{ep.url()}: cannot listen: {what}") from None
     host, port = socks[0].getsockname()[:2]
-    return Endpoint(ep.transport, host, port, ep.count, ep.accept, ep.scheme), socks
+    return Endpoint(ep.transport, host, port, ep.count, ep.accept, ep.scheme, ep.tls), socks
 
 
 def _exporter_ip(addr: str) -> str:
@@ -137,6 +142,8 @@ class CollectorLoop:
         self._conns: dict[int, _Conn] = {}
         self._udp_ports: dict[int, int] = {}  # fd -> local port (part of the UDP session key)
         self._udp_accept: dict[int, str] = {}  # fd -> "netflow", "sflow" or "flow"
+        self._tls: dict[int, TlsAcceptor] = {}  # listening fd -> its TLS (tls:// endpoints)
+        self._shaking: dict[int, tuple[TlsAcceptor, tuple, float]] = {}  # fd -> handshake
         self._serial = 0
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -152,6 +159,9 @@ class CollectorLoop:
                 bound, socks = open_endpoint(ep, self.rcvbuf)
                 self.bound.append(bound)
                 self.adopt(socks, ep.accept)
+                if ep.tls is not None:
+                    acceptor = TlsAcceptor(ep.tls, bound.url())
+                    self._tls.update((s.fileno(), acceptor) for s in socks)
         except BaseException:
             self.close()
             raise
@@ -210,6 +220,8 @@ class CollectorLoop:
                     self._accept(sock)
                 elif kind == "conn":
                     self._read_conn(sock)
+                elif kind == "shake":
+                    self._shake(sock)
                 else:
                     with contextlib.suppress(OSError):
                         self._wake_r.recv(64)
@@ -217,6 +229,7 @@ class CollectorLoop:
             now = time.monotonic()
             if now - last_expire >= 1.0:
                 self.decoder.expire(now)
+                self._expire_handshakes(now)
                 last_expire = now
                 self.decoder.stats.sockets = self.socket_stats()
                 self.decoder.stats.templates_known = self.decoder.table.template_count()
@@ -244,6 +257,10 @@ class CollectorLoop:
     def close(self) -> None:
         for conn in list(self._conns.values()):
             self._end_conn(conn)
+        for fd in list(self._shaking):
+            key = self.sel.get_map().get(fd)
+            if key is not None:
+                self._end_shake(key.fileobj)  # type: ignore[arg-type]
         for sock in self._socks:
             with contextlib.suppress(KeyError, ValueError):
                 self.sel.unregister(sock)
@@ -277,14 +294,60 @@ class CollectorLoop:
             sock, addr = lsock.accept()
         except OSError:
             return
-        if len(self._conns) >= self.decoder.limits.max_connections:
+        if len(self._conns) + len(self._shaking) >= self.decoder.limits.max_connections:
             self.decoder.stats.bad("tcp_connection_limit")
             sock.close()
             return
         sock.setblocking(False)
+        acceptor = self._tls.get(lsock.fileno())
+        if acceptor is not None:  # TLS: shake hands first (TlsAcceptor.step)
+            try:
+                tsock = acceptor.wrap(sock)
+            except (OSError, ValueError):
+                sock.close()
+                return
+            self._shaking[tsock.fileno()] = (acceptor, (addr, lsock.getsockname()[1]),
+                                             time.monotonic())
+            self.sel.register(tsock, selectors.EVENT_READ, ("shake", tsock))
+            return
+        self._start_conn(sock, addr, lsock.getsockname()[1])
+
+    def _shake(self, sock: ssl.SSLSocket) -> None:
+        acceptor, (addr, port), _ = self._shaking[sock.fileno()]
+        step = acceptor.step(sock)
+        if isinstance(step, str):
+            log.warning("%s: refused %s port %d: %s", acceptor.where, addr[0], addr[1], step)
+            self.decoder.stats.bad("tls_refused")
+            self._end_shake(sock)
+        elif step:
+            self.sel.modify(sock, step, ("shake", sock))
+        else:
+            self._end_shake(sock, keep=True)
+            self._start_conn(sock, addr, port)
+            self._read_conn(sock)  # what came with the handshake's last flight
+
+    def _end_shake(self, sock: socket.socket, keep: bool = False) -> None:
+        self._shaking.pop(sock.fileno(), None)
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(sock)
+        if not keep:
+            sock.close()
+
+    def _expire_handshakes(self, now: float) -> None:
+        for fd, (acceptor, (addr, _), since) in list(self._shaking.items()):
+            if now - since > HANDSHAKE_TIMEOUT_S:
+                key = self.sel.get_map().get(fd)
+                if key is not None:
+                    log.warning("%s: refused %s port %d: no TLS handshake within %.0f s",
+                                acceptor.where, addr[0], addr[1], HANDSHAKE_TIMEOUT_S)
+                    self.decoder.stats.bad("tls_refused")
+                    self._end_shake(key.fileobj)  # type: ignore[arg-type]
+
+    def _start_conn(self, sock: socket.socket, addr: tuple, local_port: int) -> None:
+        """A TCP transport session begins (after its handshake, over TLS)."""
         self._serial += 1
         ip = _exporter_ip(addr[0])
-        key = ("tcp", ip, addr[1], lsock.getsockname()[1], self._serial)
+        key = ("tcp", ip, addr[1], local_port, self._serial)
         table = self.decoder.table
 
         def record_length(source_id: int, tid: int) -> int | None:
@@ -302,11 +365,12 @@ class CollectorLoop:
         if conn is None:
             return
         n = 0
-        while limit is None or n < limit:
+        while limit is None or n < limit or tls_pending(sock):
             n += 1
             try:
                 data = sock.recv(262144)
-            except (BlockingIOError, InterruptedError):
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError,
+                    ssl.SSLWantWriteError):
                 return
             except OSError:
                 data = b""
@@ -334,5 +398,6 @@ class CollectorLoop:
         self._conns.pop(fd, None)
         with contextlib.suppress(KeyError, ValueError):
             self.sel.unregister(conn.sock)
+        say_goodbye(conn.sock)
         conn.sock.close()
         self.decoder.close_session(conn.key)

@@ -31,11 +31,13 @@ from probe.config.model import (
     SelectAll,
     SelectionProcess,
     Selector,
+    Tls,
 )
 from probe.config.semantic import cache_kind, destination_kind, resolve_ie
 from probe.config.uris import file_path
 
 IPFIX_PORT = 4739
+IPFIX_TLS_PORT = 4740  # RFC 6728: the default port when TLS or DTLS is on
 # RFC 6728 leaves a permanentCache's export interval to the device when not configured.
 DEFAULT_EXPORT_INTERVAL = 60
 FP = "flowprobe:"
@@ -68,13 +70,15 @@ def _destination(dest: dict[str, Any]) -> Destination:
                            file_path=file_path(body["file"])[0],
                            max_message_size=int(body.get(FP + "maxMessageSize", 65535)))
     udp = kind == "udpExporter"
+    tls = _tls(body.get("transportLayerSecurity"))
     return Destination(
         name=dest["name"],
         transport="udp" if udp else "tcp",
         ipfix_version=int(body.get("ipfixVersion", 10)),  # type: ignore[arg-type]
         destination_address=body["destinationIPAddress"],
-        destination_port=int(body.get("destinationPort", IPFIX_PORT)),
+        destination_port=int(body.get("destinationPort", IPFIX_TLS_PORT if tls else IPFIX_PORT)),
         source_address=body.get("sourceIPAddress"),
+        tls=tls,
         send_buffer_size=_opt_int(body, "sendBufferSize"),
         rate_limit=_opt_int(body, "rateLimit"),
         max_packet_size=_opt_int(body, "maxPacketSize"),
@@ -83,6 +87,20 @@ def _destination(dest: dict[str, Any]) -> Destination:
         template_refresh_packet=_opt_int(body, "templateRefreshPacket"),
         options_template_refresh_packet=_opt_int(body, "optionsTemplateRefreshPacket"),
     )
+
+
+def _tls(body: dict[str, Any] | None) -> Tls | None:
+    if body is None:
+        return None
+    return Tls(certificate_file=body[FP + "certificateFile"],
+               private_key_file=body.get(FP + "privateKeyFile"),
+               trusted_ca_file=body.get(FP + "trustedCaFile"),
+               local_ca_dns=tuple(body.get("localCertificationAuthorityDN", ())),
+               local_subject_dns=tuple(body.get("localSubjectDN", ())),
+               local_subject_fqdns=tuple(body.get("localSubjectFQDN", ())),
+               remote_ca_dns=tuple(body.get("remoteCertificationAuthorityDN", ())),
+               remote_subject_dns=tuple(body.get("remoteSubjectDN", ())),
+               remote_subject_fqdns=tuple(body.get("remoteSubjectFQDN", ())))
 
 
 def _exporting_process(ep: dict[str, Any]) -> ExportingProcess:
@@ -173,8 +191,11 @@ def _collecting_process(cp: dict[str, Any], eps: dict[str, ExportingProcess]) ->
     endpoints = tuple(
         CollectorEndpoint(name=c["name"], transport=transport,  # type: ignore[arg-type]
                           local_addresses=tuple(c.get("localIPAddress", ())),
-                          local_port=int(c.get("localPort", IPFIX_PORT)))
-        for transport in ("udp", "tcp") for c in cp.get(f"{transport}Collector", []))
+                          local_port=int(c.get("localPort", IPFIX_TLS_PORT if tls
+                                                else IPFIX_PORT)),
+                          tls=tls)
+        for transport in ("udp", "tcp") for c in cp.get(f"{transport}Collector", [])
+        for tls in (_tls(c.get("transportLayerSecurity")),))
     files = tuple(file_path(r["file"])[0] for r in cp.get("fileReader", []))
     return CollectingProcess(name=cp["name"], endpoints=endpoints, files=files,
                              exporting_processes=tuple(eps[n] for n in

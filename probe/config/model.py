@@ -54,6 +54,28 @@ class CacheLayout(_Frozen):
         return tuple(f.ie_name for f in self.fields if not f.is_flow_key)
 
 
+# ---------------------------------------------------------------- TLS
+@_frozen
+class Tls(_Frozen):
+    """RFC 6728 transportLayerSecurity of a TCP exporter or collector, with flowprobe's files.
+
+    Each name list left empty puts no condition: the remote endpoint is then accepted when a
+    trusted authority signed its certificate. Names are as configured: DNs in RFC 4514 text
+    (``CN=collector,O=Example``), FQDNs as domain names (a ``*.`` wildcard allowed in the
+    certificate, RFC 6125).
+    """
+
+    certificate_file: str
+    private_key_file: str | None = None  # None: the key is in certificate_file
+    trusted_ca_file: str | None = None  # None: the system's trusted authorities
+    local_ca_dns: tuple[str, ...] = ()  # who may have signed our certificate
+    local_subject_dns: tuple[str, ...] = ()  # our certificate's subject is one of these
+    local_subject_fqdns: tuple[str, ...] = ()  # our certificate names one of these
+    remote_ca_dns: tuple[str, ...] = ()  # who may have signed the peer's certificate
+    remote_subject_dns: tuple[str, ...] = ()  # the peer's subject is one of these
+    remote_subject_fqdns: tuple[str, ...] = ()  # the peer's certificate names one of these
+
+
 # ---------------------------------------------------------------- Exporting Process
 @_frozen
 class Destination(_Frozen):
@@ -69,6 +91,7 @@ class Destination(_Frozen):
     file_path: str | None = None  # fileWriter: where the IPFIX File (RFC 5655) is written
     max_message_size: int = 65535  # fileWriter: flowprobe:maxMessageSize
     source_address: str | None = None
+    tls: Tls | None = None  # tcpExporter over TLS (RFC 7011 §11.3)
     send_buffer_size: int | None = None
     rate_limit: int | None = None  # bytes per second, None = unpaced
     # UDP only (RFC 6728 defaults: 600 s; packets: unset = no packet-count refresh).
@@ -242,6 +265,7 @@ class CollectorEndpoint(_Frozen):
     transport: Literal["udp", "tcp"]
     local_addresses: tuple[str, ...] = ()  # empty: all addresses
     local_port: int = 4739
+    tls: Tls | None = None  # tcpCollector over TLS
 
 
 @_frozen

@@ -47,10 +47,12 @@ from probe.ie import METERED
 
 # RFC 6728 parts flowprobe does not implement, and what to use instead. Some are features left
 # out of yang-library.json (so yangson would call them unknown), SCTP has no feature at all.
+_NO_SCTP = ("this machine's kernel has no SCTP (its sockets fail with EPROTONOSUPPORT), so "
+            "flowprobe's SCTP could not be tested")
 UNSUPPORTED = {
-    "sctpExporter": "SCTP export is not supported; use udpExporter or tcpExporter",
-    "sctpCollector": "SCTP collection is not supported; use udpCollector or tcpCollector",
-    "transportLayerSecurity": "TLS/DTLS is not supported",
+    "sctpExporter": f"SCTP export is not supported: {_NO_SCTP}; use udpExporter or tcpExporter",
+    "sctpCollector": f"SCTP collection is not supported: {_NO_SCTP}; use udpCollector or "
+                     "tcpCollector",
     "ifIndex": "interfaces are named with ifName, not ifIndex",
     "entPhysicalName": "line cards are not supported; use ifName or flowprobe:offlineFile",
     "entPhysicalIndex": "line cards are not supported; use ifName or flowprobe:offlineFile",
@@ -215,6 +217,11 @@ class _Walker:
                 continue
             if standard and name in UNSUPPORTED:
                 self.err(mpath, UNSUPPORTED[name])
+                continue
+            if standard and name == "transportLayerSecurity" and node.name.startswith("udp"):
+                self.err(mpath, "DTLS (TLS over UDP, what transportLayerSecurity means on a "
+                                f"{node.name}) is not supported: Python's ssl module has no "
+                                "DTLS; use a tcp" + node.name[3:] + " with transportLayerSecurity")
                 continue
             child = self._find(node, member)
             if child is None:

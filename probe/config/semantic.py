@@ -250,6 +250,7 @@ def _exporting_process(path: str, ep: dict[str, Any]) -> Problems:
         dpath = p_entry(path, "destination", dest)
         kind, body = destination_kind(dest)
         version = int(body.get("ipfixVersion", 10))
+        problems += _tls(f"{dpath}/{kind}", body)
         if kind == "fileWriter":
             problems += _file_writer(f"{dpath}/fileWriter", body, version)
         elif version not in SUPPORTED_VERSIONS:
@@ -275,10 +276,23 @@ def _file_writer(path: str, body: dict[str, Any], version: int) -> Problems:
     return problems
 
 
+def _tls(path: str, body: dict[str, Any]) -> Problems:
+    """RFC 7011 §11.3: TLS authenticates both ends, so each needs its certificate."""
+    tls = body.get("transportLayerSecurity")
+    if tls is None or "flowprobe:certificateFile" in tls:
+        return []
+    return [(f"{path}/transportLayerSecurity", "needs flowprobe:certificateFile (and "
+                                               "privateKeyFile unless the key is in it): TLS "
+                                               "for IPFIX authenticates both ends (RFC 7011 "
+                                               "§11.3)")]
+
+
 def _collecting_process(path: str, cp: dict[str, Any]) -> Problems:
     if not (cp.get("udpCollector") or cp.get("tcpCollector") or cp.get("fileReader")):
         return [(path, "needs a udpCollector, a tcpCollector or a fileReader")]
     problems: Problems = []
+    for c in cp.get("tcpCollector", []):
+        problems += _tls(p_entry(path, "tcpCollector", c), c)
     for reader in cp.get("fileReader", []):
         _, problem = file_path(reader["file"])
         if problem:

@@ -16,7 +16,8 @@ def _n(count: int, noun: str) -> str:
 def destination_url(dest: Destination) -> str:
     if dest.transport == "file":
         return f"file:{dest.file_path}"
-    return _url(dest.transport, dest.destination_address, dest.destination_port)
+    return _url("tls" if dest.tls else dest.transport, dest.destination_address,
+                dest.destination_port)
 
 
 def _cache(cache: Cache) -> str:
@@ -49,7 +50,8 @@ def describe(config: Config) -> str:
     parts.append(_n(len(eps), "exporting process") + (f" → {', '.join(dests)}" if dests else ""))
     cps = config.collecting_processes
     if cps:
-        listens = [_url(e.transport, addr, e.local_port) for cp in cps for e in cp.endpoints
+        listens = [_url("tls" if e.tls else e.transport, addr, e.local_port)
+                   for cp in cps for e in cp.endpoints
                    for addr in (e.local_addresses or ("*",))]
         listens += [f"file:{path}" for cp in cps for path in cp.files]
         parts.append(_n(len(cps), "collecting process") + f" ← {', '.join(listens)}")

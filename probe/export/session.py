@@ -31,6 +31,7 @@ from probe.export.filewriter import FileTransport
 from probe.export.options import OptionsPlan
 from probe.export.protocol import Protocol
 from probe.export.templates import Chunk, Template, concat_chunks
+from probe.export.tlstransport import TlsTransport
 from probe.export.transport import TcpTransport, UdpTransport
 from probe.wire import DomainState
 
@@ -560,7 +561,9 @@ class DestinationRuntime:
 def _transport(dest: Destination) -> UdpTransport | TcpTransport | FileTransport:
     if dest.transport == "file":
         return FileTransport(dest)
-    return TcpTransport(dest) if dest.transport == "tcp" else UdpTransport(dest)
+    if dest.transport == "tcp":
+        return TlsTransport(dest) if dest.tls is not None else TcpTransport(dest)
+    return UdpTransport(dest)
 
 
 def _is_file(transport: object) -> bool:

@@ -210,6 +210,10 @@ class TcpTransport:
             s.close()
             self._failed(os.strerror(err))
             return False
+        return self._established(s)
+
+    def _established(self, s: socket.socket) -> bool:
+        """The connection is up: the session starts on it (TLS first shakes hands)."""
         s.setblocking(True)
         s.settimeout(SEND_TIMEOUT_S)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

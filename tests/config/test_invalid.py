@@ -163,7 +163,8 @@ SCHEMA_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
     ("line-card", _set(lambda d: d["observationPoint"][0], "entPhysicalName", ["lc0"]),
      f"{OP}/entPhysicalName", "line cards are not supported"),
     ("sctp-exporter", _replace_dest("sctpExporter", {"destinationIPAddress": ["127.0.0.1"]}),
-     f"{DEST}/sctpExporter", "SCTP export is not supported"),
+     f"{DEST}/sctpExporter", "SCTP export is not supported: this machine's kernel has no SCTP "
+                             "(its sockets fail with EPROTONOSUPPORT)"),
     ("file-writer-v9", _replace_dest("fileWriter", {"file": "file:///tmp/x.ipfix",
                                                     "ipfixVersion": 9}),
      f"{DEST}/fileWriter/ipfixVersion", "an IPFIX File (RFC 5655) holds IPFIX Messages: "
@@ -180,8 +181,15 @@ SCHEMA_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
     ("filter-match-two-ies", _selector("filterMatch", {"ieName": "vlanId", "ieId": 58,
                                                         "value": "1"}),
      f"{SP}/selector[name='S']/filterMatch", "ieName and ieId are alternatives"),
-    ("tls", _set(_udp, "transportLayerSecurity", {}), f"{UDP}/transportLayerSecurity",
-     "TLS/DTLS is not supported"),
+    ("tls-without-certificate", _replace_dest("tcpExporter", {
+        "destinationIPAddress": "127.0.0.1", "transportLayerSecurity": {
+            "remoteSubjectFQDN": ["collector.example"]}}),
+     f"{DEST}/tcpExporter/transportLayerSecurity", "needs flowprobe:certificateFile (and "
+     "privateKeyFile unless the key is in it): TLS for IPFIX authenticates both ends"),
+    ("dtls", _set(_udp, "transportLayerSecurity", {}), f"{UDP}/transportLayerSecurity",
+     "DTLS (TLS over UDP, what transportLayerSecurity means on a udpExporter) is not "
+     "supported: Python's ssl module has no DTLS; use a tcpExporter with "
+     "transportLayerSecurity"),
     ("active-timeout-in-permanent-cache", _to_cache_kind("permanentCache"),
      "/ipfix/cache[name='Flow cache']/permanentCache",
      "'activeTimeout' is not allowed here (only timeoutCache and naturalCache have it)"),
