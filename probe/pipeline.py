@@ -38,8 +38,10 @@ from probe.cache import CacheBase, CacheStats, Sink, build_cache
 from probe.cache.base import EXTREMES, first_packet_values, kept_extremes
 from probe.cache.fields import KeyLayout, packet_values
 from probe.cache.records import RecordBatch
+from probe.cache.reports import report_values, section_widths
 from probe.capture import ColumnReads, PacketBatch, Source
 from probe.config import model
+from probe.config.psamp import selection_sequences
 from probe.memory import keep_freed_memory
 from probe.selection import SelectionProcess, columns_for
 
@@ -68,6 +70,8 @@ def columns_read(cfg: model.Cache) -> frozenset[str]:
     reads = ColumnReads()
     KeyLayout(cfg.layout.key_names).words(reads)  # type: ignore[arg-type]
     packet_values(reads, first_packet_values(cfg.layout))  # type: ignore[arg-type]
+    if cfg.kind == "immediateCache":
+        report_values(reads, cfg.layout, (0, 0))  # type: ignore[arg-type]
     return _ALWAYS_READ | reads.names | {EXTREMES[k][0] for k in kept_extremes(cfg.layout)}
 
 
@@ -80,6 +84,17 @@ def columns_for_point(op: model.ObservationPoint) -> frozenset[str]:
         if sp.cache is not None:
             out |= columns_read(sp.cache)
     return frozenset(out)
+
+
+def widths_for_point(op: model.ObservationPoint) -> dict[str, int]:
+    """How many octets of each packet section an Observation Point decodes: what the widest
+    packet report of it asks (none when no cache reports sections)."""
+    out: dict[str, int] = {}
+    for sp in op.selection_processes:
+        if sp.cache is not None and sp.cache.kind == "immediateCache":
+            for column, width in section_widths(sp.cache.layout).items():
+                out[column] = max(out.get(column, 0), width)
+    return out
 
 
 @dataclass(slots=True)
@@ -139,14 +154,17 @@ class _Call:
 
 
 class _Point:
-    """One Observation Point at run time: its source and what it feeds."""
+    """One Observation Point at run time: its source and what it feeds, and for each
+    selection process the (selectionSequenceId, selectorId) its packets are selected by."""
 
-    def __init__(self, cfg: model.ObservationPoint, caches: dict[str, CacheBase]) -> None:
+    def __init__(self, cfg: model.ObservationPoint, caches: dict[str, CacheBase],
+                 via: list[tuple[int, int]]) -> None:
         self.cfg = cfg
         self.source: Source | None = None
         self.processes: list[tuple[SelectionProcess, CacheBase | None]] = [
             (SelectionProcess(sp), caches[sp.cache.name] if sp.cache else None)
             for sp in cfg.selection_processes]
+        self.via = via
         self.observed = 0  # packets decoded so far, for maxObservingPackets
 
     def limit(self, batch: PacketBatch) -> tuple[PacketBatch, bool]:
@@ -188,7 +206,12 @@ class Pipeline:
             for sp in op.selection_processes:
                 if sp.cache is not None and sp.cache.name not in self.caches:
                     self.caches[sp.cache.name] = build_cache(sp.cache, op.observation_domain_id)
-        self.points = [_Point(op, self.caches) for op in config.observation_points]
+        via: dict[str, list[tuple[int, int]]] = {}
+        for seq in selection_sequences(config):
+            via.setdefault(seq.observation_point.name, []).append(
+                (seq.sequence_id, seq.selector_ids[-1] if seq.selector_ids else 0))
+        self.points = [_Point(op, self.caches, via.get(op.name, []))
+                       for op in config.observation_points]
         self.live = any(not op.offline_file for op in config.observation_points)
         self._want_exporters = exporters
         self._exporter_factory = exporter_factory
@@ -250,9 +273,10 @@ class Pipeline:
         if len(batch):
             if self.sys_init_us is None:
                 self._start(int(batch.ts_us[0]))
-            for sp, cache in pt.processes:
+            for (sp, cache), via in zip(pt.processes, pt.via, strict=True):
                 selected = sp.select(batch)
                 if cache is not None:
+                    cache.via = via
                     cache.process(selected)
         if self.live:
             self.now_us = time.time_ns() // 1000
@@ -411,6 +435,7 @@ class Pipeline:
             src = self._open_source(point.cfg)
         else:
             src = capture.open(point.cfg, columns=columns_for_point(point.cfg),
+                               widths=widths_for_point(point.cfg),
                                fork=self._fork and not self.live, batch_size=self.batch_size,
                                buffer_size=self._buffer_size, fanout=self._fanout)
         point.source = src

@@ -77,6 +77,9 @@ class CacheBase:
         self.sys_init_us: int | None = None
         self.clock: int | None = None
         self.seq = 0  # packets seen so far: a global order for least-recently-used eviction
+        # (selectionSequenceId, selectorId) of the selection the next batch comes through:
+        # the pipeline sets it, PSAMP packet reports carry it (``probe.config.psamp``).
+        self.via: tuple[int, int] = (0, 0)
         self.key_names = cfg.layout.key_names
         self.key_layout = KeyLayout(self.key_names)
         self.value_names = first_packet_values(cfg.layout)

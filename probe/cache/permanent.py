@@ -14,7 +14,8 @@ permanent cache never removes one: packets of new flows are not metered and are 
 ``stats.packets_dropped``.
 
 immediateCache: every selected packet is one record, ended as soon as it is metered
-(flowEndReason 3, end of flow detected: the flow is the packet).
+(flowEndReason 3, end of flow detected: the flow is the packet); its layout may also carry
+the fields of a PSAMP packet report (``probe.cache.reports``).
 """
 
 from __future__ import annotations
@@ -22,18 +23,26 @@ from __future__ import annotations
 import numpy as np
 
 from probe.cache.base import END_ACTIVE, END_OF_FLOW, CacheBase, reduce_runs
+from probe.cache.reports import report_values, reports
 from probe.capture.batch import PacketBatch
 from probe.config import model
 
 
 class ImmediateCache(CacheBase):
+    def __init__(self, cfg: model.Cache, observation_domain_id: int) -> None:
+        super().__init__(cfg, observation_domain_id)
+        self.reports = reports(cfg.layout)
+
     def process(self, batch: PacketBatch) -> None:
         if len(batch) == 0:
             return
         p = self.prepare(batch)
         self.stats.flows_created += len(batch)
         every = np.arange(len(batch))
-        self.expire(reduce_runs(p, every, every, p.t), END_OF_FLOW)
+        chunk = reduce_runs(p, every, every, p.t)
+        if self.reports:  # PSAMP packet reports
+            chunk.update(report_values(batch, self.cfg.layout, self.via))
+        self.expire(chunk, END_OF_FLOW)
 
 
 class PermanentCache(CacheBase):

@@ -27,6 +27,8 @@ _DTYPE: dict[str, tuple[str, tuple[int, ...]]] = {
     "unsigned64": ("uint64", ()), "ipv4Address": ("uint32", ()), "ipv6Address": ("uint8", (16,)),
     "macAddress": ("uint64", ()), "dateTimeSeconds": ("uint32", ()),
     "dateTimeMilliseconds": ("uint64", ()), "dateTimeMicroseconds": ("uint64", ()),
+    "dateTimeNanoseconds": ("uint64", ()),
+    "octetArray": ("uint8", (0,)),  # a packet section: its row is the field's length
 }
 
 # Always-present columns.

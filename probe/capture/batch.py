@@ -9,6 +9,7 @@ are counted by reason in ``DecodeStats`` and skipped.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -59,7 +60,28 @@ COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
     "outer_version": ("uint8", ()),  # the outer IP header's version
     "outer_src": ("uint8", (16,)),  # its addresses, laid out as src_addr/dst_addr
     "outer_dst": ("uint8", (16,)),
+    # PSAMP packet reports (RFC 5477 §8.2), decoded only when a cache reports them. A section
+    # is the first octets from where it starts, zero past what the packet has and the capture
+    # kept; its width is what the widest report of it asks (``decode_batch``'s ``widths``),
+    # none otherwise. The _len columns say how many octets there were (at most 65535).
+    "frame_len": ("uint32", ()),  # the frame's length: captured, or link header + IP length
+    #                               when the snap length cut it (never its padding then)
+    "frame_section": ("uint8", (0,)),  # from the start of the link-layer frame
+    "frame_section_len": ("uint16", ()),
+    "ip_section": ("uint8", (0,)),  # from the IP header, up to the end of the IP packet
+    "ip_section_len": ("uint16", ()),
+    "payload_section": ("uint8", (0,)),  # from the IP payload (as payload_head)
+    "payload_section_len": ("uint16", ()),
 }
+# The columns whose row width is chosen per source (``shape``).
+SECTIONS = ("frame_section", "ip_section", "payload_section")
+
+
+def shape(name: str, widths: Mapping[str, int] | None = None) -> tuple[int, ...]:
+    """A column's row shape: a section's is its width (none when not asked for)."""
+    if widths and name in widths:
+        return (widths[name],)
+    return COLUMNS[name][1]
 
 
 @dataclass(slots=True)
@@ -95,6 +117,13 @@ class PacketBatch:
     outer_version: np.ndarray
     outer_src: np.ndarray
     outer_dst: np.ndarray
+    frame_len: np.ndarray
+    frame_section: np.ndarray
+    frame_section_len: np.ndarray
+    ip_section: np.ndarray
+    ip_section_len: np.ndarray
+    payload_section: np.ndarray
+    payload_section_len: np.ndarray
 
     def __len__(self) -> int:
         return int(self.ts_us.shape[0])

@@ -28,13 +28,13 @@ Decisions, each checked against softflowd 1.1.0 and tshark 4.0 on the same captu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 
 import numpy as np
 
 from probe.branchless import keep, pick
 from probe.capture import reasons as r
-from probe.capture.batch import COLUMNS, PAYLOAD_HEAD, DecodeStats, PacketBatch
+from probe.capture.batch import COLUMNS, PAYLOAD_HEAD, DecodeStats, PacketBatch, shape
 from probe.capture.gather import Buffer, be16
 from probe.capture.ip import ip_layer
 from probe.capture.link import decode_link
@@ -73,9 +73,15 @@ def _payload_head(mem: Buffer, start: np.ndarray, stop: np.ndarray) -> np.ndarra
     return head
 
 
+def _octets(n: np.ndarray) -> np.ndarray:
+    """A count of octets as the _len columns hold it: 0..65535."""
+    return np.clip(n, 0, 0xFFFF).astype(np.uint16)
+
+
 def decode_batch(
     buf: bytes, meta: np.ndarray | bytes, linktype: int, stats: DecodeStats,
     columns: Collection[str] | None = None, tunnels: frozenset[str] = frozenset(),
+    widths: Mapping[str, int] | None = None,
 ) -> PacketBatch:
     """Decode packets ``meta`` describes (rows: sec, usec, offset, caplen) within ``buf``.
 
@@ -84,6 +90,8 @@ def decode_batch(
     ``probe.cache.base.columns_for_point``); the others are zeros. Which packets decode, and
     why the others do not, is the same. ``tunnels``: the kinds to open
     (``probe.capture.tunnels.SWITCHES``); their packets are metered as the inner packet.
+    ``widths``: how many octets of each packet section (``batch.SECTIONS``) to keep (none
+    when not given); the IP sections are the metered (inner) packet's.
     """
     if isinstance(meta, bytes | bytearray | memoryview):  # next_batch's packed table as is
         meta = np.frombuffer(meta, dtype=np.uint32)
@@ -99,6 +107,10 @@ def decode_batch(
     end = off + meta[:, 3].astype(index)
 
     want = COLUMNS if columns is None else columns
+
+    def width(name: str) -> int:
+        return shape(name, widths)[0]
+
     link = decode_link(mem, off, end, linktype, macs="src_mac" in want or "dst_mac" in want,
                        mpls="mpls_labels" in want)
     reason = link.reason
@@ -166,6 +178,14 @@ def decode_batch(
         "payload_head": lambda: _payload_head(mem, hdr.payload, l4_end),
         "payload_head_len": lambda: np.clip(l4_end - hdr.payload, 0,
                                             PAYLOAD_HEAD).astype(np.uint8),
+        "frame_len": lambda: (np.maximum(end, hdr.ip_end) - off).astype(np.uint32),
+        "frame_section": lambda: mem.section(off, end - off, width("frame_section")),
+        "frame_section_len": lambda: _octets(end - off),
+        "ip_section": lambda: mem.section(p, l4_end - p, width("ip_section")),
+        "ip_section_len": lambda: _octets(l4_end - p),
+        "payload_section": lambda: mem.section(hdr.payload, l4_end - hdr.payload,
+                                               width("payload_section")),
+        "payload_section_len": lambda: _octets(l4_end - hdr.payload),
     }
     if outer is not None:
         make.update({"tunnel_kind": lambda: outer.kind, "tunnel_id": lambda: outer.tunnel_id,
@@ -173,10 +193,10 @@ def decode_batch(
                      "outer_dst": lambda: outer.dst})
     decoded = None if kept == n else reason == r.OK
     columns = {}
-    for name, (dtype, shape) in COLUMNS.items():
+    for name, (dtype, _) in COLUMNS.items():
         value = make[name]() if name in want and name in make else None
         if value is None:
-            columns[name] = _zeros(kept, dtype, shape)
+            columns[name] = _zeros(kept, dtype, shape(name, widths))
             continue
         columns[name] = value if decoded is None else value[decoded]
     return PacketBatch(**columns)

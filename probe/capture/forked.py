@@ -28,6 +28,7 @@ from typing import IO, Any
 import numpy as np
 
 from probe.capture.batch import COLUMNS, DecodeStats, PacketBatch
+from probe.capture.batch import shape as row_shape
 from probe.capture.source import PacketSource, read_sizes
 
 _HEAD = struct.Struct("<I")
@@ -75,15 +76,18 @@ def _frame(out: IO[bytes], head: tuple[Any, ...]) -> None:
     out.flush()
 
 
-def _layout(capacity: int, columns: frozenset[str] | None = None
+def _layout(capacity: int, columns: frozenset[str] | None = None,
+            widths: dict[str, int] | None = None
             ) -> tuple[list[tuple[str, np.dtype, tuple[int, ...], int, int]], int]:
     """(column, dtype, row shape, offset, values per row) in a slot for ``capacity`` packets,
     and the slot's size; every column starts on an 8-octet boundary. Only ``columns`` (the
-    ones the source decodes) travel; the parent makes the others zeros, as the source would."""
+    ones the source decodes) travel, packet sections as wide as ``widths`` says; the parent
+    makes the others zeros, as the source would."""
     out, at = [], 0
-    for name, dt, shape in _SPECS:
+    for name, dt, _ in _SPECS:
         if columns is not None and name not in columns:
             continue
+        shape = row_shape(name, widths)
         per_row = int(np.prod(shape, dtype=np.int64))
         out.append((name, dt, shape, at, per_row))
         at += -(-capacity * per_row * dt.itemsize // 8) * 8
@@ -136,7 +140,7 @@ def _child(source: PacketSource, batch_size: int, first: int, data_fd: int, free
     stay in cache: pieces take about 0.02 s and 0.03 CPU-s off a 0.45 s replay of that trace.
     """
     status = 0
-    layout, slot_size = _layout(batch_size, source.columns)
+    layout, slot_size = _layout(batch_size, source.columns, source.widths)
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us by closing the pipe
         with os.fdopen(data_fd, "wb", buffering=1 << 12) as out:
@@ -216,12 +220,12 @@ class Reader:
         self._copy = copy
         self._stats = DecodeStats()  # as of the last batch handed out by batches()
         slots = _SLOTS if copy else _SLOTS + 1
-        self._layout, self._slot_size = _layout(batch_size, source.columns)
+        self._layout, self._slot_size = _layout(batch_size, source.columns, source.widths)
         # Columns not decoded arrive as views of one read-only zero array each, made once:
         # nothing downstream writes into a batch, and a write would raise instead of leaking.
         sent = {name for name, *_ in self._layout}
-        self._zeros = {name: np.zeros((batch_size, *shape), dtype=dt)
-                       for name, dt, shape in _SPECS if name not in sent}
+        self._zeros = {name: np.zeros((batch_size, *row_shape(name, source.widths)), dtype=dt)
+                       for name, dt, _ in _SPECS if name not in sent}
         for z in self._zeros.values():
             z.flags.writeable = False
         self._shm = mmap.mmap(-1, slots * self._slot_size)  # anonymous, shared with the child

@@ -21,7 +21,7 @@ class Buffer:
     from a zero-padded copy of the last ``PAD`` octets (copying the whole buffer to pad it was
     a memcpy of every captured octet)."""
 
-    __slots__ = ("_tail", "_tail_start", "_windows", "data")
+    __slots__ = ("_padded", "_tail", "_tail_start", "_windows", "data")
 
     def __init__(self, buf: bytes) -> None:
         self.data = np.frombuffer(buf, dtype=np.uint8)
@@ -30,6 +30,7 @@ class Buffer:
         self._tail = np.zeros(size - self._tail_start + PAD, dtype=np.uint8)
         self._tail[:size - self._tail_start] = self.data[self._tail_start:]
         self._windows: dict[tuple[int, bool], np.ndarray] = {}
+        self._padded: np.ndarray | None = None
 
     def _items(self, data: np.ndarray, width: int, tail: bool) -> np.ndarray:
         # Overlapping ``width``-octet items, one per offset: a fancy index then copies each row
@@ -55,6 +56,29 @@ class Buffer:
             tail = self._items(self._tail, width, True)
             rows[late] = tail[np.clip(start[late] - self._tail_start, 0, tail.shape[0] - 1)]
         return rows.view(np.uint8).reshape(-1, width)
+
+
+    def section(self, start: np.ndarray, have: np.ndarray, width: int) -> np.ndarray:
+        """``width`` octets from each row's ``start``, zero from its ``have``-th on: a packet
+        section of a PSAMP report. Sections are wider than the tail ``window`` pads, so they
+        read a copy of the buffer padded by the widest (made once per batch, only when a
+        report asks for sections)."""
+        n = start.shape[0]
+        if width == 0 or n == 0:
+            return np.zeros((n, width), np.uint8)
+        size = self.data.shape[0]
+        if self._padded is None or self._padded.shape[0] < size + width:
+            self._padded = np.zeros(size + max(width, PAD), np.uint8)
+            self._padded[:size] = self.data
+        view = np.ndarray(buffer=self._padded, dtype=f"V{width}",
+                          shape=(self._padded.shape[0] - width + 1,), strides=(1,))
+        rows = view[np.clip(start, 0, size)].view(np.uint8).reshape(n, width)
+        short = np.flatnonzero(have < width)  # zero what the packet does not have
+        if short.shape[0]:
+            cut = rows[short]
+            cut[np.arange(width) >= have[short, None]] = 0
+            rows[short] = cut
+        return rows
 
 
 def be16(window: np.ndarray, col: int) -> np.ndarray:

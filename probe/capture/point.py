@@ -56,10 +56,12 @@ class Source(Protocol):
 
 def open(op: ObservationPoint, *, columns: frozenset[str] | None = None, fork: bool = False,
          batch_size: int = DEFAULT_BATCH_SIZE, buffer_size: int | None = None,
-         fanout: tuple[int, int] | None = None) -> Source:
+         fanout: tuple[int, int] | None = None, widths: dict[str, int] | None = None
+         ) -> Source:
     """The source ``op`` names: its offlineFile, else its first interface.
 
     ``columns``: the PacketBatch columns to decode (None: all; the others are zeros).
+    ``widths``: the octets of each packet section decoded (PSAMP packet reports).
     ``fork``: a file may be read ahead by a child process (``probe.capture.forked``), started
     now, when that can help. ``buffer_size`` and ``fanout`` apply to live interfaces only
     (``flowprobe run`` options). Every failure a user can cause is a one-line UserError.
@@ -70,6 +72,7 @@ def open(op: ObservationPoint, *, columns: frozenset[str] | None = None, fork: b
         source = open_offline(op.offline_file, bpf_filter=op.bpf_filter)
         source.columns = columns
         source.tunnels = frozenset(op.tunnels)
+        source.widths = dict(widths or {})
         if fork and forked.usable(source):
             return forked.Reader(source, batch_size, copy=False)
         return source
@@ -86,5 +89,6 @@ def open(op: ObservationPoint, *, columns: frozenset[str] | None = None, fork: b
     )
     source.columns = columns
     source.tunnels = frozenset(op.tunnels)
+    source.widths = dict(widths or {})
     log.info("observation point %s: capturing on %s", op.name, op.if_names[0])
     return source

@@ -82,6 +82,7 @@ class PacketSource:
         self.columns: frozenset[str] | None = None
         # The tunnels whose inner packets are metered (the observation point's switches).
         self.tunnels: frozenset[str] = frozenset()
+        self.widths: dict[str, int] = {}  # octets of each packet section decoded (none: 0)
         self._delivered = 0  # packets handed to the decoder, for resuming a damaged file
         self._closing = threading.Event()
         self._lock = threading.Lock()
@@ -109,7 +110,8 @@ class PacketSource:
             meta = meta.copy()
             np.minimum(meta[:, 3], self._snap, out=meta[:, 3])
         self._delivered += meta.shape[0]
-        return decode_batch(data, meta, self.datalink, self.stats, self.columns, self.tunnels)
+        return decode_batch(data, meta, self.datalink, self.stats, self.columns, self.tunnels,
+                            self.widths)
 
     def batches(self, batch_size: int = 65536, *, first: int | None = None,
                 piece: int | None = None) -> Iterator[PacketBatch]:

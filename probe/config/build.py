@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from probe.batching import SECTION_DEFAULT_LENGTH
 from probe.config.defaults import DEFAULT_ACTIVE_TIMEOUT, DEFAULT_IDLE_TIMEOUT
 from probe.config.filters import build_filter_hash, build_filter_match
 from probe.config.model import (
@@ -35,6 +36,7 @@ from probe.config.model import (
 )
 from probe.config.semantic import cache_kind, destination_kind, resolve_ie
 from probe.config.uris import file_path
+from probe.ie import PACKET_SECTIONS
 
 IPFIX_PORT = 4739
 IPFIX_TLS_PORT = 4740  # RFC 6728: the default port when TLS or DTLS is on
@@ -119,8 +121,11 @@ def _exporting_process(ep: dict[str, Any]) -> ExportingProcess:
 def _field(field: dict[str, Any]) -> CacheField:
     ie, _ = resolve_ie(field)
     assert ie is not None  # semantic checks passed
+    length = _opt_int(field, "ieLength")
+    if length is None and ie.name in PACKET_SECTIONS:
+        length = SECTION_DEFAULT_LENGTH  # RFC 6728: the device sets it
     return CacheField(name=field["name"], ie_id=ie.id, ie_name=ie.name,
-                      ie_length=_opt_int(field, "ieLength"),
+                      ie_length=length,
                       enterprise_number=ie.pen,
                       is_flow_key="isFlowKey" in field)
 

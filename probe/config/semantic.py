@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+from probe.batching import SECTION_MAX_LENGTH
 from probe.config.filters import filter_hash_problems, filter_match_problems
 from probe.config.paths import ROOT, quote
 from probe.config.uris import file_path
@@ -21,6 +22,8 @@ from probe.ie import (
     ENTERPRISE_ELEMENTS,
     METERED,
     METERED_KEYS,
+    PACKET_REPORT,
+    PACKET_SECTIONS,
     REVERSE_IES,
     REVERSE_PEN,
     SWAPPED_KEYS,
@@ -36,6 +39,7 @@ from probe.ie.iana import ELEMENTS
 CACHE_KINDS = ("immediateCache", "timeoutCache", "naturalCache", "permanentCache")
 SUPPORTED_VERSIONS = (5, 9, 10)
 VERSION_LABEL = {5: "NetFlow v5", 9: "NetFlow v9", 10: "IPFIX"}
+VARIABLE_LENGTH = 65535  # RFC 7011 §7
 
 Problems = list[tuple[str, str]]
 
@@ -196,6 +200,12 @@ def _cache(path: str, cache: dict[str, Any]) -> Problems:
         elif kind != "permanentCache" and ie.name in CUMULATIVE_COUNTERS:
             problems.append((fpath, f"a {kind} reports each flow once with delta counters: use "
                                     f"{ie.name.replace('Total', 'Delta')}, not {ie.name}"))
+        elif ie.name in PACKET_REPORT and kind != "immediateCache":
+            problems.append((fpath, f"{ie.name} is part of a PSAMP packet report (RFC 5476): "
+                                    f"only an immediateCache, which reports each packet, "
+                                    f"carries it"))
+        elif ie.name in PACKET_SECTIONS:
+            problems += _section_length(fpath, field, ie.name)
         elif "ieLength" in field:
             allowed = ie.allowed_lengths()
             if int(field["ieLength"]) not in allowed:
@@ -208,6 +218,11 @@ def _cache(path: str, cache: dict[str, Any]) -> Problems:
             problems.append((fpath, f"{ie.name} is already in the layout as field "
                                     f"{quote(seen[ie.name])}"))
         seen.setdefault(ie.name, str(field.get("name")))
+    sections = [n for n in seen if n in PACKET_SECTIONS]
+    if "sectionExportedOctets" in seen and len(sections) != 1:
+        problems.append((f"{kpath}/cacheLayout", f"sectionExportedOctets says how many octets "
+                                                 f"of the one packet section are real; this "
+                                                 f"layout has {len(sections)} sections"))
     if kind != "immediateCache" and keys == 0:
         problems.append((f"{kpath}/cacheLayout", f"a {kind} needs at least one flow key "
                                                  "(isFlowKey) to tell flows apart"))
@@ -241,6 +256,21 @@ def _biflow_layout(kind: str, kpath: str, fields: list[dict[str, Any]]) -> Probl
                              f"conversation: it has {have} as a flow key, so it needs {lack} "
                              "as one too"))
     return problems
+
+
+def _section_length(path: str, field: dict[str, Any], name: str) -> Problems:
+    """A section is ``ieLength`` octets, padded with zeros past what the packet has."""
+    if "ieLength" not in field:
+        return []
+    length = int(field["ieLength"])
+    if length == VARIABLE_LENGTH:
+        return [(f"{path}/ieLength", f"{name} is sent with a fixed length (zero-padded; "
+                                     f"sectionExportedOctets says how much is real): give its "
+                                     f"length, 1..{SECTION_MAX_LENGTH}, not 65535 (variable)")]
+    if not 1 <= length <= SECTION_MAX_LENGTH:
+        return [(f"{path}/ieLength", f"{length} is not a section length flowprobe can report "
+                                     f"(1..{SECTION_MAX_LENGTH} octets)")]
+    return []
 
 
 def _exporting_process(path: str, ep: dict[str, Any]) -> Problems:
@@ -302,7 +332,8 @@ def _collecting_process(path: str, cp: dict[str, Any]) -> Problems:
 
 def _version_layouts(ipfix: dict[str, Any]) -> Problems:
     """A NetFlow v5 record has fixed fields: a cache feeding a v5 destination must fit. NetFlow
-    v9 has no enterprise numbers: a cache feeding a v9 destination cannot have their IEs."""
+    v9 has no enterprise numbers: a cache feeding a v9 destination cannot have their IEs, nor
+    a PSAMP packet report's, which is IPFIX (RFC 5476)."""
     first: dict[tuple[str, int], str] = {}  # (exporting process, version) -> a destination
     for ep in ipfix.get("exportingProcess", []):
         for dest in ep.get("destination", []):
@@ -319,13 +350,19 @@ def _version_layouts(ipfix: dict[str, Any]) -> Problems:
             for field in cache_fields(cache):
                 ie, _ = resolve_ie(field)
                 # a biflow goes to v5 and v9 as two records, one per direction
-                if ie is None or ie.name in BIFLOW_IES or (
-                        ie.name in V5_CARRIABLE if version == 5 else ie.pen == 0):
+                if ie is None or ie.name in BIFLOW_IES:
+                    continue
+                because = why
+                if version == 9 and ie.name in PACKET_REPORT:
+                    because = ("is part of a PSAMP packet report, which is IPFIX (RFC 5476); "
+                               "NetFlow v9 collectors do not know it")
+                elif ie.name in V5_CARRIABLE if version == 5 else ie.pen == 0:
                     continue
                 fpath = p_entry(f"{path}/{kind}/cacheLayout", "cacheField", field)
-                problems.append((fpath, f"{ie.name} {why} (exportingProcess {quote(feeds[0])} "
-                                        f"destination {quote(first[(feeds[0], version)])} is "
-                                        f"version {version})"))
+                problems.append((fpath, f"{ie.name} {because} (exportingProcess "
+                                        f"{quote(feeds[0])} destination "
+                                        f"{quote(first[(feeds[0], version)])} is version "
+                                        f"{version})"))
     return problems
 
 

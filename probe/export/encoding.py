@@ -16,7 +16,7 @@ from probe.ie import NTP_EPOCH_OFFSET
 from probe.wire.fields import FieldSpec
 
 _INTEGER_TYPES = {"unsigned8", "unsigned16", "unsigned32", "unsigned64", "ipv4Address",
-                  "dateTimeSeconds", "dateTimeMilliseconds"}
+                  "dateTimeSeconds", "dateTimeMilliseconds", "boolean"}
 # Counters whose reduced-size encoding saturates rather than wraps: a wrapped counter would
 # silently under-report, a saturated one is at least visibly at its maximum.
 _SATURATING = {"deltaCounter", "totalCounter", "quantity"}
@@ -29,7 +29,7 @@ def wire_dtype(spec: FieldSpec) -> np.dtype:
     t = ie.data_type
     if t in ("ipv6Address", "macAddress", "octetArray"):
         return np.dtype(("u1", (n,)))
-    if t == "dateTimeMicroseconds":
+    if t in ("dateTimeMicroseconds", "dateTimeNanoseconds"):
         return np.dtype(">u8")
     if t == "float64":
         return np.dtype(">f8" if n == 8 else ">f4")
@@ -58,12 +58,24 @@ def us_to_ntp(us: np.ndarray) -> np.ndarray:
     return (sec << np.uint64(32)) | (units << np.uint64(11))
 
 
+def ns_to_ntp(ns: np.ndarray) -> np.ndarray:
+    """Nanoseconds since the Unix epoch to NTP time stamps, the fraction rounded up as in
+    ``us_to_ntp`` so that a decoder truncating fraction * 1e9 / 2^32 gets them back."""
+    ns = np.asarray(ns, dtype=np.uint64)
+    sec = ns // np.uint64(1_000_000_000) + np.uint64(NTP_EPOCH_OFFSET)
+    frac = ((ns % np.uint64(1_000_000_000)) << np.uint64(32)) + np.uint64(999_999_999)
+    frac //= np.uint64(1_000_000_000)
+    return (sec << np.uint64(32)) | frac
+
+
 def to_wire(values: np.ndarray, spec: FieldSpec) -> np.ndarray:
     """Values of one column (dtype per ``probe.cache.records.column_spec``) ready to assign."""
     ie, n = spec.ie, spec.length
     t = ie.data_type
     if t == "dateTimeMicroseconds":
         return us_to_ntp(values)
+    if t == "dateTimeNanoseconds":
+        return ns_to_ntp(values)
     if t == "macAddress":
         v = np.asarray(values, dtype=np.uint64).astype(">u8")
         return v.view(np.uint8).reshape(-1, 8)[:, 2:]
@@ -91,15 +103,23 @@ def encode_columns(specs: tuple[FieldSpec, ...], columns: list[np.ndarray], n: i
 
 def encode_rows(specs: tuple[FieldSpec, ...], rows: list[Mapping[int, object]]) -> bytes:
     """Encode a few records given as dicts by IE id (options records; not the hot path)."""
+    return encode_values(specs, [[r.get(s.ie_id, 0) for s in specs] for r in rows])
+
+
+def encode_values(specs: tuple[FieldSpec, ...], rows: list[list[object]]) -> bytes:
+    """Encode a few records given as values in template order: a template may repeat an IE
+    (a selection sequence's selectorIds, a hash selector's ranges)."""
     cols = []
-    for s in specs:
-        vals = [r.get(s.ie_id, 0) for r in rows]
+    for i, s in enumerate(specs):
+        vals = [r[i] for r in rows]
         t = s.ie.data_type
         if t in ("ipv6Address", "octetArray"):
             col = np.array([list(bytes(v).ljust(s.length, b"\0")[: s.length])  # type: ignore[arg-type]
                             for v in vals], dtype=np.uint8).reshape(len(rows), s.length)
         elif t.startswith("float"):
             col = np.array(vals, dtype=np.float64)
+        elif t == "boolean":  # RFC 7011 §6.1.5: 1 true, 2 false
+            col = np.array([1 if v else 2 for v in vals], dtype=np.uint64)
         else:
             col = np.array(vals, dtype=np.uint64)
         cols.append(col)

@@ -21,7 +21,12 @@ from probe.cache.records import RecordBatch
 from probe.config.model import Config, Destination, ExportingProcess
 from probe.config.pacing import is_offline
 from probe.export.netflow5 import encode_v5
-from probe.export.options import OptionsPlan, feeding_selectors, sampling_interval
+from probe.export.options import (
+    OptionsPlan,
+    feeding_selectors,
+    reported_sequences,
+    sampling_interval,
+)
 from probe.export.protocol import Ipfix, NetflowV5, NetflowV9, Protocol
 from probe.export.session import DEFAULT_QUEUE_LIMIT, DestinationRuntime
 from probe.export.templates import (
@@ -45,6 +50,7 @@ class ExportingProcessRuntime:
         names = [e.name for e in config.exporting_processes]
         ep_id = names.index(ep.name) + 1 if ep.name in names else 1
         selectors = feeding_selectors(ep, config)
+        sequences = reported_sequences(ep, config)
         interval, random = sampling_interval(selectors)
         period_ms = [o.options_timeout_ms for o in ep.options if o.options_timeout_ms > 0]
         offline = is_offline(config)  # nothing is lost by waiting for a collector
@@ -53,7 +59,7 @@ class ExportingProcessRuntime:
             proto = _protocol(d, interval, random)
             period_us = min(period_ms) * 1000 if period_ms else \
                 d.options_template_refresh_timeout * 1_000_000
-            plan = OptionsPlan(d.ipfix_version, ep_id, selectors, self.registry)
+            plan = OptionsPlan(d.ipfix_version, ep_id, selectors, self.registry, sequences)
             self.destinations.append(DestinationRuntime(d, proto, plan, sys_init_us, period_us,
                                                         queue_limit, ignored_packets,
                                                         wait_when_full=offline))

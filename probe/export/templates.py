@@ -26,9 +26,10 @@ from probe.wire import FIRST_TEMPLATE_ID, FieldSpec, Template
 def cache_field_spec(f: CacheField) -> FieldSpec:
     """The Template field specifier of one cache field (``ie_length``: reduced-size encoding)."""
     ie = by_name(f.ie_name)
-    if ie is None or ie.length is None:
+    length = f.ie_length or (ie.length if ie is not None else None)
+    if ie is None or length is None:
         raise ValueError(f"cache field {f.name!r}: IE {f.ie_name!r} has no fixed length")
-    return FieldSpec(ie.id, f.ie_length or ie.length, ie.pen)
+    return FieldSpec(ie.id, length, ie.pen)
 
 
 class TemplateRegistry:

@@ -24,6 +24,8 @@ __all__ = [
     "METERED_NONKEYS",
     "MPLS_LABEL_SECTIONS",
     "NTP_EPOCH_OFFSET",
+    "PACKET_REPORT",
+    "PACKET_SECTIONS",
     "REGISTRY_UPDATED",
     "REVERSE_IES",
     "REVERSE_PEN",
@@ -186,6 +188,18 @@ METERED_NONKEYS: frozenset[str] = frozenset({
     "minimumTTL", "maximumTTL", "flowEndReason",
     "minimumIpTotalLength", "maximumIpTotalLength",
 }) | BIFLOW_IES
+# PSAMP packet reports (RFC 5476 §6.4, RFC 5477): what an immediateCache can say of each packet
+# beside the flow fields: sections of its octets (``ieLength`` long, zero-padded past what the
+# packet has, ``sectionExportedOctets`` saying how many are real), its frame's size, when it
+# was observed, and which selection sequence and selector selected it.
+PACKET_SECTIONS: frozenset[str] = frozenset({
+    "dataLinkFrameSection", "ipHeaderPacketSection", "ipPayloadPacketSection",
+})
+PACKET_REPORT: frozenset[str] = PACKET_SECTIONS | frozenset({
+    "sectionExportedOctets", "dataLinkFrameSize", "observationTimeSeconds",
+    "observationTimeMilliseconds", "observationTimeMicroseconds", "observationTimeNanoseconds",
+    "selectorId", "selectionSequenceId",
+})
 # RFC 7012: a *DeltaCount counts since the previous report, a *TotalCount since the flow was
 # first metered. A permanentCache reports each flow again and again with counters so far, so it
 # carries the total counts; every other cache reports a flow once, so it carries the deltas.
@@ -194,7 +208,7 @@ CUMULATIVE_COUNTERS: frozenset[str] = frozenset({
 DELTA_COUNTERS: frozenset[str] = frozenset({
     "octetDeltaCount", "packetDeltaCount", "reverseOctetDeltaCount", "reversePacketDeltaCount"})
 # Any metered key IE may also be configured as a non-key field (its value from the first packet).
-METERED: frozenset[str] = METERED_KEYS | METERED_NONKEYS
+METERED: frozenset[str] = METERED_KEYS | METERED_NONKEYS | PACKET_REPORT
 
 # Fields that exist only for one IP version: a Template for IPv4 flows leaves out the IPv6-only
 # fields and the reverse, so no record carries zeroed addresses of the other family.

@@ -24,12 +24,13 @@ def write_frames(
 
 
 def read_all(path: Path | str, batch_size: int = 65536, *, tunnels: Iterable[str] = (),
-             columns: frozenset[str] | None = None, **kwargs: object) -> tuple[
-    PacketBatch, DecodeStats
-]:
+             columns: frozenset[str] | None = None, widths: dict[str, int] | None = None,
+             **kwargs: object) -> tuple[PacketBatch, DecodeStats]:
+    """Every packet of a capture, decoded (packet sections as wide as ``widths`` says)."""
     with open_offline(str(path), **kwargs) as source:  # type: ignore[arg-type]
         source.tunnels = frozenset(tunnels)
         source.columns = columns
+        source.widths = dict(widths or {})
         batch = PacketBatch.concat(list(source.batches(batch_size)))
         return batch, source.stats
 

@@ -10,6 +10,9 @@ from probe.capture import COLUMNS
 from probe.capture.batch import PAYLOAD_HEAD
 from tests.capture.helpers import PCAPS, read_all
 
+# Section widths for the comparison: longer than some packets, shorter than others.
+WIDTHS = {"frame_section": 90, "ip_section": 70, "payload_section": 33}
+
 
 def _dpkt_rows(path) -> list[dict[str, object]]:
     rows = []
@@ -50,6 +53,15 @@ def _dpkt_rows(path) -> list[dict[str, object]]:
             row["ip_word1"] = int.from_bytes(frame[at + 4:at + 8], "big")
             row["payload_head"] = head.ljust(PAYLOAD_HEAD, b"\0")
             row["payload_head_len"] = len(head)
+            # PSAMP packet sections: the frame, the IP packet (not the Ethernet padding after
+            # it) and its payload, each cut to the decoded width, zeros past what there is
+            ip_end = at + (40 + ip.plen if v6 else ip.len)
+            row["frame_len"] = max(len(frame), ip_end)
+            for name, start, end in (("frame", 0, len(frame)), ("ip", at, stop),
+                                     ("payload", payload, stop)):
+                row[f"{name}_section"] = frame[start:end][:WIDTHS[f"{name}_section"]].ljust(
+                    WIDTHS[f"{name}_section"], b"\0")
+                row[f"{name}_section_len"] = max(0, end - start)
             proto = ip.p if not v6 else ip.nxt
             non_first = not v6 and ip.offset > 0
             if not v6 and (ip.mf or ip.offset):
@@ -69,11 +81,11 @@ def _dpkt_rows(path) -> list[dict[str, object]]:
 @pytest.mark.parametrize("name", ["demo.pcap", "vlan.pcap", "ipv4-frag.pcap"])
 def test_vectorised_decode_matches_dpkt(name):
     expected = _dpkt_rows(PCAPS / name)
-    batch, _ = read_all(PCAPS / name)
+    batch, _ = read_all(PCAPS / name, widths=WIDTHS)
     assert len(batch) == len(expected) > 0
     for column in COLUMNS:
         got = getattr(batch, column)
-        if column.endswith(("_addr", "_src", "_dst")) or column == "payload_head":
+        if column.endswith(("_addr", "_src", "_dst", "_section")) or column == "payload_head":
             joined = b"".join(row[column] for row in expected)  # type: ignore[misc]
             want = np.frombuffer(joined, dtype=np.uint8).reshape(len(expected), -1)
         else:

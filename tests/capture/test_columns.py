@@ -12,7 +12,17 @@ from scapy.packet import Raw
 
 from probe.capture import COLUMNS, PacketBatch
 from probe.capture.batch import PAYLOAD_HEAD
-from tests.capture.helpers import DST_MAC, SRC_MAC, TS, addr, check_invariant, decode_frames, ether
+from tests.capture.helpers import (
+    DST_MAC,
+    SRC_MAC,
+    TS,
+    addr,
+    check_invariant,
+    decode_frames,
+    ether,
+    read_all,
+    write_frames,
+)
 
 # The columns of a packet with no MPLS label and no tunnel.
 PLAIN = {"mpls_labels": bytes(40), "tunnel_kind": 0, "tunnel_id": 0, "outer_version": 0,
@@ -68,6 +78,10 @@ def test_ipv4_tcp_every_column(tmp_path):
         "payload_head": bytes(raw[18 + 20:]).ljust(PAYLOAD_HEAD, b"\0"),  # TCP header + data
         "payload_head_len": 20 + 10,
         **PLAIN,
+        # packet sections, none wide unless asked for (test_packet_sections)
+        "frame_len": len(raw), "frame_section": b"", "frame_section_len": len(raw),
+        "ip_section": b"", "ip_section_len": 20 + 20 + 10,
+        "payload_section": b"", "payload_section_len": 20 + 10,
     }
 
 
@@ -104,6 +118,9 @@ def test_ipv6_udp_every_column(tmp_path):
         "payload_head": bytes(frame)[14 + 40:].ljust(PAYLOAD_HEAD, b"\0"),
         "payload_head_len": 8 + 7,
         **PLAIN,
+        "frame_len": 14 + 40 + 8 + 7, "frame_section": b"", "frame_section_len": 14 + 40 + 15,
+        "ip_section": b"", "ip_section_len": 40 + 15,
+        "payload_section": b"", "payload_section_len": 15,
     }
 
 
@@ -217,3 +234,25 @@ def test_payload_head_keeps_only_what_the_snaplen_captured(tmp_path):
     batch, _ = decode_frames(tmp_path, [frame], snaplen=14 + 20 + 12)
     assert int(batch.payload_head_len[0]) == 12
     assert bytes(batch.payload_head[0]) == frame[34:46].ljust(PAYLOAD_HEAD, b"\0")
+
+
+def test_packet_sections_stop_where_the_packet_or_the_capture_does(tmp_path):
+    """PSAMP sections (RFC 5477 §8.2): the frame's section has its Ethernet padding, the IP
+    ones end with the IP packet; a snap length cuts them all, yet the frame's size stays the
+    real one (link header + IP length). Zeros stand for what is not there."""
+    padded = bytes(ether() / IP(src="192.0.2.1", dst="192.0.2.2") / TCP(flags="A")).ljust(60,
+                                                                                        b"\x55")
+    big = bytes(ether() / IP(src="192.0.2.1") / UDP(sport=1, dport=2) / Raw(b"z" * 1000))
+    widths = {"frame_section": 80, "ip_section": 48, "payload_section": 24}
+    path = write_frames(tmp_path / "s.pcap", [padded, big], snaplen=64)
+    batch, _ = read_all(path, widths=widths)
+    assert batch.frame_len.tolist() == [60, 14 + 1028]
+    assert batch.frame_section_len.tolist() == [60, 64]
+    assert batch.ip_section_len.tolist() == [40, 50]
+    assert batch.payload_section_len.tolist() == [20, 30]
+    sections = [bytes(batch.frame_section[i]) for i in range(2)]
+    assert sections == [padded.ljust(80, b"\0"), big[:64].ljust(80, b"\0")]
+    assert bytes(batch.ip_section[0]) == padded[14:54].ljust(48, b"\0")  # no padding
+    assert bytes(batch.ip_section[1]) == big[14:62]
+    assert bytes(batch.payload_section[0]) == padded[34:54].ljust(24, b"\0")
+    assert bytes(batch.payload_section[1]) == big[34:58]

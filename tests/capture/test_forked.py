@@ -169,6 +169,26 @@ def test_only_the_decoded_columns_travel_and_the_rest_arrive_as_zeros():
     assert PacketBatch.concat(got).ip_len.sum() > 0
 
 
+def test_packet_sections_travel_as_wide_as_asked():
+    """PSAMP sections: a width per source, in the slots as in process; a section not asked
+    for arrives with no width, like any column not decoded."""
+    want = frozenset({"ts_us", "ip_section", "ip_section_len", "frame_len"})
+    widths = {"ip_section": 52, "frame_section": 30}  # frame_section is not decoded
+    batches = []
+    for fork in (False, True):
+        with open_offline(str(PCAPS / "demo.pcap")) as source:
+            source.columns, source.widths = want, widths
+            batches.append(PacketBatch.concat(
+                [b for b, _ in forked_batches(source, 64, first=8)] if fork
+                else list(source.batches(64, first=8))))
+    ref, got = batches
+    assert got.ip_section.shape == (260, 52) and got.frame_section.shape == (260, 30)
+    for column in COLUMNS:
+        np.testing.assert_array_equal(getattr(got, column), getattr(ref, column),
+                                      err_msg=column)
+    assert got.ip_section[:, 0].tolist().count(0x45) > 100 and not got.frame_section.any()
+
+
 def test_without_copying_each_batch_is_a_read_only_view_until_the_next():
     """copy=False: the same batches, each valid until the iteration is advanced."""
     reference = _sequential(str(PCAPS / "demo.pcap"), 16)

@@ -107,9 +107,10 @@ def test_too_many_cache_fields_is_one_line(tmp_path: Path,
 
 
 def test_every_metered_ie_fits_in_one_layout() -> None:
-    from probe.ie import CUMULATIVE_COUNTERS, by_name
+    from probe.ie import CUMULATIVE_COUNTERS, PACKET_REPORT, by_name
     doc = sample("ipfix-udp.json")
-    names = [n for n in sorted(METERED) if n not in CUMULATIVE_COUNTERS]
+    names = [n for n in sorted(METERED) if n not in CUMULATIVE_COUNTERS
+             and n not in PACKET_REPORT]  # a flow cache: the packet reports' IEs go below
     doc["cache"][0]["timeoutCache"]["cacheLayout"]["cacheField"] = [
         {"name": n, "ieName": n,
          **({"isFlowKey": [None]} if n in ("sourceIPv4Address", "destinationIPv4Address")
@@ -120,6 +121,14 @@ def test_every_metered_ie_fits_in_one_layout() -> None:
     doc["observationPoint"][0]["tunnels"] = {"gre": True, "vxlan": True}
     config = load_text(json.dumps(doc))
     assert len(config.caches[0].layout.fields) == len(names) <= MAX_CACHE_FIELDS
+    # An immediateCache (PSAMP packet reports) takes the packet report's IEs (but
+    # sectionExportedOctets, which needs a layout of one section) beside the flow ones.
+    reports = sorted(PACKET_REPORT - {"sectionExportedOctets"})
+    doc["cache"][0] = {"name": doc["cache"][0]["name"], "immediateCache": {"cacheLayout": {
+        "cacheField": [{"name": n, "ieName": n} for n in ("sourceIPv4Address", *reports)]}},
+        "exportingProcess": doc["cache"][0]["exportingProcess"]}
+    config = load_text(json.dumps(doc))
+    assert len(config.caches[0].layout.fields) == len(reports) + 1 <= MAX_CACHE_FIELDS
 
 
 def test_too_many_list_entries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

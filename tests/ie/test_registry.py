@@ -41,7 +41,8 @@ def test_well_known_elements() -> None:
 def test_every_metered_element_is_in_the_registry() -> None:
     unknown = sorted(n for n in ie.METERED if ie.by_name(n) is None)
     assert unknown == []
-    assert ie.METERED == ie.METERED_KEYS | ie.METERED_NONKEYS
+    assert ie.METERED == ie.METERED_KEYS | ie.METERED_NONKEYS | ie.PACKET_REPORT
+    assert ie.PACKET_SECTIONS < ie.PACKET_REPORT
 
 
 def test_reduced_size_lengths() -> None:
