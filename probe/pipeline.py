@@ -276,7 +276,7 @@ class Pipeline:
             for (sp, cache), via in zip(pt.processes, pt.via, strict=True):
                 selected = sp.select(batch)
                 if cache is not None:
-                    cache.via = via
+                    cache.via, cache.digests = via, sp.digests
                     cache.process(selected)
         if self.live:
             self.now_us = time.time_ns() // 1000

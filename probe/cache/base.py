@@ -80,6 +80,7 @@ class CacheBase:
         # (selectionSequenceId, selectorId) of the selection the next batch comes through:
         # the pipeline sets it, PSAMP packet reports carry it (``probe.config.psamp``).
         self.via: tuple[int, int] = (0, 0)
+        self.digests: np.ndarray | None = None  # and its packets' digests (digestOutput)
         self.key_names = cfg.layout.key_names
         self.key_layout = KeyLayout(self.key_names)
         self.value_names = first_packet_values(cfg.layout)

@@ -41,7 +41,7 @@ class ImmediateCache(CacheBase):
         every = np.arange(len(batch))
         chunk = reduce_runs(p, every, every, p.t)
         if self.reports:  # PSAMP packet reports
-            chunk.update(report_values(batch, self.cfg.layout, self.via))
+            chunk.update(report_values(batch, self.cfg.layout, self.via, self.digests))
         self.expire(chunk, END_OF_FLOW)
 
 

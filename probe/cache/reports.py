@@ -12,7 +12,9 @@ beside its flow fields.
 - ``observationTime*``: the packet's capture time (seconds, milliseconds, microseconds;
   nanoseconds from a microsecond clock);
 - ``selectionSequenceId``, ``selectorId``: the selection sequence the packet came through and
-  its last selector, the one whose decision made the report (``probe.config.psamp``).
+  its last selector, the one whose decision made the report (``probe.config.psamp``);
+- ``digestHashValue``: the hash the sequence's filterHash with digestOutput computed of the
+  packet (RFC 5475 §6.2.5: a digest that identifies it, as trajectory sampling uses).
 
 Each value is read from the capture's columns (``probe.capture.batch``); a section's column
 is as wide as the widest report of it (``section_widths``), and only then decoded.
@@ -50,10 +52,11 @@ def reports(layout: model.CacheLayout) -> bool:
     return any(f.ie_name in PACKET_REPORT for f in layout.fields)
 
 
-def report_values(batch: PacketBatch, layout: model.CacheLayout, via: tuple[int, int]
-                  ) -> dict[str, np.ndarray]:
+def report_values(batch: PacketBatch, layout: model.CacheLayout, via: tuple[int, int],
+                  digests: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Each packet-report field of ``layout`` for every packet of ``batch``; ``via`` is the
-    (selectionSequenceId, selectorId) the batch was selected through."""
+    (selectionSequenceId, selectorId) the batch was selected through, ``digests`` the hash a
+    filterHash with digestOutput computed of each packet."""
     n = len(batch)
     out: dict[str, np.ndarray] = {}
     section: tuple[str, int] | None = None
@@ -77,6 +80,8 @@ def report_values(batch: PacketBatch, layout: model.CacheLayout, via: tuple[int,
             out[name] = np.full(n, via[0], np.uint64)
         elif name == "selectorId":
             out[name] = np.full(n, via[1], np.uint64)
+        elif name == "digestHashValue":
+            out[name] = digests if digests is not None else np.zeros(n, np.uint64)
     if "sectionExportedOctets" in {f.ie_name for f in layout.fields} and section is not None:
         length, width = section
         out["sectionExportedOctets"] = np.minimum(getattr(batch, length), width).astype(

@@ -9,8 +9,8 @@ address, or a MAC address (``00:11:22:33:44:55``).
 filterHash (RFC 5475 §6.2): the initializer is a 32-bit value for BOB and CRC and IPSX takes
 none (RFC 5475 A.1 lists no input parameter); the hashed payload octets must lie within what
 the capture keeps for it; the selected ranges must lie within the function's output range and
-must not overlap (RFC 5475 §7.2: "a list of non-overlapping intervals"); and digestOutput needs
-PSAMP packet reports carrying digestHashValue, which no cache fills yet.
+must not overlap (RFC 5475 §7.2: "a list of non-overlapping intervals"). digestOutput puts the
+hash into the packet reports as digestHashValue (``probe.config.semantic`` pairs the two).
 """
 
 from __future__ import annotations
@@ -107,10 +107,6 @@ def filter_hash_problems(path: str, body: dict[str, Any]) -> Problems:
                          f"octets {offset}..{offset + size - 1} of the IP payload are out of "
                          f"reach: flowprobe hashes at most the first {PAYLOAD_HEAD} "
                          "(ipPayloadOffset + ipPayloadSize <= 64)"))
-    if str(body.get("digestOutput", "false")).lower() == "true":
-        problems.append((f"{path}/digestOutput",
-                         "a packet digest needs PSAMP packet reports with digestHashValue, "
-                         "which flowprobe's caches do not fill; set it false"))
     seen: list[tuple[str, int, int]] = []
     for name, low, high in _ranges(body, top):
         rpath = f"{path}/selectedRange[name={quote(name)}]"
@@ -126,6 +122,10 @@ def filter_hash_problems(path: str, body: dict[str, Any]) -> Problems:
                                         "ranges must not overlap"))
             seen.append((name, low, high))
     return problems
+
+
+def digest_output(body: dict[str, Any]) -> bool:
+    return str(body.get("digestOutput", "false")).lower() == "true"
 
 
 def build_filter_match(name: str, body: dict[str, Any]) -> FilterMatch:
@@ -144,6 +144,7 @@ def build_filter_hash(name: str, body: dict[str, Any]) -> FilterHash:
         initializer_value=int(body.get("initializerValue", DEFAULT_INITIALIZER)),
         ip_payload_offset=int(body.get("ipPayloadOffset", 0)),
         ip_payload_size=int(body.get("ipPayloadSize", 8)),
+        digest_output=digest_output(body),
         ranges=tuple(HashRange(name=n, min=lo, max=hi)
                      for n, lo, hi in _ranges(body, HASH_OUTPUT_MAX[function])),
     )

@@ -213,6 +213,7 @@ class FilterHash(_Frozen):
     initializer_value: int = 0
     ip_payload_offset: int = 0  # octets of IP payload skipped before the hashed ones
     ip_payload_size: int = 8  # octets of IP payload hashed (fewer if the packet has fewer)
+    digest_output: bool = False  # the hash goes into packet reports as digestHashValue
     ranges: tuple[HashRange, ...]
 
     @property

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from probe.batching import SECTION_MAX_LENGTH
-from probe.config.filters import filter_hash_problems, filter_match_problems
+from probe.config.filters import digest_output, filter_hash_problems, filter_match_problems
 from probe.config.paths import ROOT, quote
 from probe.config.uris import file_path
 from probe.ie import (
@@ -123,6 +123,7 @@ def check(doc: dict[str, Any], *, replay: bool = False) -> Problems:
         problems += _exporting_process(path, ep)
     problems += _version_layouts(ipfix)
     problems += _tunnel_layouts(ipfix)
+    problems += _digests(ipfix)
     for path, cp in _items(ipfix, "collectingProcess"):
         problems += _collecting_process(path, cp)
     return problems
@@ -327,6 +328,37 @@ def _collecting_process(path: str, cp: dict[str, Any]) -> Problems:
         _, problem = file_path(reader["file"])
         if problem:
             problems.append((f"{p_entry(path, 'fileReader', reader)}/file", problem))
+    return problems
+
+
+def _digests(ipfix: dict[str, Any]) -> Problems:
+    """RFC 6728 digestOutput: the filterHash's value goes into the packet reports of its
+    selection process's cache as digestHashValue, so the two come together."""
+    problems: Problems = []
+    layouts = {c["name"]: {resolve_ie(f)[0].name for f in cache_fields(c)  # type: ignore[union-attr]
+                           if resolve_ie(f)[0] is not None}
+               for c in ipfix.get("cache", [])}
+    fed: dict[str, list[str]] = {}
+    for path, sp in _items(ipfix, "selectionProcess"):
+        digests = [sel for sel in sp.get("selector", [])
+                   if "filterHash" in sel and digest_output(sel["filterHash"])]
+        cache = sp.get("cache")
+        if cache is not None:
+            fed.setdefault(cache, []).append(sp["name"] if not digests else "")
+        if len(digests) > 1:
+            problems.append((path, "more than one filterHash outputs its digest; a packet "
+                                   "report has one digestHashValue"))
+        elif digests and "digestHashValue" not in layouts.get(cache or "", set()):
+            dpath = f"{p_entry(path, 'selector', digests[0])}/filterHash/digestOutput"
+            problems.append((dpath, f"the digest goes into the packet reports' "
+                                    f"digestHashValue, and cache {quote(cache)} has none in its "
+                                    f"layout"))
+    for path, cache in _items(ipfix, "cache"):
+        lacking = [n for n in fed.get(cache["name"], []) if n]
+        if "digestHashValue" in layouts[cache["name"]] and lacking:
+            problems.append((path, f"digestHashValue is the hash of a filterHash with "
+                                   f"digestOutput true, and selectionProcess {quote(lacking[0])} "
+                                   f"feeding this cache has none"))
     return problems
 
 

@@ -117,7 +117,7 @@ def selector_record(selector_id: int, s: Selector) -> tuple[tuple[FieldSpec, ...
         fields = [*head, (FieldSpec(SELECTOR_ALGORITHM, 2), _HASH_ALGORITHM[s.hash_function]),
                   (FieldSpec(327, 8), s.ip_payload_offset), (FieldSpec(328, 8), s.ip_payload_size),
                   (FieldSpec(329, 8), 0), (FieldSpec(330, 8), s.output_range_max),
-                  (FieldSpec(333, 1), False)]  # hashDigestOutput
+                  (FieldSpec(333, 1), s.digest_output)]  # hashDigestOutput
         if s.hash_function != "IPSX":  # IPSX takes no initializer (RFC 5475 A.1)
             fields.append((FieldSpec(334, 8), s.initializer_value))
         for r in s.ranges:

@@ -191,14 +191,15 @@ METERED_NONKEYS: frozenset[str] = frozenset({
 # PSAMP packet reports (RFC 5476 §6.4, RFC 5477): what an immediateCache can say of each packet
 # beside the flow fields: sections of its octets (``ieLength`` long, zero-padded past what the
 # packet has, ``sectionExportedOctets`` saying how many are real), its frame's size, when it
-# was observed, and which selection sequence and selector selected it.
+# was observed, which selection sequence and selector selected it, and the hash a filterHash
+# with digestOutput computed of it.
 PACKET_SECTIONS: frozenset[str] = frozenset({
     "dataLinkFrameSection", "ipHeaderPacketSection", "ipPayloadPacketSection",
 })
 PACKET_REPORT: frozenset[str] = PACKET_SECTIONS | frozenset({
     "sectionExportedOctets", "dataLinkFrameSize", "observationTimeSeconds",
     "observationTimeMilliseconds", "observationTimeMicroseconds", "observationTimeNanoseconds",
-    "selectorId", "selectionSequenceId",
+    "selectorId", "selectionSequenceId", "digestHashValue",
 })
 # RFC 7012: a *DeltaCount counts since the previous report, a *TotalCount since the flow was
 # first metered. A permanentCache reports each flow again and again with counters so far, so it

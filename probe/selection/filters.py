@@ -79,6 +79,8 @@ class FilterHashSelector(Counted):
         self.highs = np.array([r.max for r in cfg.ranges], dtype=np.uint64)
         # RFC 6728 state: the function's potential range
         self.output_range_min, self.output_range_max = 0, cfg.output_range_max
+        self.digest_output = cfg.digest_output
+        self.last_hashes = np.zeros(0, np.uint64)  # of the last batch, when digest_output
 
     def hashes(self, batch: PacketBatch) -> np.ndarray:
         """Each packet's hash value (IPSX: IPv6 packets get one too, never used)."""
@@ -91,10 +93,12 @@ class FilterHashSelector(Counted):
         return hashing.bob(keys, lengths, cfg.initializer_value)
 
     def select(self, batch: PacketBatch) -> np.ndarray:
-        h = self.hashes(batch).astype(np.uint64)[:, None]
-        mask = ((h >= self.lows) & (h <= self.highs)).any(axis=1)
+        h = self.hashes(batch).astype(np.uint64)
+        mask = ((h[:, None] >= self.lows) & (h[:, None] <= self.highs)).any(axis=1)
         if self.cfg.hash_function == "IPSX":
             mask &= batch.ip_version == 4
+        if self.digest_output:  # the packet digest of the reports (RFC 5475 §6.2.5)
+            self.last_hashes = h
         return self._account(mask)
 
 

@@ -292,7 +292,9 @@ SEMANTIC_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
      "octets 60..67 of the IP payload are out of reach"),
     ("filter-hash-digest", _selector("filterHash", {
         "digestOutput": True, "selectedRange": [{"name": "a"}]}),
-     f"{SP}/selector[name='S']/filterHash/digestOutput", "needs PSAMP packet reports"),
+     f"{SP}/selector[name='S']/filterHash/digestOutput",
+     "the digest goes into the packet reports' digestHashValue, and cache 'Flow cache' has none "
+     "in its layout"),
     ("filter-match-not-a-packet-property", _selector("filterMatch", {
         "ieName": "octetDeltaCount", "value": "5"}),
      f"{SP}/selector[name='S']/filterMatch",

@@ -122,8 +122,9 @@ def test_every_metered_ie_fits_in_one_layout() -> None:
     config = load_text(json.dumps(doc))
     assert len(config.caches[0].layout.fields) == len(names) <= MAX_CACHE_FIELDS
     # An immediateCache (PSAMP packet reports) takes the packet report's IEs (but
-    # sectionExportedOctets, which needs a layout of one section) beside the flow ones.
-    reports = sorted(PACKET_REPORT - {"sectionExportedOctets"})
+    # sectionExportedOctets, which needs a layout of one section, and digestHashValue, which
+    # needs a filterHash with digestOutput) beside the flow ones.
+    reports = sorted(PACKET_REPORT - {"sectionExportedOctets", "digestHashValue"})
     doc["cache"][0] = {"name": doc["cache"][0]["name"], "immediateCache": {"cacheLayout": {
         "cacheField": [{"name": n, "ieName": n} for n in ("sourceIPv4Address", *reports)]}},
         "exportingProcess": doc["cache"][0]["exportingProcess"]}

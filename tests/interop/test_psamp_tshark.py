@@ -19,12 +19,16 @@ import sys
 from pathlib import Path
 
 import dpkt
+import numpy as np
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 
+from probe.config import load_data
+from probe.selection.filters import FilterHashSelector
+from tests.capture.helpers import read_all
 from tests.export.peers import dumpcap, expert_problems, have, tshark, tshark_expert, udp_sink
 from tests.export.wire import Decoder
 from tools.make_pcaps import write_pcap
@@ -234,13 +238,16 @@ def test_filter_selectors_are_announced_as_tshark_reads_them(tmp_path: Path) -> 
     cfg["selectionProcess"] = [{"name": "All", "selector": [
         {"name": "tcp", "filterMatch": {"ieName": "protocolIdentifier", "value": "6"}},
         {"name": "hash", "filterHash": {"initializerValue": "2718281828", "ipPayloadOffset": 4,
-                                        "ipPayloadSize": 12, "selectedRange": [
+                                        "ipPayloadSize": 12, "digestOutput": True,
+                                        "selectedRange": [
                                             {"name": "a", "min": "0", "max": "1999999999"},
                                             {"name": "b", "min": "2000000000",
                                              "max": "4294967295"}]}}],  # all: reports go
         "cache": "Sections"}]
     cfg["observationPoint"][0]["selectionProcess"] = ["All"]
     cfg["cache"].pop()
+    cfg["cache"][0]["immediateCache"]["cacheLayout"]["cacheField"].append(
+        {"name": "digest", "ieName": "digestHashValue"})
     cap = tmp_path / "export.pcap"
     with udp_sink() as sink:
         port = sink.getsockname()[1]
@@ -262,6 +269,17 @@ def test_filter_selectors_are_announced_as_tshark_reads_them(tmp_path: Path) -> 
         "2", "4", "12", "0", "4294967295", "2718281828")
     assert (bob["cflow.hash_selected_range_min"], bob["cflow.hash_selected_range_max"]) == (
         ["0", "2000000000"], ["1999999999", "4294967295"])
+    assert bob["cflow.hash_digest_output"] in ("1", "True")
+    # each TCP packet's report carries the BOB hash of its RFC 5475 input: the digest
+    config = load_data(cfg)
+    (hash_cfg,) = [s for s in config.selection_processes[0].selectors if s.name == "hash"]
+    batch, _ = read_all(pcap)
+    tcp = batch.take(np.flatnonzero(batch.proto == 6))
+    reports = sorted((r for r in records if "cflow.digest_hash_value" in r),
+                     key=lambda r: r["cflow.observation_time_nanoseconds"])
+    assert [int(r["cflow.digest_hash_value"]) for r in reports] == \
+        FilterHashSelector(hash_cfg).hashes(tcp).tolist()
+    assert len(reports) == 2
     # the selection sequence: both selectors, in the order they run (sent first and again
     # with the final statistics)
     assert {tuple(r["cflow.selector_id"]) for r in records

@@ -266,3 +266,24 @@ def test_selected_fraction_is_the_configured_share_on_a_million_packets(tmp_path
         base = ipv4 if sel.cfg.hash_function == "IPSX" else sel.packets_observed
         fraction = selected / base
         assert abs(fraction / sel.cfg.share - 1) < 0.02, (name, fraction, sel.cfg.share)
+
+
+def test_digest_output_hands_on_the_hash_of_each_packet_selected(demo) -> None:
+    """digestOutput (RFC 5475 §6.2.5): the selection process hands on, for each packet it
+    returns, the hash its filterHash computed: after a selector before it thinned the batch,
+    and with a selector after it thinning it again."""
+    from probe.selection.process import SelectionProcess
+
+    batch, _ = demo
+    every_other = model.SampCountBased(name="c", packet_interval=1, packet_space=1)
+    digest = hash_cfg(digest_output=True, ranges=(model.HashRange(name="r", min=0,
+                                                                  max=2**31 - 1),))
+    tcp = model.FilterMatch(name="tcp", ie_id=4, ie_name="protocolIdentifier", value=6)
+    sp = SelectionProcess(model.SelectionProcess(name="s", selectors=(every_other, digest, tcp)))
+    out = sp.select(batch)
+    assert sp.digests is not None and sp.digests.shape == (len(out),) and len(out) > 5
+    assert (out.proto == 6).all() and (sp.digests <= 2**31 - 1).all()
+    assert sp.digests.tolist() == FilterHashSelector(digest).hashes(out).tolist()
+    plain = SelectionProcess(model.SelectionProcess(name="p", selectors=(every_other,)))
+    plain.select(batch)
+    assert plain.digests is None  # nothing asked for a digest
