@@ -80,6 +80,11 @@ def build_config(args: argparse.Namespace) -> model.Config:
     export = parse_export_url(args.export) if args.export else None
     _check_pcap(args.pcap)
     version = args.version or 10
+    if export is not None and export[0] == "tcp" and version == 9:
+        from probe.config.semantic import V9_OVER_TCP
+
+        raise UserError(f"--export {args.export} --version 9: {V9_OVER_TCP}; use --version 10 "
+                        "or udp://")
     if export is not None and export[0] == "file" and version != 10:
         raise UserError(f"--export {args.export}: an IPFIX File (RFC 5655) holds IPFIX "
                         f"messages; --version {version} cannot be written to a file")

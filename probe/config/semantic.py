@@ -40,6 +40,11 @@ CACHE_KINDS = ("immediateCache", "timeoutCache", "naturalCache", "permanentCache
 SUPPORTED_VERSIONS = (5, 9, 10)
 VERSION_LABEL = {5: "NetFlow v5", 9: "NetFlow v9", 10: "IPFIX"}
 VARIABLE_LENGTH = 65535  # RFC 7011 §7
+# NetFlow v9 over a byte stream: RFC 3954 defines it for UDP, and its header has no length;
+# nfcapd, nfacctd and goflow2 take it over UDP only, so nothing could read such a stream.
+V9_OVER_TCP = ("NetFlow v9 cannot go over TCP: RFC 3954 defines it for UDP only and its header "
+               "has no length, so a stream collector cannot tell where a message ends "
+               "(nfcapd, nfacctd and goflow2 take v9 over UDP only)")
 
 Problems = list[tuple[str, str]]
 
@@ -282,6 +287,10 @@ def _exporting_process(path: str, ep: dict[str, Any]) -> Problems:
         kind, body = destination_kind(dest)
         version = int(body.get("ipfixVersion", 10))
         problems += _tls(f"{dpath}/{kind}", body)
+        if kind == "tcpExporter" and version == 9:
+            problems.append((f"{dpath}/tcpExporter/ipfixVersion",
+                             f"{V9_OVER_TCP}; use ipfixVersion 10 (IPFIX frames TCP by its "
+                             "length field, RFC 7011 §10.4) or a udpExporter"))
         if kind == "fileWriter":
             problems += _file_writer(f"{dpath}/fileWriter", body, version)
         elif version not in SUPPORTED_VERSIONS:

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from probe.cache.records import RecordBatch
 from probe.config.model import Config, Destination, ExportingProcess
@@ -38,6 +41,24 @@ from probe.export.templates import (
 )
 
 log = logging.getLogger(__name__)
+
+
+V5_UPTIME_WRAP_US = (1 << 32) * 1000  # 2^32 ms of sysUptime: 49.7 days
+
+
+@dataclass(slots=True)
+class Encoded:
+    """A batch encoded for one protocol: ``chunk`` None when it carries none of the ``n``
+    records it stands for (biflows to NetFlow: the one-way records); ``kept`` (running count
+    of records kept, from 0) when it carries only some."""
+
+    chunk: Chunk | None
+    n: int
+    kept: np.ndarray | None = None
+
+    def span(self, a: int, b: int) -> tuple[int, int]:
+        """The chunk's records for the batch's records ``a:b``."""
+        return (a, b) if self.kept is None else (int(self.kept[a]), int(self.kept[b]))
 
 
 class ExportingProcessRuntime:
@@ -70,6 +91,7 @@ class ExportingProcessRuntime:
                 d.announce(templates, sys_init_us)
         self._rr = 0
         self._warned_v6 = False
+        self._warned_old = False
 
     # ------------------------------------------------------------------ pipeline interface
     def export(self, records: RecordBatch, now_us: int) -> None:
@@ -85,38 +107,41 @@ class ExportingProcessRuntime:
             for part in records.split():
                 self.export(part, now_us)
             return
-        encoded: dict[bool | tuple[bool, bool], Chunk | None] = {}
+        encoded: dict[bool | tuple[bool, bool], Encoded] = {}
 
-        def chunk_for(d: DestinationRuntime) -> Chunk | None:
+        def chunk_for(d: DestinationRuntime) -> Encoded:
             v5 = d.protocol.version == 5
             if records.split is not None and d.protocol.version != 10:  # parallel, mixed
                 key = (v5, True)
                 if key not in encoded:
-                    parts = [self._encode(part, v5) for part in records.split()]
-                    kept = [c for c in parts if c is not None]
-                    encoded[key] = concat_chunks(kept) if kept else None
+                    parts = [self._encode(part, v5, now_us) for part in records.split()]
+                    kept = [e.chunk for e in parts if e.chunk is not None and e.chunk.n]
+                    encoded[key] = Encoded(concat_chunks(kept) if kept else None,
+                                           sum(e.n for e in parts))
                 return encoded[key]
             if v5 not in encoded:
-                encoded[v5] = self._encode(records, v5)
+                encoded[v5] = self._encode(records, v5, now_us)
             return encoded[v5]
 
         mode = self.ep.export_mode
         if mode == "parallel":
             for d in self.destinations:
-                c = chunk_for(d)
-                if c is None:
-                    d.counters.not_exportable += len(records)
-                else:
-                    d.submit(c, now_us)
+                self._submit(d, chunk_for(d), now_us)
         elif mode == "loadBalancing":
             self._balance(records, chunk_for, now_us)
         else:
             d = self._fallback_target()
-            c = chunk_for(d)
-            if c is None:
-                d.counters.not_exportable += len(records)
-            else:
-                d.submit(c, now_us)
+            self._submit(d, chunk_for(d), now_us)
+
+    @staticmethod
+    def _submit(d: DestinationRuntime, enc: Encoded, now_us: int) -> None:
+        """The records to ``d``: those its protocol can carry, the others counted."""
+        if enc.chunk is None:
+            d.counters.not_exportable += enc.n
+            return
+        d.counters.not_exportable += enc.n - enc.chunk.n
+        if enc.chunk.n:
+            d.submit(enc.chunk, now_us)
 
     def tick(self, now_us: int) -> None:
         for d in self.destinations:
@@ -144,16 +169,29 @@ class ExportingProcessRuntime:
         return {d.name: d.stats() for d in self.destinations}
 
     # ------------------------------------------------------------------ helpers
-    def _encode(self, records: RecordBatch, v5: bool) -> Chunk | None:
-        if v5:
-            if records.ip_version != 4:
-                if not self._warned_v6:
-                    log.warning("%s: NetFlow v5 cannot carry IPv6 flows; they are counted as "
-                                "not exportable", self.ep.name)
-                    self._warned_v6 = True
-                return None
-            return encode_v5(records)
-        return encode_batch(records, self.registry.for_batch(records))
+    def _encode(self, records: RecordBatch, v5: bool, now_us: int) -> Encoded:
+        if not v5:
+            return Encoded(encode_batch(records, self.registry.for_batch(records)), len(records))
+        if records.ip_version != 4:
+            if not self._warned_v6:
+                log.warning("%s: NetFlow v5 cannot carry IPv6 flows; they are counted as "
+                            "not exportable", self.ep.name)
+                self._warned_v6 = True
+            return Encoded(None, len(records))
+        # First and Last are 32-bit sysUptime milliseconds: a collector finds a flow's start
+        # as the header's uptime minus First, which wraps for a flow that started 49.7 days
+        # or more before the export; such flows are not exportable.
+        keep = now_us - records.columns["_start_us"] < V5_UPTIME_WRAP_US
+        if keep.all():
+            return Encoded(encode_v5(records), len(records))
+        if not self._warned_old:
+            log.warning("%s: NetFlow v5 cannot carry flows that started 49.7 days or more "
+                        "before their export (sysUptime wraps); they are counted as not "
+                        "exportable", self.ep.name)
+            self._warned_old = True
+        kept = replace(records, columns={k: v[keep] for k, v in records.columns.items()},
+                       split=None)
+        return Encoded(encode_v5(kept), len(records), np.concatenate(([0], np.cumsum(keep))))
 
     def _balance(self, records: RecordBatch, chunk_for: Callable, now_us: int) -> None:
         n = len(records)
@@ -164,13 +202,16 @@ class ExportingProcessRuntime:
         while pos < n:
             d = usable[self._rr % len(usable)]
             self._rr += 1
-            c = chunk_for(d)
-            if c is None:
+            enc = chunk_for(d)
+            if enc.chunk is None:
                 take = n - pos
                 d.counters.not_exportable += take
             else:
-                take = min(max(d.records_per_message(c), 1), n - pos)
-                d.submit(c.slice(pos, pos + take), now_us)
+                take = min(max(d.records_per_message(enc.chunk), 1), n - pos)
+                a, b = enc.span(pos, pos + take)
+                d.counters.not_exportable += take - (b - a)
+                if b > a:
+                    d.submit(enc.chunk.slice(a, b), now_us)
             pos += take
 
     def _fallback_target(self) -> DestinationRuntime:

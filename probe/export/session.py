@@ -78,7 +78,6 @@ class DestinationRuntime:
         except OSError as exc:  # unresolvable name, address of the wrong family, bad source
             raise UserError(f"export destination {dest.name}: {dest.destination_address} port "
                             f"{dest.destination_port}: {exc.strerror or exc}") from None
-        self.max_size = self.transport.max_size
         self.counters = Counters()
         self._states: dict[int, DomainState] = {}
         self._session_messages = 0  # messages of the current transport session
@@ -124,6 +123,11 @@ class DestinationRuntime:
     @property
     def queued(self) -> int:
         return self._queued + self._resend_n
+
+    @property
+    def max_size(self) -> int:
+        """The largest message: the transport's, which path MTU discovery may lower."""
+        return self.transport.max_size
 
     def records_per_message(self, chunk: Chunk) -> int:
         return self.protocol.records_per_message(chunk.record_len, self.max_size)
@@ -238,14 +242,20 @@ class DestinationRuntime:
             chunk = concat_chunks(chunks)
             k = self.records_per_message(chunk)
             if k <= 0:
-                raise UserError(f"{self.name}: maxPacketSize {self.max_size} is too small for "
-                                f"one {chunk.record_len}-octet record and its headers")
+                setting = (f"maxMessageSize {self.max_size}" if self.dest.transport == "file"
+                           else f"maxPacketSize {self.dest.max_packet_size}"
+                           if self.dest.max_packet_size else f"a message of {self.max_size}")
+                raise UserError(f"{self.name}: {setting} is too small for one "
+                                f"{chunk.record_len}-octet record and its headers")
             pos = 0
             while chunk.n - pos >= k or (flush and pos < chunk.n):
                 piece = chunk.slice(pos, min(pos + k, chunk.n))
                 if not self._send_data(piece, now_us):
                     if self.transport.reliable:  # keep it for the next session
                         break
+                    if self._shrunk():  # the path MTU shrank: the same, in smaller messages
+                        k = max(1, self.records_per_message(chunk))
+                        continue
                     self._count_dropped(piece)
                 pos += piece.n
                 self._queued -= piece.n
@@ -297,12 +307,22 @@ class DestinationRuntime:
             st = self._states[domain] = DomainState(sequence=0)
         return st
 
+    def _shrunk(self) -> bool:
+        """Whether the last send failed for a path MTU that shrank (and say it once)."""
+        shrunk = getattr(self.transport, "shrunk", False)
+        if shrunk:
+            self.transport.shrunk = False  # type: ignore[union-attr]
+        return shrunk
+
     def _emit(self, domain: int, body: bytes, count: int, n_data: int, now_us: int) -> bool:
         st = self._state(domain)
+        sequence = st.sequence
         hdr = self.protocol.header(st, domain, self.protocol.header_len + len(body), count,
                                    n_data, now_us, self.sys_init_us)
         msg = hdr + body
         if not self.transport.send(msg):
+            if getattr(self.transport, "shrunk", False):
+                st.sequence = sequence  # never sent: its records go again, in smaller messages
             self.counters.failures += 1
             self._failed_until = time.monotonic() + FAILURE_HOLD_S
             return False

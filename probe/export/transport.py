@@ -28,8 +28,14 @@ from probe.config.model import Destination
 
 log = logging.getLogger(__name__)
 
-UDP_MAX_IPV4 = 1500 - 20 - 8  # one Ethernet MTU minus IPv4 and UDP headers
-UDP_MAX_IPV6 = 1500 - 40 - 8
+DEFAULT_PACKET_SIZE = 1500  # RFC 6728 maxPacketSize when not configured: an Ethernet MTU
+UDP_OVERHEAD = {socket.AF_INET: 20 + 8, socket.AF_INET6: 40 + 8}  # IP and UDP headers
+UDP_MAX_IPV4 = DEFAULT_PACKET_SIZE - UDP_OVERHEAD[socket.AF_INET]
+UDP_MAX_IPV6 = DEFAULT_PACKET_SIZE - UDP_OVERHEAD[socket.AF_INET6]
+IPV4_MAX_PACKET = 65535  # an IPv4 total length, and any IPFIX message length
+# Linux socket options for path MTU discovery (<linux/in.h>, <linux/in6.h>)
+_IP_MTU_DISCOVER, _IP_PMTUDISC_DO, _IP_MTU = 10, 2, 14
+_IPV6_MTU_DISCOVER, _IPV6_PMTUDISC_DO, _IPV6_MTU = 23, 2, 24
 TCP_MAX = 65535  # IPFIX/v9 length field
 CONNECT_TIMEOUT_S = 3.0
 SEND_TIMEOUT_S = 5.0
@@ -83,16 +89,36 @@ class UdpTransport:
         if dest.source_address:
             self.sock.bind((dest.source_address, 0))
         self.sock.connect(addr)
-        self.max_size = dest.max_packet_size or (UDP_MAX_IPV6 if family == socket.AF_INET6
-                                                 else UDP_MAX_IPV4)
+        # RFC 6728 maxPacketSize is the size of the IP packet: the message is what is left
+        # after the IP and UDP headers. 0 asks for the path MTU: the kernel's, with the
+        # don't-fragment bit set so that it learns a smaller one from the network (ICMP
+        # "fragmentation needed"), which the next send then reports as EMSGSIZE.
+        self._overhead = UDP_OVERHEAD[family]
+        self._v6 = family == socket.AF_INET6
+        self.path_mtu = dest.max_packet_size == 0
+        if self.path_mtu:
+            level = socket.IPPROTO_IPV6 if self._v6 else socket.IPPROTO_IP
+            self.sock.setsockopt(level, _IPV6_MTU_DISCOVER if self._v6 else _IP_MTU_DISCOVER,
+                                 _IPV6_PMTUDISC_DO if self._v6 else _IP_PMTUDISC_DO)
+            self.max_size = self._mtu_message_size()
+        else:
+            packet = dest.max_packet_size or DEFAULT_PACKET_SIZE
+            self.max_size = min(packet, IPV4_MAX_PACKET) - self._overhead
         self._pace = _Paced(dest.rate_limit)
         self.last_error: str | None = None
+        self.shrunk = False  # the last send failed: the path MTU shrank (EMSGSIZE)
         self.refusals = 0  # ICMP port unreachable reports: nobody listens at the destination
         self.refused_at = float("-inf")
 
     @property
     def up(self) -> bool:
         return True
+
+    def _mtu_message_size(self) -> int:
+        """The largest message the path MTU lets through in one IP packet, unfragmented."""
+        level = socket.IPPROTO_IPV6 if self._v6 else socket.IPPROTO_IP
+        mtu = self.sock.getsockopt(level, _IPV6_MTU if self._v6 else _IP_MTU)
+        return min(mtu, IPV4_MAX_PACKET) - self._overhead
 
     def poll(self) -> bool:
         """Nothing to (re)establish for UDP; returns whether a new session started."""
@@ -112,6 +138,14 @@ class UdpTransport:
                 self.refused_at = time.monotonic()
             except OSError as exc:
                 self.last_error = str(exc)
+                if exc.errno == errno.EMSGSIZE and self.path_mtu:
+                    # the path MTU shrank: nothing was sent, the session sends it again in
+                    # messages that fit the new one
+                    self.max_size = self._mtu_message_size()
+                    self.shrunk = True
+                    log.warning("export destination %s: the path MTU is now %d: messages of "
+                                "at most %d octets", self.dest.name,
+                                self.max_size + self._overhead, self.max_size)
                 return False
         return False
 

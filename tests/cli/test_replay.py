@@ -98,6 +98,8 @@ def test_export_over_tcp_ends_with_what_was_sent() -> None:
     ((str(DEMO), "--export", "udp://127.0.0.1"), "PORT"),
     ((str(DEMO), "--version", "7"), "--version"),
     ((str(DEMO), "--batch-size", "0"), "--batch-size"),
+    ((str(DEMO), "--export", "tcp://127.0.0.1:9", "--version", "9"),
+     "NetFlow v9 cannot go over TCP: RFC 3954 defines it for UDP only"),
     ((str(ROOT / "README.md"),), "README.md"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], needle: str) -> None:

@@ -181,6 +181,10 @@ SCHEMA_CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
     ("filter-match-two-ies", _selector("filterMatch", {"ieName": "vlanId", "ieId": 58,
                                                         "value": "1"}),
      f"{SP}/selector[name='S']/filterMatch", "ieName and ieId are alternatives"),
+    ("v9-over-tcp", _replace_dest("tcpExporter", {"destinationIPAddress": "127.0.0.1",
+                                                  "ipfixVersion": 9}),
+     f"{DEST}/tcpExporter/ipfixVersion", "NetFlow v9 cannot go over TCP: RFC 3954 defines it "
+                                         "for UDP only and its header has no length"),
     ("tls-without-certificate", _replace_dest("tcpExporter", {
         "destinationIPAddress": "127.0.0.1", "transportLayerSecurity": {
             "remoteSubjectFQDN": ["collector.example"]}}),

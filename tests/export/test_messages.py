@@ -6,11 +6,15 @@ import itertools
 import socket
 import time
 
+import numpy as np
 import pytest
 
 import probe.export.session as session
-from probe.config.model import Destination
+from probe.cache.records import RecordBatch
+from probe.config.model import Config, Destination, ExportingProcess
 from probe.errors import UserError
+from probe.export import open_exporting_process
+from probe.export.transport import UdpTransport
 from tests.export.flows import SYS_INIT_US, batch
 from tests.export.harness import UdpSink, destination, run
 from tests.export.wire import Decoder
@@ -62,6 +66,28 @@ def test_ipv6_destination_messages_fit_ipv6_mtu() -> None:
         s6.close()
 
 
+@pytest.mark.parametrize("packet", [600, 1280])
+def test_max_packet_size_is_the_ip_packet(sink: UdpSink, packet: int) -> None:
+    """RFC 6728 maxPacketSize: the IP packet, so a message is 28 octets (IPv4 and UDP headers)
+    shorter; full messages come as close to it as whole records allow."""
+    run([destination(sink, max_packet_size=packet)], [batch(500, 4)])
+    sizes = [len(raw) for raw in sink.datagrams()]
+    assert max(sizes) <= packet - 28 and max(sizes) > packet - 28 - 60  # 60: one record more
+
+
+def test_max_packet_size_zero_takes_the_path_mtu(sink: UdpSink) -> None:
+    """maxPacketSize 0: the path MTU (loopback's is 65536, so the largest datagram IPv4 can
+    carry: 65535 - 28 octets of message), and the don't-fragment bit is set."""
+    dest = destination(sink, max_packet_size=0)
+    transport = UdpTransport(dest)
+    assert transport.sock.getsockopt(socket.IPPROTO_IP, 10) == 2  # IP_MTU_DISCOVER: DO
+    transport.close()
+    (d,) = run([dest], [batch(3000, 4)]).destinations
+    assert d.max_size == 65535 - 28
+    sizes = [len(raw) for raw in sink.datagrams()]
+    assert max(sizes) > 60_000 and max(sizes) <= 65507
+
+
 def test_udp_template_refresh_by_packets_and_by_time(sink: UdpSink) -> None:
     run([destination(sink, template_refresh_packet=3)], [batch(28 * 9, 4)])
     kinds = ["T" if m.templates else "D" for m in sink.messages() if m.header["domain"] == 1]
@@ -107,6 +133,35 @@ def test_netflow_v5_header_and_records(sink: UdpSink) -> None:
         boot = h["unix_secs"] * 1000 + h["unix_nsecs"] // 1_000_000 - h["uptime"]
         assert boot == SYS_INIT_US // 1000 and h["engine_id"] == 1
     assert rt.stats()[destination(sink).name]["not_exportable"] == 10
+
+
+@pytest.mark.parametrize("mode", ["parallel", "loadBalancing"])
+def test_netflow_v5_flows_older_than_the_uptime_wrap_are_not_exportable(
+        sink: UdpSink, mode: str, caplog: pytest.LogCaptureFixture) -> None:
+    """v5 First/Last are 32-bit sysUptime milliseconds: a collector's start time (header
+    uptime minus First) wraps for a flow that began 49.7 days or more before the export.
+    Those are counted as not exportable; the rest go out with times a collector gets right."""
+    day_us = 86_400 * 1_000_000
+    now = SYS_INIT_US + 60 * day_us
+    old = batch(40, 4, seed=5)  # started in the first minute: 60 days before the export
+    recent = batch(35, 4, seed=6, offset_us=59 * day_us)
+    both = RecordBatch(old.cache_name, 1, 4, old.fields, {
+        k: np.concatenate([old.columns[k], recent.columns[k]]) for k in old.columns},
+        SYS_INIT_US)
+    ep = ExportingProcess(name="ep", export_mode=mode,  # type: ignore[arg-type]
+                          destinations=(destination(sink, version=5),))
+    rt = open_exporting_process(ep, Config(exporting_processes=(ep,)), SYS_INIT_US)
+    rt.export(both, now)
+    rt.close(now)
+    (d,) = rt.destinations
+    assert d.counters.not_exportable == 40 and d.counters.records == 35
+    assert "started 49.7 days or more before their export" in caplog.text
+    recs = [(m.header, r) for m in sink.messages() for _, r in m.data]
+    assert len(recs) == 35
+    starts = sorted((recent.columns["_start_us"] // 1000).tolist())
+    got = sorted(h["unix_secs"] * 1000 + h["unix_nsecs"] // 1_000_000
+                 - ((h["uptime"] - r["First"]) & 0xFFFFFFFF) for h, r in recs)
+    assert got == starts
 
 
 def test_load_balancing_splits_whole_messages() -> None:
