@@ -2,7 +2,8 @@
 
 Prints what ``softflowctl statistics`` shows and more (libpcap and interface drops, per-selector
 packetsObserved/packetsDropped, flows by end reason, per-destination export counters); ``--json``
-prints the document itself. Exit 2 with one line when no probe answers.
+prints the document itself, ``--yang`` the RFC 6728 operational state. Exit 2 with one line when
+no probe answers.
 """
 
 from __future__ import annotations
@@ -18,11 +19,30 @@ def stats(args: argparse.Namespace) -> int:
     from probe.service.stats import format_text
 
     doc = request(args.control_socket or default_path(), "stats")["stats"]
+    if args.yang:
+        return stats_yang(doc)
     if args.json:
         json.dump(doc, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(format_text(doc))
+    return 0
+
+
+def stats_yang(doc: dict) -> int:
+    """``--yang``: the RFC 6728 operational state (``probe.cli.stats_yang``)."""
+    import json
+    import sys
+
+    from probe.cli.stats_yang import yang_document
+
+    config = doc.get("service", {}).get("config")
+    if not config:
+        from probe.errors import UserError
+
+        raise UserError("the probe names no config file, so its state has no tree to go into")
+    json.dump(yang_document(doc, config), sys.stdout, indent=2)
+    sys.stdout.write("\n")
     return 0
 
 
@@ -33,4 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--control-socket", metavar="PATH",
                    help="the probe's control socket (default as for `flowprobe run`)")
     p.add_argument("--json", action="store_true", help="print the JSON document")
+    p.add_argument("--yang", action="store_true",
+                   help="print the running config with RFC 6728's state (config false) nodes, "
+                        "RFC 7951 JSON: the probe's operational datastore")
     p.set_defaults(func=stats)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -164,7 +165,7 @@ class ExportingProcessRuntime:
         for d in self.destinations:
             d.close(now_us)
 
-    def stats(self) -> dict[str, dict[str, int]]:
+    def stats(self) -> dict[str, dict[str, Any]]:
         """Counters per destination name."""
         return {d.name: d.stats() for d in self.destinations}
 

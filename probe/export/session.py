@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from probe.config.model import Destination
 from probe.errors import UserError
@@ -57,6 +58,8 @@ class Counters:
     not_sent_packets: int = 0
     not_sent_octets: int = 0
     not_exportable: int = 0  # records this protocol cannot carry (IPv6 over NetFlow v5)
+    templates: int = 0  # Template records sent (RFC 6728 transportSession templates)
+    options_templates: int = 0  # Options Template records sent
 
 
 class DestinationRuntime:
@@ -79,6 +82,10 @@ class DestinationRuntime:
             raise UserError(f"export destination {dest.name}: {dest.destination_address} port "
                             f"{dest.destination_port}: {exc.strerror or exc}") from None
         self.counters = Counters()
+        # when the current transport session began (wall clock): UDP and a file at once, TCP
+        # at each connection
+        self.session_started = time.time() if not self.transport.reliable or \
+            _is_file(self.transport) else None
         self._states: dict[int, DomainState] = {}
         self._session_messages = 0  # messages of the current transport session
         self._known: dict[int, dict[int, Template]] = {}  # domain -> id -> template to announce
@@ -197,6 +204,8 @@ class DestinationRuntime:
     # ------------------------------------------------------------------ sending
     def poll(self) -> None:
         new = self.transport.poll()
+        if new:
+            self.session_started = time.time()
         if self._sent and (new or not self.transport.up):
             self._requeue_sent()
         if new:
@@ -498,6 +507,9 @@ class DestinationRuntime:
                             for sid in sorted({s for s, _ in m}))
             if not self._emit(domain, body, len(m), 0, now_us):
                 return False
+        options = sum(t.is_options for t in templates)
+        self.counters.options_templates += options
+        self.counters.templates += len(templates) - options
         return True
 
     # ------------------------------------------------------------------ end
@@ -565,7 +577,8 @@ class DestinationRuntime:
                 if sent:
                     self._withdraw(domain, sent, now_us)
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
+        """Counters (numbers), and the transport session (``session``: texts)."""
         c = self.counters
         return {"messages": c.messages, "records": c.records, "bytes": c.bytes,
                 "failures": c.failures, "queued": self.queued, "dropped": c.dropped,
@@ -575,7 +588,24 @@ class DestinationRuntime:
                 "refused": getattr(self.transport, "refusals", 0),
                 "resent": c.resent, "unconfirmed": c.unconfirmed,
                 "end_confirmed": int(self.end_confirmed),
-                "connects": getattr(self.transport, "connects", 0)}
+                "connects": getattr(self.transport, "connects", 0),
+                "templates": c.templates, "options_templates": c.options_templates,
+                "session": self.session()}
+
+    def session(self) -> dict[str, str]:
+        """The transport session as RFC 6728 describes it (addresses as text, so that the
+        statistics of several workers merge: their numbers add, their texts do not)."""
+        out = {"started": "" if self.session_started is None else
+               time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.session_started))}
+        sock = getattr(self.transport, "sock", None)
+        if sock is not None and self.transport.up:
+            try:
+                local, peer = sock.getsockname()[:2], sock.getpeername()[:2]
+            except OSError:
+                return out
+            out.update(source_address=str(local[0]), source_port=str(local[1]),
+                       destination_address=str(peer[0]), destination_port=str(peer[1]))
+        return out
 
 
 def _transport(dest: Destination) -> UdpTransport | TcpTransport | FileTransport:

@@ -37,6 +37,7 @@ class Expected:
     fields: tuple[str, ...]
     keys: tuple[str, ...]
     row: dict[str, object]
+    age_us: int = 0  # how long before its export the flow began
 
 
 @dataclass(slots=True)
@@ -72,8 +73,9 @@ class _Keep:
             return
         names = tuple(f.ie_name for f in records.fields)
         keys = tuple(f.ie_name for f in records.fields if f.is_flow_key)
-        self.out.extend(Expected(records.cache_name, records.ip_version, names, keys, row)
-                        for row in records.rows())
+        ages = (now_us - records.columns["_start_us"]).tolist()
+        self.out.extend(Expected(records.cache_name, records.ip_version, names, keys, row, age)
+                        for row, age in zip(records.rows(), ages, strict=True))
 
     def tick(self, now_us: int) -> None:
         pass
