@@ -60,7 +60,7 @@ def _config(path: Path, trace: Path, transport: str, port: int) -> Any:
         op[("flowprobe:" if rfc else "") + "offlineFile"] = str(trace)
     for ep in body["exportingProcess"]:
         for dest in ep["destination"]:
-            for kind in ("udpExporter", "tcpExporter"):
+            for kind in ("udpExporter", "tcpExporter", "fileWriter"):
                 dest.pop(kind, None)
             dest[f"{transport}Exporter"] = {"ipfixVersion": 10, "destinationPort": port,
                                             "destinationIPAddress": "127.0.0.1"}
@@ -82,7 +82,7 @@ _TID = re.compile(r"tid:\s+(\d+) ")
 
 def ipfixdump(stream: Path) -> list[tuple[int, list[tuple[int, int, str]]]]:
     """Every data record ipfixDump shows: (template id, [(enterprise, id, value as shown)])."""
-    out = subprocess.run(["ipfixDump", "--hexdump=64", "-i", str(stream)], capture_output=True,
+    out = subprocess.run(["ipfixDump", "--hexdump=65535", "-i", str(stream)], capture_output=True,
                          text=True, env=ENV, timeout=120, check=True).stdout
     records: list[tuple[int, list[tuple[int, int, str]]]] = []
     in_data = False
