@@ -74,20 +74,25 @@ def rewire(config: model.Config, pcap: str,
         exporting_processes=(*config.exporting_processes, *(eps or ())))
 
 
+def export_destination(url: str, version: int) -> tuple[str, str, int]:
+    """``--export URL`` parsed, refused with the reason where ``--version`` cannot go to it."""
+    export = parse_export_url(url)
+    if export[0] == "tcp" and version == 9:
+        from probe.config.semantic import V9_OVER_TCP
+
+        raise UserError(f"--export {url} --version 9: {V9_OVER_TCP}; use --version 10 or udp://")
+    if export[0] == "file" and version != 10:
+        raise UserError(f"--export {url}: an IPFIX File (RFC 5655) holds IPFIX messages; "
+                        f"--version {version} cannot be written to a file")
+    return export
+
+
 def build_config(args: argparse.Namespace) -> model.Config:
     """The config of a replay with ``--export`` (or none): the pcap feeds every observation
     point, and ``--export`` replaces the config's exporting processes."""
-    export = parse_export_url(args.export) if args.export else None
-    _check_pcap(args.pcap)
     version = args.version or 10
-    if export is not None and export[0] == "tcp" and version == 9:
-        from probe.config.semantic import V9_OVER_TCP
-
-        raise UserError(f"--export {args.export} --version 9: {V9_OVER_TCP}; use --version 10 "
-                        "or udp://")
-    if export is not None and export[0] == "file" and version != 10:
-        raise UserError(f"--export {args.export}: an IPFIX File (RFC 5655) holds IPFIX "
-                        f"messages; --version {version} cannot be written to a file")
+    export = export_destination(args.export, version) if args.export else None
+    _check_pcap(args.pcap)
     if args.config is None:
         from probe.cli.meter_flags import meter_options
         from probe.config.defaults import default_config

@@ -69,10 +69,11 @@ def _port(text: str) -> int:
 def _one_liner(args: argparse.Namespace) -> object:
     """The built-in config on ``-i``'s interfaces, exporting to ``--export``."""
     from probe.cli.meter_flags import meter_options
-    from probe.cli.replay_config import parse_export_url
+    from probe.cli.replay_config import export_destination
     from probe.config.defaults import default_config
 
-    return default_config(export=parse_export_url(args.export), version=args.version or 10,
+    version = args.version or 10
+    return default_config(export=export_destination(args.export, version), version=version,
                           options=meter_options(args), interfaces=tuple(args.interface))
 
 
@@ -84,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.interface:
             raise UserError("flowprobe run: give -c CONFIG, or -i INTERFACE --export URL")
         if args.export is None:
-            raise UserError("flowprobe run: -i needs --export udp://HOST:PORT or "
-                            "tcp://HOST:PORT (where the flow records go)")
+            raise UserError("flowprobe run: -i needs --export udp://HOST:PORT, "
+                            "tcp://HOST:PORT or file:PATH (where the flow records go)")
         config = _one_liner(args)
         if args.print_config:
             from probe.cli.meter_flags import print_config
@@ -144,7 +145,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="capture on this interface (repeatable: one observation point each, "
                         "one cache)")
     g.add_argument("--export", metavar="URL",
-                   help="send the flow records to udp://HOST:PORT or tcp://HOST:PORT")
+                   help="send the flow records to udp://HOST:PORT or tcp://HOST:PORT, or "
+                        "write them to file:PATH (an IPFIX File, RFC 5655)")
     g.add_argument("--version", type=int, choices=(10, 9, 5), default=None,
                    help="export protocol: 10 IPFIX (default), 9 NetFlow v9, 5 NetFlow v5")
     add_meter_flags(g)

@@ -137,7 +137,23 @@ def _cache(c: model.Cache) -> dict[str, Any]:
     return out
 
 
+def _tls(t: model.Tls) -> dict[str, Any]:
+    body: dict[str, Any] = {"certificateFile": t.certificate_file}
+    optional = {"privateKeyFile": t.private_key_file, "trustedCaFile": t.trusted_ca_file}
+    body |= {k: v for k, v in optional.items() if v is not None}
+    names = {"localCertificationAuthorityDN": t.local_ca_dns,
+             "localSubjectDN": t.local_subject_dns, "localSubjectFQDN": t.local_subject_fqdns,
+             "remoteCertificationAuthorityDN": t.remote_ca_dns,
+             "remoteSubjectDN": t.remote_subject_dns,
+             "remoteSubjectFQDN": t.remote_subject_fqdns}
+    return body | {k: list(v) for k, v in names.items() if v}
+
+
 def _destination(d: model.Destination) -> dict[str, Any]:
+    if d.transport == "file":
+        return {"name": d.name, "fileWriter": {"ipfixVersion": d.ipfix_version,
+                                               "file": d.file_path,
+                                               "maxMessageSize": d.max_message_size}}
     body: dict[str, Any] = {"ipfixVersion": d.ipfix_version,
                             "destinationIPAddress": d.destination_address,
                             "destinationPort": d.destination_port}
@@ -150,6 +166,8 @@ def _destination(d: model.Destination) -> dict[str, Any]:
                      "templateRefreshPacket": d.template_refresh_packet,
                      "optionsTemplateRefreshPacket": d.options_template_refresh_packet}
     body |= {k: v for k, v in optional.items() if v is not None}
+    if d.tls is not None:
+        body["transportLayerSecurity"] = _tls(d.tls)
     return {"name": d.name, f"{d.transport}Exporter": body}
 
 
@@ -171,8 +189,12 @@ def _collecting_process(cp: model.CollectingProcess) -> dict[str, Any]:
         if endpoints:
             out[f"{transport}Collector"] = [
                 {"name": e.name, **({"localIPAddress": list(e.local_addresses)}
-                                    if e.local_addresses else {}), "localPort": e.local_port}
+                                    if e.local_addresses else {}), "localPort": e.local_port,
+                 **({"transportLayerSecurity": _tls(e.tls)} if e.tls else {})}
                 for e in endpoints]
+    if cp.files:  # the model keeps a fileReader's file, not its name
+        out["fileReader"] = [{"name": f"File {i}", "file": path}
+                             for i, path in enumerate(cp.files, 1)]
     if cp.exporting_processes:
         out["exportingProcess"] = [e.name for e in cp.exporting_processes]
     return out

@@ -17,6 +17,11 @@ order, one sequence number space per observation domain. What differs:
 
 A write that fails (a full disk) ends the file: what could not be written is counted as not
 sent, with the reason, as for a collector that went away.
+
+A reload (SIGHUP) ends the session and the next config starts a new one: the file the old
+config wrote is complete, so it is kept as ``PATH.1`` (``.2``, ... when taken) and the new
+session gets ``PATH`` from its start. Appending would put a second session's sequence numbers,
+restarting at 0, into one file, which readers take for lost messages.
 """
 
 from __future__ import annotations
@@ -24,11 +29,30 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 
 from probe.config.model import Destination
 from probe.errors import UserError
 
 log = logging.getLogger(__name__)
+
+# (device, inode) of every file this process wrote: opening one of them again is a new session
+_WRITTEN: set[tuple[int, int]] = set()
+
+
+def _keep_previous(path: str) -> None:
+    """Move aside a file an earlier session of this process wrote at ``path``."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if (st.st_dev, st.st_ino) not in _WRITTEN:
+        return  # someone else's file (or an earlier run's): overwritten, as a replay would
+    n = 1
+    while os.path.lexists(f"{path}.{n}"):
+        n += 1
+    os.rename(path, f"{path}.{n}")
+    log.info("%s: the previous session's file is kept as %s.%d", path, path, n)
 
 
 class FileTransport:
@@ -41,9 +65,12 @@ class FileTransport:
         self.max_size = dest.max_message_size
         self.last_error: str | None = None
         try:
+            _keep_previous(self.path)
             # Unbuffered: a message is written (or fails, counted) when it is sent, so what the
             # counters call written is in the file. Messages are large: few writes.
             self._file: io.FileIO | None = open(self.path, "wb", buffering=0)  # noqa: SIM115
+            st = os.fstat(self._file.fileno())
+            _WRITTEN.add((st.st_dev, st.st_ino))
         except OSError as exc:
             raise UserError(f"export destination {dest.name}: cannot write {self.path}: "
                             f"{exc.strerror or exc}") from None

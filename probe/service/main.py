@@ -71,6 +71,12 @@ def serve(args: argparse.Namespace, built: Any = None) -> int:
     if pidfile:
         pidfile.check()
     workers = args.workers if live else 1
+    files = [d.name for ep in config.exporting_processes for d in ep.destinations
+             if d.transport == "file"]
+    if workers > 1 and files:
+        raise UserError(f"--workers {workers}: destination {files[0]} is a fileWriter, and an "
+                        "IPFIX File takes one writer (each worker is its own session); run one "
+                        "worker, or export over UDP or TCP")
     if args.workers > 1 and not live:
         log.warning("--workers %d: offline observation points are read by one process",
                     args.workers)

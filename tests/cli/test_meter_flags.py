@@ -131,21 +131,30 @@ def test_printed_config_runs_the_same_probe(tmp_path: Path) -> None:
 
 
 def test_run_one_liner_prints_a_live_config() -> None:
-    out = flowprobe("run", "-i", "eth0", "-i", "eth1", "--export", "tcp://[::1]:2055",
+    out = flowprobe("run", "-i", "eth0", "-i", "eth1", "--export", "udp://[::1]:2055",
                     "--version", "9", "--sample", "100", "--print-config")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert [op["ifName"] for op in doc["observationPoint"]] == [["eth0"], ["eth1"]]
     assert doc["selectionProcess"][0]["selector"][0]["sampCountBased"] == {
         "packetInterval": 1, "packetSpace": 99}
-    assert doc["exportingProcess"][0]["destination"][0]["tcpExporter"] == {
-        "ipfixVersion": 9, "destinationIPAddress": "::1", "destinationPort": 2055}
+    exporter = doc["exportingProcess"][0]["destination"][0]["udpExporter"]
+    assert exporter.items() >= {
+        "ipfixVersion": 9, "destinationIPAddress": "::1", "destinationPort": 2055}.items()
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["run"], "flowprobe run: give -c CONFIG, or -i INTERFACE --export URL"),
-    (["run", "-i", "eth0"], "flowprobe run: -i needs --export udp://HOST:PORT or "
-                            "tcp://HOST:PORT (where the flow records go)"),
+    (["run", "-i", "eth0"], "flowprobe run: -i needs --export udp://HOST:PORT, "
+                            "tcp://HOST:PORT or file:PATH (where the flow records go)"),
+    (["run", "-i", "eth0", "--export", "tcp://127.0.0.1:2055", "--version", "9"],
+     "--export tcp://127.0.0.1:2055 --version 9: NetFlow v9 cannot go over TCP"),
+    (["run", "-i", "eth0", "--export", "file:/tmp/x.ipfix", "--version", "5", "--print-config"],
+     "--export file:/tmp/x.ipfix: an IPFIX File (RFC 5655) holds IPFIX messages; --version 5 "
+     "cannot be written to a file"),
+    (["run", "-i", "eth0", "--export", "file:/tmp/x.ipfix", "--workers", "2"],
+     "--workers 2: destination file:/tmp/x.ipfix is a fileWriter, and an IPFIX File takes one "
+     "writer"),
     (["run", "-c", "configs/ipfix-udp.json", "-i", "eth0", "--keys", "ip"],
      "flowprobe run: -c and -i, --keys do not mix: the config file says all of that "
      "(--print-config without -c writes the flags as a config file)"),

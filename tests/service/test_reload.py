@@ -98,3 +98,44 @@ def test_new_config_that_cannot_start_falls_back_to_the_old(tmp_path: Path,
     # failed start: every flow of both runs reached the collector
     assert doc["observation_points"][0]["packets_decoded"] == 2 * 260
     assert sum(int(f["packets"]) for f in flows) == 2 * 260
+
+
+def test_a_reload_keeps_the_file_the_old_config_wrote(tmp_path: Path) -> None:
+    """fileWriter: each config's session is a whole IPFIX File; the old one moves to PATH.1,
+    and a strict reader takes both without a warning (appended, the new session's sequence
+    numbers would restart inside the old file)."""
+    import shutil
+    import subprocess
+
+    from tests.export.wire import Decoder, split_stream
+
+    out = tmp_path / "flows.ipfix"
+
+    def write(pcap: str) -> Path:
+        doc = json.loads((ROOT / "configs" / "ipfix-file.json").read_text())
+        doc["observationPoint"][0]["offlineFile"] = pcap
+        doc["exportingProcess"][0]["destination"][0]["fileWriter"]["file"] = f"file://{out}"
+        doc.pop("collectingProcess")
+        cfg = tmp_path / "c.json"
+        cfg.write_text(json.dumps(doc))
+        return cfg
+
+    out.write_bytes(b"not ours")  # a file from before this process: overwritten, as by replay
+    cfg = write(str(ROOT / "pcaps" / "demo.pcap"))
+    svc = Service(str(cfg), load(cfg))
+    write(str(ROOT / "pcaps" / "ipv4-frag.pcap"))
+    assert svc.reload() is True
+    assert svc.run() == 0
+    assert sorted(p.name for p in tmp_path.glob("flows.ipfix*")) == ["flows.ipfix",
+                                                                      "flows.ipfix.1"]
+    records = 0
+    for path in (out.with_name("flows.ipfix.1"), out):
+        d = Decoder()
+        msgs = [d.decode(m) for m in split_stream(path.read_bytes())]
+        assert msgs[0].header["seq"] == 0 and msgs[0].templates  # a session from its start
+        records += sum(len(m.data) for m in msgs)
+        if shutil.which("ipfixDump"):
+            dump = subprocess.run(["ipfixDump", "-i", str(path)], capture_output=True,
+                                  text=True, timeout=60, check=True)
+            assert dump.stderr == ""
+    assert records == svc.snapshot()["caches"]["Flow cache"]["records"] > 0
