@@ -18,9 +18,10 @@ def stats(args: argparse.Namespace) -> int:
     from probe.service.control import default_path, request
     from probe.service.stats import format_text
 
-    doc = request(args.control_socket or default_path(), "stats")["stats"]
+    path = args.control_socket or default_path()
+    doc = request(path, "stats")["stats"]
     if args.yang:
-        return stats_yang(doc)
+        return stats_yang(doc, request(path, "config")["config"])
     if args.json:
         json.dump(doc, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
@@ -29,18 +30,14 @@ def stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def stats_yang(doc: dict) -> int:
-    """``--yang``: the RFC 6728 operational state (``probe.cli.stats_yang``)."""
+def stats_yang(doc: dict, config: dict) -> int:
+    """``--yang``: the RFC 6728 operational state (``probe.cli.stats_yang``) of the probe whose
+    statistics are ``doc`` and whose running config is ``config``."""
     import json
     import sys
 
     from probe.cli.stats_yang import yang_document
 
-    config = doc.get("service", {}).get("config")
-    if not config:
-        from probe.errors import UserError
-
-        raise UserError("the probe names no config file, so its state has no tree to go into")
     json.dump(yang_document(doc, config), sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -17,8 +17,9 @@ run on it) reads one valid document:
 
 Counters are totals since the probe started (over reloads and capture workers), so every
 discontinuity time is the probe's start. 64-bit counters are strings, as RFC 7951 writes them.
-The running config is read from the file the probe names: a file changed since the probe
-loaded it (not reloaded yet) is refused with one line, since the state would not fit it.
+The running config comes from the probe itself (the control socket's ``config`` command), not
+from its file: the file may have changed since the probe loaded it, and ``run -i`` or a replay
+have none.
 """
 
 from __future__ import annotations
@@ -28,22 +29,23 @@ from typing import Any
 
 from probe.config.psamp import selection_sequences
 from probe.config.semantic import cache_kind, destination_kind
-from probe.errors import UserError
 
 _TS = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def yang_document(stats: dict[str, Any], config_path: str, now: float | None = None
+def yang_document(stats: dict[str, Any], running: dict[str, Any], now: float | None = None
                   ) -> dict[str, Any]:
-    """The operational tree of the probe whose statistics document is ``stats``."""
-    from probe.config import load, normalised
+    """The operational tree of the probe whose statistics document is ``stats`` and whose
+    running config is ``running`` (goflowd form, as ``probe.config.dump`` writes it)."""
+    from probe.config import load_data
+    from probe.config.loader import check_data
 
     now = time.time() if now is None else now
-    doc = normalised(config_path)
-    config = load(config_path)
+    origin = "the probe's running config"
+    doc = check_data(running, origin, replay=True)
+    config = load_data(running, origin, replay=True)
     ipfix = doc["ietf-ipfix-psamp:ipfix"]
     started = time.strftime(_TS, time.gmtime(now - stats["service"]["uptime_s"]))
-    _check_fits(stats, ipfix, config_path)
 
     for i, op in enumerate(ipfix.get("observationPoint", []), start=1):
         op["observationPointId"] = i
@@ -87,19 +89,6 @@ def yang_document(stats: dict[str, Any], config_path: str, now: float | None = N
             if counted is not None:
                 _destination_state(kind, body, counted, started)
     return doc
-
-
-def _check_fits(stats: dict[str, Any], ipfix: dict[str, Any], path: str) -> None:
-    """The running probe's boxes must be the file's: else the file changed since it loaded."""
-    running = {p["name"] for p in stats.get("observation_points", [])} | set(
-        stats.get("caches", {}))
-    in_file = {o["name"] for o in ipfix.get("observationPoint", [])} | {
-        c["name"] for c in ipfix.get("cache", [])}
-    if not running <= in_file:
-        missing = sorted(running - in_file)
-        raise UserError(f"{path}: the probe runs {', '.join(missing)}, which this file no "
-                        "longer has: it changed since the probe loaded it (reload the probe "
-                        "with SIGHUP, or put the file back)")
 
 
 def _destination_state(kind: str, body: dict[str, Any], c: dict[str, Any], started: str) -> None:

@@ -5,6 +5,9 @@
 - ``expire-all``: every cached flow ends now (flowEndReason 4, forced end) and goes to the
   exporting processes, partly filled messages included;
 - ``send-templates``: every UDP destination sends its Templates again now;
+- ``config``: the config the pipeline runs, in goflowd form (``probe.config.dump``), which
+  ``flowprobe stats --yang`` puts the state into: a file may have changed since it loaded, and
+  ``run -i`` or a replay have none;
 - ``stats`` and ``ping`` (``probe.service.stats``).
 
 The first three touch the flow table or the exporters, which belong to the thread that meters:
@@ -24,7 +27,7 @@ from probe.service import flows as fl
 from probe.service import stats as st
 from probe.service.control import ControlServer
 
-PIPELINE_COMMANDS = ("flows", "expire-all", "send-templates")
+PIPELINE_COMMANDS = ("flows", "expire-all", "send-templates", "config")
 Snapshot = Callable[[], dict[str, Any]]
 
 
@@ -54,7 +57,20 @@ def answer(request: dict[str, Any], snapshot: Snapshot,
         return {"expired": _on_meter_thread(pipeline(), lambda p: p.expire_all())}
     if command == "send-templates":
         return {"templates": _on_meter_thread(pipeline(), lambda p: p.send_templates())}
+    if command == "config":
+        return {"config": running_config(pipeline())}
     return st_answer(request, snapshot)
+
+
+def running_config(pipeline: Pipeline | None) -> dict[str, Any]:
+    """The pipeline's config as a file would hold it (its config never changes: no need to go
+    to the metering thread)."""
+    from probe.config.dump import goflowd_form
+
+    if pipeline is None:
+        raise ValueError("the probe is not metering right now (starting or reloading); "
+                         "ask again")
+    return goflowd_form(pipeline.config)
 
 
 def st_answer(request: dict[str, Any], snapshot: Snapshot) -> dict[str, Any]:

@@ -21,8 +21,9 @@ from probe.collect import Collector
 from probe.config import load
 from probe.config.schema import FEATURES, YANG_DIR
 from probe.pipeline import Pipeline
+from probe.service.commands import answer
 from probe.service.control import ControlServer
-from probe.service.stats import answer, complete, pipeline_document
+from probe.service.stats import complete, pipeline_document
 from tests.export.harness import UdpSink
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,27 +102,9 @@ def test_stats_yang_is_operational_data_yanglint_accepts(tmp_path: Path) -> None
                             open_source=lambda op: _Snapshot(capture.open(op), take))
         pipeline.run(handle_signals=False)
     sink.close()
-    doc = complete(snapshot, config=str(path), started=time.time() - 61, workers=1,
-                   reloads=0, reload_failures=0, last_reload_error=None)
-    socket_path = tmp_path / "ctl.sock"
-    server = ControlServer(str(socket_path), lambda req: answer(req, lambda: doc))
-    try:
-        r = subprocess.run([sys.executable, "-m", "probe", "stats", "--yang",
-                            "--control-socket", str(socket_path)], capture_output=True,
-                           text=True, timeout=60, cwd=ROOT)
-    finally:
-        server.close()
-    assert r.returncode == 0, r.stderr
-    out = tmp_path / "state.json"
-    out.write_text(r.stdout)
-    lint = subprocess.run(["yanglint", "-t", "data", "-p", str(YANG_DIR), "-F",
-                           "ietf-ipfix-psamp:" + ",".join(FEATURES),
-                           str(YANG_DIR / "ietf-ipfix-psamp@2017-01-18.yang"),
-                           str(YANG_DIR / "flowprobe.yang"), str(out)],
-                          capture_output=True, text=True, timeout=60)
-    assert lint.returncode == 0 and lint.stderr == "", lint.stderr
-
-    ipfix = json.loads(r.stdout)["ietf-ipfix-psamp:ipfix"]
+    # the tree is the config the probe runs, not its file's content now
+    path.write_text("{")
+    ipfix = _stats_yang(tmp_path, pipeline, snapshot, str(path))
     assert ipfix["observationPoint"][0]["observationPointId"] == 1
     hashed, reported = ipfix["selectionProcess"]
     half = hashed["selector"][0]
@@ -156,20 +139,52 @@ def test_stats_yang_is_operational_data_yanglint_accepts(tmp_path: Path) -> None
         "transportSessionDiscontinuityTime"]
 
 
-def test_stats_yang_refuses_a_config_file_that_changed(tmp_path: Path) -> None:
-    path = tmp_path / "probe.json"
-    path.write_text((ROOT / "configs" / "offline-replay.json").read_text())
-    doc = complete({"observation_points": [{"name": "eth9"}], "caches": {}}, config=str(path),
-                   started=time.time(), workers=1, reloads=0, reload_failures=0,
-                   last_reload_error=None)
-    server = ControlServer(str(tmp_path / "ctl.sock"), lambda req: answer(req, lambda: doc))
+def _stats_yang(tmp_path: Path, pipeline: Pipeline, snapshot: dict[str, Any], config: str
+                ) -> Any:
+    """``flowprobe stats --yang`` of a probe that ran ``pipeline`` (``snapshot``: its
+    statistics), checked by yanglint; its ipfix container."""
+    doc = complete(snapshot, config=config, started=time.time() - 61, workers=1,
+                   reloads=0, reload_failures=0, last_reload_error=None)
+    socket_path = tmp_path / "ctl.sock"
+    server = ControlServer(str(socket_path), lambda req: answer(req, lambda: doc,
+                                                                lambda: pipeline))
     try:
         r = subprocess.run([sys.executable, "-m", "probe", "stats", "--yang",
-                            "--control-socket", str(tmp_path / "ctl.sock")],
-                           capture_output=True, text=True, timeout=60, cwd=ROOT)
+                            "--control-socket", str(socket_path)], capture_output=True,
+                           text=True, timeout=60, cwd=ROOT)
     finally:
         server.close()
-    assert r.returncode == 2
-    assert r.stderr == (f"{path}: the probe runs eth9, which this file no longer has: it "
-                        "changed since the probe loaded it (reload the probe with SIGHUP, or "
-                        "put the file back)\n")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "state.json"
+    out.write_text(r.stdout)
+    lint = subprocess.run(["yanglint", "-t", "data", "-p", str(YANG_DIR), "-F",
+                           "ietf-ipfix-psamp:" + ",".join(FEATURES),
+                           str(YANG_DIR / "ietf-ipfix-psamp@2017-01-18.yang"),
+                           str(YANG_DIR / "flowprobe.yang"), str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert lint.returncode == 0 and lint.stderr == "", lint.stderr
+    return json.loads(r.stdout)["ietf-ipfix-psamp:ipfix"]
+
+
+@pytest.mark.interop
+@pytest.mark.skipif(shutil.which("yanglint") is None, reason="yanglint not installed")
+def test_stats_yang_of_a_probe_started_from_flags(tmp_path: Path) -> None:
+    """``run -i``'s and a replay's config come from flags, not a file: the probe has it."""
+    from probe.config.defaults import MeterOptions, default_config
+    from probe.service.stats import COMMAND_LINE
+
+    sink = UdpSink()
+    config = default_config(str(ROOT / "pcaps" / "demo.pcap"),
+                            export=("udp", "127.0.0.1", sink.port),
+                            options=MeterOptions(sample=2))
+    pipeline = Pipeline(config, fork=False)
+    pipeline.run(handle_signals=False)
+    sink.close()
+    ipfix = _stats_yang(tmp_path, pipeline, pipeline_document(pipeline), COMMAND_LINE)
+    (sp,) = ipfix["selectionProcess"]
+    assert int(sp["selector"][0]["packetsObserved"]) == 260
+    assert int(sp["selector"][0]["packetsDropped"]) == 130
+    (cache,) = ipfix["cache"]
+    assert int(cache["dataRecords"]) > 0 and cache["timeoutCache"]["activeFlows"] == 0
+    (dest,) = ipfix["exportingProcess"][0]["destination"]
+    assert dest["udpExporter"]["transportSession"]["records"] == cache["dataRecords"]

@@ -73,7 +73,7 @@ def test_unknown_command_names_every_command(tmp_path: Path) -> None:
     server = ControlServer(str(path), lambda req: answer(req, dict, lambda: None))
     try:
         with pytest.raises(UserError, match=r"unknown command 'dump' \(known: stats, ping, "
-                                            r"flows, expire-all, send-templates\)"):
+                                            r"flows, expire-all, send-templates, config\)"):
             request(str(path), "dump")
         with pytest.raises(UserError, match="not metering right now"):
             request(str(path), "flows")
