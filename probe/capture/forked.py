@@ -70,6 +70,17 @@ def usable(source: Any) -> bool:
             and hasattr(os, "fork") and threading.active_count() == 1 and spare_core())
 
 
+def _zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A read-only zero array in an anonymous mapping of its own: its pages are the kernel's
+    zero page until written, which nothing does, so the columns a probe does not decode
+    (12 MB of them for a 64k batch) cost no memory. From the heap, calloc would clear them."""
+    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    z = np.frombuffer(mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE), dtype,
+                      count=size // dtype.itemsize).reshape(shape)
+    z.flags.writeable = False
+    return z
+
+
 def _frame(out: IO[bytes], head: tuple[Any, ...]) -> None:
     data = pickle.dumps(head, protocol=pickle.HIGHEST_PROTOCOL)
     out.write(_HEAD.pack(len(data)) + data)
@@ -224,10 +235,8 @@ class Reader:
         # Columns not decoded arrive as views of one read-only zero array each, made once:
         # nothing downstream writes into a batch, and a write would raise instead of leaking.
         sent = {name for name, *_ in self._layout}
-        self._zeros = {name: np.zeros((batch_size, *row_shape(name, source.widths)), dtype=dt)
+        self._zeros = {name: _zeros((batch_size, *row_shape(name, source.widths)), dt)
                        for name, dt, _ in _SPECS if name not in sent}
-        for z in self._zeros.values():
-            z.flags.writeable = False
         self._shm = mmap.mmap(-1, slots * self._slot_size)  # anonymous, shared with the child
         r, w = os.pipe()
         free_r, self._free_w = os.pipe()
