@@ -14,7 +14,7 @@ from probe.collect.pending import SetFacts, context
 from probe.collect.records import apply_options, fallback_rate
 from probe.collect.session import HeldSet, MessageContext, Session, SessionTable
 from probe.collect.templates import cut_records, decode_records
-from probe.wire import Template
+from probe.wire import DomainState, Template
 
 
 def facts_of(ctx: MessageContext, ds_fallback: int, sys_init: int | None,
@@ -22,6 +22,23 @@ def facts_of(ctx: MessageContext, ds_fallback: int, sys_init: int | None,
     return (ctx.received_ns, ctx.sequence, ctx.domain, ctx.exporter, ctx.export_secs,
             -1 if ctx.sys_uptime_ms is None else ctx.sys_uptime_ms, ctx.unix_nsecs,
             ds_fallback, -1 if sys_init is None else sys_init, samplers)
+
+
+def with_exporter_wide(session: Session, domain: int, ds: DomainState) -> DomainState:
+    """What a data domain's records are read with: its own options, and where it has none,
+    those the exporter sent in observation domain 0, which RFC 7011 §3.1 keeps for what is
+    not specific to one domain (flowprobe sends its selector reports and its
+    systemInitTimeMilliseconds there, scoped by selector ids unique to the exporter)."""
+    d0 = session.domains.get(0) if domain != 0 else None
+    if d0 is None or ((ds.sampling_rate or ds.samplers) and ds.sys_init_ms is not None):
+        return ds
+    view = DomainState(sampling_rate=ds.sampling_rate, samplers=ds.samplers,
+                       sys_init_ms=ds.sys_init_ms)
+    if not (ds.sampling_rate or ds.samplers):
+        view.sampling_rate, view.samplers = d0.sampling_rate, d0.samplers
+    if ds.sys_init_ms is None:
+        view.sys_init_ms = d0.sys_init_ms
+    return view
 
 
 def emit(table: SessionTable, session: Session, ctx: MessageContext, t: Template,
@@ -41,6 +58,7 @@ def emit(table: SessionTable, session: Session, ctx: MessageContext, t: Template
                           lambda n: table.sampler_refund(session, n))
         table.stats.options_records += len(records)
         return len(records)
+    ds = with_exporter_wide(session, ctx.domain, ds)
     facts = facts_of(ctx, fallback_rate(ds, ctx.header_sampling), ds.sys_init_ms, ds.samplers)
     if layout is not None:
         size = layout.record_len

@@ -75,6 +75,8 @@ def test_sample_and_bpf_choose_packets() -> None:
     sampled = flows("--sample", "4", "--version", "9")
     assert {f["sampling_rate"] for f in sampled} == {4}  # the collector scales by it
     assert sum(f["packets"] for f in sampled) == 65  # ceil(260 / 4)
+    # IPFIX: the selector report goes in observation domain 0, which covers the exporter
+    assert {f["sampling_rate"] for f in flows("--sample", "4")} == {4}
 
 
 def test_biflow_puts_both_directions_in_one_record_and_keeps_totals() -> None:
