@@ -163,6 +163,8 @@ class CacheBase:
             if status == 0:
                 break
             self.table.make_room()
+            if not self.table.core.free:  # cannot happen: live flows never exceed max_flows
+                raise RuntimeError(f"cache {self.name}: flow table has no free slot")
         if new:
             self._keep_first_values(p, np.concatenate(new))
         return refused
