@@ -56,7 +56,9 @@ def test_sfprobe_samples_decode_as_sfacctd_decodes_them(tmp_path: Path) -> None:
         ours[(f["src_addr"], f["dst_addr"], f["src_port"], f["dst_port"], f["proto"])] += \
             f["packets"]
     assert f"messages: {len(datagrams)} (SFLOW_5 {len(datagrams)})" in log, log
-    assert sum(theirs.values()) > 2000  # about half the trace's packets were sampled
+    # About half the trace's packets were sampled (before tools.streams.sfprobe waited for
+    # pmacctd's plugin, a loaded machine made pmacctd drop most of them at the end of file).
+    assert sum(theirs.values()) > 2000, f"pmacctd sampled only {sum(theirs.values())}"
     assert ours == theirs, log
     assert {f["sampling_rate"] for f in samples} == {2}
     assert {f["sampler_address"] for f in samples} == {"192.0.2.1"}
