@@ -54,6 +54,11 @@ COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
     # MPLS label stack entries (label 20 bits, TC 3, S 1, TTL 8) of the first stack, top first;
     # 0 past its bottom (at most ten kept: the IEs go to mplsLabelStackSection10).
     "mpls_labels": ("uint32", (10,)),
+    # Where the IP header and the upper-layer header (after any IPv6 extension headers) start,
+    # in octets from the frame's first: what reads bytes of a layer uses (the collector's
+    # mapping of sFlow sampled headers); decoded only when asked.
+    "l3_offset": ("uint32", ()),
+    "l4_offset": ("uint32", ()),
     # The outermost opened tunnel (probe.capture.tunnels); all 0 when none was opened.
     "tunnel_kind": ("uint8", ()),  # GRE, VXLAN, ... above
     "tunnel_id": ("uint32", ()),  # GRE key, VXLAN/Geneve VNI, GTP-U TEID
@@ -112,6 +117,8 @@ class PacketBatch:
     payload_head: np.ndarray
     payload_head_len: np.ndarray
     mpls_labels: np.ndarray
+    l3_offset: np.ndarray
+    l4_offset: np.ndarray
     tunnel_kind: np.ndarray
     tunnel_id: np.ndarray
     outer_version: np.ndarray

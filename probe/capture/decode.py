@@ -174,6 +174,8 @@ def decode_batch(
         "src_mac": lambda: link.src_mac,
         "dst_mac": lambda: link.dst_mac,
         "mpls_labels": lambda: link.carriers.mpls,
+        "l3_offset": lambda: (p - off).astype(np.uint32),
+        "l4_offset": lambda: (l4 - off).astype(np.uint32),
         "ip_word1": lambda: ((be16(ip, 4) << 16) | be16(ip, 6)).astype(np.uint32),
         "payload_head": lambda: _payload_head(mem, hdr.payload, l4_end),
         "payload_head_len": lambda: np.clip(l4_end - hdr.payload, 0,

@@ -62,6 +62,7 @@ def _dpkt_rows(path) -> list[dict[str, object]]:
                 row[f"{name}_section"] = frame[start:end][:WIDTHS[f"{name}_section"]].ljust(
                     WIDTHS[f"{name}_section"], b"\0")
                 row[f"{name}_section_len"] = max(0, end - start)
+            row["l3_offset"], row["l4_offset"] = at, payload
             proto = ip.p if not v6 else ip.nxt
             non_first = not v6 and ip.offset > 0
             if not v6 and (ip.mf or ip.offset):

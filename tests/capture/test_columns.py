@@ -77,6 +77,8 @@ def test_ipv4_tcp_every_column(tmp_path):
         "ip_word1": 0xBEEF_0000,  # identification, then flags and fragment offset (none)
         "payload_head": bytes(raw[18 + 20:]).ljust(PAYLOAD_HEAD, b"\0"),  # TCP header + data
         "payload_head_len": 20 + 10,
+        "l3_offset": 14 + 4,
+        "l4_offset": 14 + 4 + 20,
         **PLAIN,
         # packet sections, none wide unless asked for (test_packet_sections)
         "frame_len": len(raw), "frame_section": b"", "frame_section_len": len(raw),
@@ -117,6 +119,8 @@ def test_ipv6_udp_every_column(tmp_path):
         "ip_word1": (8 + 7) << 16 | 17 << 8 | 3,  # payload length, next header, hop limit
         "payload_head": bytes(frame)[14 + 40:].ljust(PAYLOAD_HEAD, b"\0"),
         "payload_head_len": 8 + 7,
+        "l3_offset": 14,
+        "l4_offset": 14 + 40,
         **PLAIN,
         "frame_len": 14 + 40 + 8 + 7, "frame_section": b"", "frame_section_len": 14 + 40 + 15,
         "ip_section": b"", "ip_section_len": 40 + 15,
@@ -181,6 +185,9 @@ def test_snaplen_truncation_keeps_real_length_and_reads_what_was_captured(tmp_pa
     assert batch.dst_port.tolist() == [2, 4, 6, 0, 0]
     assert batch.tcp_flags.tolist() == [0x18, 0, 0, 0, 0]
     assert batch.icmp_type.tolist() == [0, 0, 0, 0, 129]
+    # The upper layer starts after the extension chain, cut or not.
+    assert batch.l3_offset.tolist() == [14] * 5
+    assert batch.l4_offset.tolist() == [34, 54, 54, 62, 62]
 
 
 def test_transport_fields_need_their_own_octets(tmp_path):

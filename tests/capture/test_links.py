@@ -27,7 +27,8 @@ LINK_FILES = {
 
 @pytest.mark.parametrize("name", sorted(LINK_FILES))
 def test_link_type_decodes_like_ethernet(name):
-    """The same 60 IP packets behind each link header give identical columns (MACs aside)."""
+    """The same 60 IP packets behind each link header give identical columns (MACs aside,
+    and the layers' offsets, which move by the link header's length)."""
     reference, _ = read_all(PCAPS / "demo.pcap")
     reference = reference.take(np.arange(60))
     with open_offline(str(PCAPS / name)) as source:
@@ -42,6 +43,9 @@ def test_link_type_decodes_like_ethernet(name):
             np.testing.assert_array_equal(got - batch.ip_len,
                                           reference.frame_len - reference.ip_len
                                           - 14 + LINK_HEADER[name], err_msg=column)
+        elif column in ("l3_offset", "l4_offset"):
+            want = getattr(reference, column).astype(np.int64) - 14 + LINK_HEADER[name]
+            np.testing.assert_array_equal(got, want, err_msg=column)
         else:
             np.testing.assert_array_equal(got, getattr(reference, column), err_msg=column)
 

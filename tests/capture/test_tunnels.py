@@ -91,6 +91,11 @@ def test_each_tunnel_opened_when_switched_on(tmp_path, name, switch, frame, kind
     assert batch.outer_version.tolist() == [outer]
     assert bytes(batch.outer_src[0]) == _a(out.src) and bytes(batch.outer_dst[0]) == _a(out.dst)
     assert batch.src_mac.tolist() == [0x021122334455]  # the link's, not the inner frame's
+    # The layers' offsets are the inner packet's: where its IP header sits in the frame.
+    raw = bytes(frame)
+    at = raw.rindex(bytes(inner))
+    assert batch.l3_offset.tolist() == [at]
+    assert batch.l4_offset.tolist() == [at + (20 if family == 4 else 40)]  # no options
 
 
 @pytest.mark.parametrize(("name", "switch", "frame"), [(c[0], c[1], c[2]) for c in CASES],
