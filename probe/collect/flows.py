@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -44,6 +45,9 @@ from probe.collect.columns import (
     u64,
 )
 from probe.collect.values import ipv4_text, ipv6_text, mac_text
+
+if TYPE_CHECKING:
+    from probe.collect.sampled import SampledHeaders
 
 # IE name -> goflow2 name. The first IE present of a goflow2 name wins; a second one (e.g.
 # postOctetDeltaCount beside octetDeltaCount) keeps its IE name.
@@ -129,6 +133,9 @@ class FlowBatch:
     type: str  # "IPFIX", "NETFLOW_V9", "NETFLOW_V5" (goflow2's FlowMessage type names)
     columns: dict[str, Column]
     raw: dict[str, Column]
+    # sFlow flow samples: each row's sampled header and its layers (``probe.collect.sampled``),
+    # for a mapping that reads bits of them; None for every other batch.
+    headers: SampledHeaders | None = None
 
     def __len__(self) -> int:
         return self.n
@@ -147,7 +154,8 @@ class FlowBatch:
         cols = {k: c.take(idx) for k, c in self.columns.items()}
         shared = {id(c): cols[k] for k, c in self.columns.items()}
         raw = {k: shared.get(id(c)) or c.take(idx) for k, c in self.raw.items()}
-        return FlowBatch(len(next(iter(cols.values())).data), self.type, cols, raw)
+        headers = None if self.headers is None else self.headers.take(idx)
+        return FlowBatch(len(next(iter(cols.values())).data), self.type, cols, raw, headers)
 
 
 # ------------------------------------------------------------------ JSON lines

@@ -38,10 +38,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from probe.capture import COLUMNS, DecodeStats, decode_batch
+from probe.capture import DecodeStats
 from probe.capture import linktypes as lt
 from probe.collect.columns import IPV4, IPV6, MAC, Column, const, per_row, tok, u64
 from probe.collect.flows import FlowBatch
+from probe.collect.sampled import LAYER_COLUMNS, Layers, SampledHeaders, decode_headers
 from probe.collect.session import sequence_gap
 from probe.collect.stats import CollectStats
 from probe.collect.values import ipv4_text
@@ -63,9 +64,9 @@ RAW_HEADER, ETHERNET_FRAME, IPV4_DATA, IPV6_DATA = 1, 2, 3, 4
 EXTENDED_SWITCH, EXTENDED_ROUTER, EXTENDED_GATEWAY = 1001, 1002, 1003
 
 # The capture columns an sFlow flow reads.
-HEADER_COLUMNS = ("ts_us", "ip_version", "src_addr", "dst_addr", "proto", "src_port",
-                  "dst_port", "icmp_type", "icmp_code", "tos", "ttl", "tcp_flags",
-                  "flow_label", "frag_id", "vlan_id", "src_mac", "dst_mac")
+HEADER_COLUMNS = ("src_addr", "dst_addr", "src_port", "dst_port", "icmp_type", "icmp_code",
+                  "tos", "ttl", "tcp_flags", "flow_label", "frag_id", "vlan_id", "src_mac",
+                  "dst_mac", *LAYER_COLUMNS)
 
 _U32 = struct.Struct(">I")
 _U32X2 = struct.Struct(">II")
@@ -364,41 +365,27 @@ def _counter_sample(r: _Reader, fmt: int, received_ns: int, seq: int, agent: str
 
 
 # ------------------------------------------------------------------ batches
-def _decode_headers(flows: list[_Flow], buf: bytes, stats: CollectStats) -> dict[str, object]:
-    """Every sampled header through the capture decoder, one call per link type; the
-    decoded fields as arrays aligned with ``flows`` (``ok`` says which rows decoded).
-
-    The decoder drops what is not IP and keeps capture order; each header's index is passed
-    as its timestamp (sFlow headers have none), so ``ts_us`` names the sample of a row.
-    """
+def _decode_headers(flows: list[_Flow], buf: bytes, stats: CollectStats
+                    ) -> tuple[dict[str, object], SampledHeaders]:
+    """Every sampled header through the capture decoder; the decoded fields as arrays
+    aligned with ``flows`` (``ok`` says which rows decoded), and where each header and its
+    layers are (what a mapping's ``sflow`` section reads)."""
     n = len(flows)
-    cols = {k: np.zeros((n, *shape), dtype) for k, (dtype, shape) in _SHAPES.items()}
-    ok = np.zeros(n, dtype=bool)
-    ether = np.zeros(n, dtype=bool)
-    by_link: dict[int, list[int]] = {}
+    start = np.zeros(n, np.int64)
+    length = np.zeros(n, np.int64)
+    link = np.zeros(n, np.uint16)
     for i, f in enumerate(flows):
         if f.header is not None:
-            by_link.setdefault(f.header[0], []).append(i)
+            link[i], start[i], length[i] = f.header
     decode_stats = DecodeStats()
-    for link, rows in by_link.items():
-        meta = np.zeros((len(rows), 4), dtype=np.uint32)
-        meta[:, 1] = rows
-        meta[:, 2:] = [flows[i].header[1:] for i in rows]  # type: ignore[index]
-        b = decode_batch(buf, meta, link, decode_stats, HEADER_COLUMNS)
-        at = b.ts_us.astype(np.int64)
-        for k in _SHAPES:
-            cols[k][at] = getattr(b, k)
-        ok[at] = True
-        ether[at] = link == lt.EN10MB
+    ok, cols = decode_headers(buf, start, length, link, HEADER_COLUMNS, decode_stats)
     st = stats.sflow
     st["headers_read"] += decode_stats.packets_read
     st["headers_decoded"] += decode_stats.packets_decoded
     for reason, count in decode_stats.ignored.items():
         st[f"header {reason}"] += count
-    return {"ok": ok, "ether": ether, **cols}
-
-
-_SHAPES = {k: COLUMNS[k] for k in HEADER_COLUMNS if k != "ts_us"}  # the decoded fields
+    headers = SampledHeaders(buf, start, length, link, Layers.of(ok, cols))
+    return {"ok": ok, "ether": ok & (link == lt.EN10MB), **cols}, headers
 
 
 def _sampled(flows: list[_Flow], h: dict[str, object]) -> None:
@@ -448,7 +435,7 @@ def _shape(f: _Flow, i: int, ok: np.ndarray, v6: np.ndarray, ether: np.ndarray) 
 
 
 def _flow_batches(flows: list[_Flow], buf: bytes, stats: CollectStats) -> list[FlowBatch]:
-    h = _decode_headers(flows, buf, stats)
+    h, headers = _decode_headers(flows, buf, stats)
     _sampled(flows, h)
     ok, ether = h["ok"], h["ether"]
     assert isinstance(ok, np.ndarray) and isinstance(ether, np.ndarray)
@@ -456,11 +443,11 @@ def _flow_batches(flows: list[_Flow], buf: bytes, stats: CollectStats) -> list[F
     groups: dict[tuple, list[int]] = {}
     for i, f in enumerate(flows):
         groups.setdefault(_shape(f, i, ok, v6, ether), []).append(i)
-    return [_flow_batch(flows, idx, shape, h) for shape, idx in groups.items()]
+    return [_flow_batch(flows, idx, shape, h, headers) for shape, idx in groups.items()]
 
 
 def _flow_batch(flows: list[_Flow], idx: list[int], shape: tuple,
-                h: dict[str, object]) -> FlowBatch:
+                h: dict[str, object], headers: SampledHeaders) -> FlowBatch:
     family, ethernet, switch, router, gateway = shape
     n = len(idx)
     at = np.asarray(idx)
@@ -535,7 +522,7 @@ def _flow_batch(flows: list[_Flow], idx: list[int], shape: tuple,
     raw.update({"octetDeltaCount": cols["bytes"], "packetDeltaCount": cols["packets"],
                 "samplingInterval": cols["sampling_rate"], "ingressInterface": cols["in_if"],
                 "egressInterface": cols["out_if"]})
-    return FlowBatch(n, TYPE, cols, raw)
+    return FlowBatch(n, TYPE, cols, raw, headers.take(at))
 
 
 def _counter_batches(samples: list[_Counters]) -> list[FlowBatch]:
