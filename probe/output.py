@@ -293,9 +293,9 @@ class FlowOutput:
     def __call__(self, batches: list[FlowBatch]) -> bytes:
         from probe.format import is_counters
 
+        if self.producer:
+            batches = [part for b in batches for part in self.producer.apply(b)]
         for b in batches:
-            if self.producer:
-                self.producer.apply(b)
             if self.context is not None and not is_counters(b):
                 self.context.enrich(b)
         if self.format is None:  # the text table: flows only, a line each

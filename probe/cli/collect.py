@@ -47,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "table")
     p.add_argument("--mapping", metavar="FILE",
                    help="goflow2 mapping YAML: formatter fields/rename/render/key/protobuf, "
-                        "ipfix and netflowv9 field mappings")
+                        "ipfix and netflowv9 field mappings, sflow bits of sampled headers")
     p.add_argument("--context", metavar="FILE",
                    help="YAML of named networks (CIDR -> name and labels): adds context "
                         "(source_group, destination_group, labels) to each flow")
@@ -204,10 +204,8 @@ def _mapping_and_context(args: argparse.Namespace) -> tuple[Any, Any]:
         from probe.format import mapping as mapping_file
 
         mapping = mapping_file.load(args.mapping)
-        if mapping.sflow or mapping.sflow_ports:
-            print(f"{args.mapping}: sflow section ({len(mapping.sflow)} mappings, "
-                  f"{mapping.sflow_ports} ports) not applied: flowprobe does not extract "
-                  "bytes of sampled headers", file=sys.stderr)
+        for note in mapping_file.port_notes(mapping):
+            print(f"{args.mapping}: {note}", file=sys.stderr)
     if args.context:
         from probe.format import context as context_file
 

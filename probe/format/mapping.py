@@ -18,6 +18,8 @@ netflowv9:
 sflow:
   mapping:
     - {layer: udp, offset: 48, length: 16, destination: csum}   # bits of the sampled header
+  ports:
+    - {proto: udp, dir: dst, port: 6081, parser: geneve}         # a tunnel for encap entries
 ```
 
 Every name the ``formatter`` refers to (``fields``, ``key``, ``rename``, ``render``) must be a
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from probe.errors import UserError
-from probe.format.proto import MESSAGE_FIELDS, PROTO_TYPES, CustomField
+from probe.format.proto import ADDRESS_FIELDS, MESSAGE_FIELDS, PROTO_TYPES, CustomField
 from probe.ie import by_id, by_name
 
 RENDERERS = frozenset({"none", "ip", "mac", "etype", "proto", "type", "network", "datetime",
@@ -44,8 +46,19 @@ VIRTUAL = frozenset({"icmp_name"})
 EXTRA = frozenset({"context", "sample_type", "sub_agent_id", "sample_sequence_num",
                    "source_id_type", "source_id_index", "if_counters", "ethernet_counters",
                    "processor"})
-SFLOW_LAYERS = frozenset({"0", "3", "ipv4", "ipv6", "arp", "4", "icmp", "icmp6", "udp", "tcp",
-                          "7"})
+# The layer names of an sflow entry, goflow2's (its documentation's and its code's): the
+# sampled header's start, the Ethernet header, the IP header, the upper-layer header, the
+# TCP/UDP payload. What each matches is in ``probe.format.packet``.
+FRAME_LAYERS = frozenset({"0", "ethernet", "2"})
+SFLOW_LAYERS = FRAME_LAYERS | {"3", "ip", "ipv4", "ipv6", "4", "tcp", "udp", "icmp", "icmp6",
+                               "icmpv6", "ipv6-icmp", "7", "payload"}
+MAX_NUMBER_BITS = 64  # a longer sflow field is octets (an address, a string or bytes field)
+# goflow2's parsers a ``sflow.ports`` entry may name, and those flowprobe's capture decoder
+# opens as tunnels for ``encap`` entries: (parser, transport, port) -> its tunnel switch.
+PORT_PARSERS = frozenset({"ethernet", "dot1q", "mpls", "ipv4", "ipv6", "ipv6-route",
+                          "ipv6-frag", "tcp", "udp", "icmp", "ipv6-icmp", "gre", "teredo-dst",
+                          "geneve"})
+OPENED_PORTS = {("geneve", "udp", 6081): "geneve"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +92,24 @@ class LayerMap:
 
 
 @dataclass(frozen=True, slots=True)
+class PortParser:
+    """An ``sflow.ports`` entry: goflow2 decodes what follows this port with ``parser``."""
+
+    proto: str  # udp or tcp
+    direction: str  # src, dst or both
+    port: int
+    parser: str
+
+    @property
+    def tunnel(self) -> str | None:
+        """The capture decoder's tunnel switch that opens the same packets, if there is one
+        (it opens a tunnel by its destination port)."""
+        if self.direction == "src":
+            return None
+        return OPENED_PORTS.get((self.parser, self.proto, self.port))
+
+
+@dataclass(frozen=True, slots=True)
 class Mapping:
     fields: tuple[str, ...] = ()  # () = every field a flow has, in its order
     key: tuple[str, ...] = ()
@@ -88,7 +119,7 @@ class Mapping:
     ipfix: tuple[FieldMap, ...] = ()
     netflowv9: tuple[FieldMap, ...] = ()
     sflow: tuple[LayerMap, ...] = ()
-    sflow_ports: int = 0  # ``sflow.ports`` entries (encapsulation parsers), not supported
+    sflow_ports: tuple[PortParser, ...] = ()  # ``sflow.ports``: parsers for what is inside
 
     def destinations(self) -> frozenset[str]:
         return frozenset(m.destination for m in (*self.ipfix, *self.netflowv9, *self.sflow))
@@ -198,10 +229,39 @@ def _layer_maps(items: list) -> tuple[LayerMap, ...]:
         if layer not in SFLOW_LAYERS:
             raise _Problem(f"{where}.layer: {d.get('layer')!r} is not one of "
                            f"{', '.join(sorted(SFLOW_LAYERS))}")
-        out.append(LayerMap(layer, _int(d.get("offset", 0), f"{where}.offset", 0, 65535 * 8),
-                            _int(d.get("length"), f"{where}.length", 1, 64),
+        encap = d.get("encap", False)
+        if not isinstance(encap, bool):
+            raise _Problem(f"{where}.encap: {encap!r} is neither true nor false")
+        if encap and layer in FRAME_LAYERS:
+            raise _Problem(f"{where}.encap: layer {layer} is the sampled frame's own; encap "
+                           "entries read the IP, upper layer or payload inside a tunnel")
+        offset = _int(d.get("offset", 0), f"{where}.offset", 0, 65535 * 8)
+        length = _int(d.get("length"), f"{where}.length", 1, 65535 * 8)
+        if length > MAX_NUMBER_BITS and (offset % 8 or length % 8):
+            raise _Problem(f"{where}: a field longer than {MAX_NUMBER_BITS} bits is octets: "
+                           "its offset and length must be multiples of 8")
+        out.append(LayerMap(layer, offset, length,
                             _name(d.get("destination"), f"{where}.destination"),
-                            _endian(d, where), bool(d.get("encap", False))))
+                            _endian(d, where), encap))
+    return tuple(out)
+
+
+def _ports(items: list) -> tuple[PortParser, ...]:
+    out = []
+    for i, item in enumerate(items):
+        where = f"sflow.ports[{i}]"
+        d = _dict(item, where)
+        _keys(d, {"proto", "dir", "port", "parser"}, where)
+        proto, direction, parser = d.get("proto"), d.get("dir", "both"), d.get("parser")
+        if proto not in ("udp", "tcp"):
+            raise _Problem(f"{where}.proto: {proto!r} is neither udp nor tcp")
+        if direction not in ("src", "dst", "both"):
+            raise _Problem(f"{where}.dir: {direction!r} is not src, dst or both")
+        if parser not in PORT_PARSERS:
+            raise _Problem(f"{where}.parser: {parser!r} is not one of goflow2's parsers "
+                           f"({', '.join(sorted(PORT_PARSERS))})")
+        out.append(PortParser(proto, direction, _int(d.get("port"), f"{where}.port", 0, 65535),
+                              parser))
     return tuple(out)
 
 
@@ -256,10 +316,35 @@ def parse(doc: object) -> Mapping:
         netflowv9=_field_maps(_list(v9.get("mapping"), "netflowv9.mapping"), "netflowv9",
                               False),
         sflow=_layer_maps(_list(sflow.get("mapping"), "sflow.mapping")),
-        sflow_ports=len(_list(sflow.get("ports"), "sflow.ports")),
+        sflow_ports=_ports(_list(sflow.get("ports"), "sflow.ports")),
     )
     _check_names(m)
+    _check_octets(m)
     return m
+
+
+def port_notes(m: Mapping) -> list[str]:
+    """What the ``sflow.ports`` entries ask that flowprobe does not do, one line each: only
+    said when an ``encap`` entry would read inside such a tunnel (else ports change nothing
+    in what flowprobe writes)."""
+    if not any(e.encap for e in m.sflow):
+        return []
+    return [f"sflow.ports[{i}]: {p.parser} on {p.proto} {p.direction} port {p.port} is not "
+            "opened: encap entries read inside GRE, IP in IP, IPv6 in IP and Geneve on "
+            "udp dst port 6081 only" for i, p in enumerate(m.sflow_ports) if p.tunnel is None]
+
+
+def _check_octets(m: Mapping) -> None:
+    """An sflow field longer than a number goes where octets go: an address field of
+    FlowMessage or a ``string``/``bytes`` field the formatter declares."""
+    custom = m.custom_types()
+    for i, e in enumerate(m.sflow):
+        if e.length <= MAX_NUMBER_BITS or e.destination in ADDRESS_FIELDS:
+            continue
+        if e.destination not in custom or custom[e.destination].type == "varint":
+            raise _Problem(f"sflow.mapping[{i}]: {e.length} bits do not make a number: "
+                           f"declare {e.destination!r} in formatter.protobuf as string or "
+                           "bytes")
 
 
 def load(path: str | Path) -> Mapping:

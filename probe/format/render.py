@@ -32,6 +32,7 @@ import numpy as np
 from probe.collect.columns import HEX, INTEGER, IPV4, IPV6, MAC, TOK, Column, const, tok, u64
 from probe.collect.flows import FlowBatch, column_values
 from probe.format.batch import address_octets, is_counters, with_columns
+from probe.format.convert import ip_values
 from probe.format.mapping import NO_MAPPING
 from probe.format.mapping import Mapping as MappingFile
 
@@ -69,6 +70,8 @@ def _ip(name: str, c: Column, b: FlowBatch) -> Column:
     if c.kind == HEX and c.data.shape[1] in (4, 16):
         return _ip(name, u64(c.data.view(">u4")[:, 0]), b) if c.data.shape[1] == 4 \
             else Column(IPV6, c.data)
+    if c.kind == TOK:  # octets per row or lists of them (a mapping's array field)
+        return tok([ip_values(v) for v in c.values or ()], c.data)
     return c
 
 

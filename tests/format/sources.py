@@ -28,13 +28,19 @@ def _exported(version: int) -> list[bytes]:
         return drain(sink)
 
 
-def sflow_datagrams() -> list[bytes]:
+def sflow_frames() -> tuple[bytes, bytes]:
+    """The two packets the sFlow datagrams sample: IPv4 TCP, and tagged IPv6 UDP."""
     tcp = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
                 / IP(src="10.1.0.5", dst="10.1.1.9", tos=0x10, ttl=63, id=99)
                 / TCP(sport=40000, dport=443, flags="PA") / (b"x" * 300))
     udp6 = bytes(Ether(src="02:00:00:00:00:03", dst="02:00:00:00:00:04") / Dot1Q(vlan=100)
                  / IPv6(src="2001:db8:1::1", dst="2001:db8:2::1", fl=0x12345)
                  / UDP(sport=5353, dport=53) / b"q")
+    return tcp, udp6
+
+
+def sflow_datagrams() -> list[bytes]:
+    tcp, udp6 = sflow_frames()
     return [
         w.datagram("192.0.2.1", 10, [
             w.flow_sample([w.raw_header(tcp), w.extended_switch(10, 20),

@@ -81,7 +81,10 @@ def test_goflow2_sample_mapping_loads_as_written() -> None:
     assert [(f.field, f.little_endian) for f in m.netflowv9] == [(34, True), (61, False)]
     assert [(s.layer, s.offset, s.length, s.destination) for s in m.sflow] == [
         ("udp", 48, 16, "csum"), ("tcp", 128, 16, "csum")]
-    assert m.sflow_ports == 3
+    assert [(p.proto, p.direction, p.port, p.parser, p.tunnel) for p in m.sflow_ports] == [
+        ("udp", "dst", 3544, "teredo-dst", None), ("udp", "both", 4754, "gre", None),
+        ("udp", "both", 6081, "geneve", "geneve")]
+    assert mapping.port_notes(m) == []  # no encap entry reads inside what is not opened
 
 
 @needs_sample
