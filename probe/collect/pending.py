@@ -76,20 +76,25 @@ def context(facts: list[SetFacts], counts: list[int], msg_type: str) -> Context:
     def rep(i: int, dtype: type) -> np.ndarray:
         return np.repeat(np.asarray(cols[i], dtype=dtype), reps)
 
-    def indexed(values: tuple) -> tuple[list, np.ndarray]:
-        ids: dict[int, int] = {}
+    def indexed(values: tuple, by_value: bool) -> tuple[list, np.ndarray]:
+        # Selector tables are dicts (not hashable; one object per domain state, so identity
+        # tells them apart); exporter addresses are text made afresh for every datagram,
+        # so they are told apart by value (else each Data Set's was a value of its own,
+        # and the JSON writer rendered hundreds of copies of one address per batch).
+        ids: dict[object, int] = {}
         distinct: list = []
         idx = []
         for v in values:
-            j = ids.get(id(v))
+            key = v if by_value else id(v)
+            j = ids.get(key)
             if j is None:
-                j = ids[id(v)] = len(distinct)
+                j = ids[key] = len(distinct)
                 distinct.append(v)
             idx.append(j)
         return distinct, np.repeat(np.asarray(idx, dtype=np.int32), reps)
 
-    exporters, exp_idx = indexed(cols[3])
-    samplers, smp_idx = indexed(cols[9])
+    exporters, exp_idx = indexed(cols[3], by_value=True)
+    samplers, smp_idx = indexed(cols[9], by_value=False)
     uptime = rep(5, np.int64) if msg_type != "IPFIX" else None
     return Context(received_ns=rep(0, np.uint64), sequence=rep(1, np.uint64),
                    domain=rep(2, np.uint64), exporter=tok(exporters, exp_idx),
