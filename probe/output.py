@@ -259,9 +259,10 @@ class FlowOutput:
     """Decoded batches -> mapping -> enrichment -> format -> transport (goflow2's chain).
 
     Split in two so that ``?count=N`` workers can share it: calling the object (``encode``)
-    turns batches into bytes where they are decoded (in each worker), ``write`` hands bytes
-    to the transport where the output is (the parent). For a file the bytes are what the file
-    gets; for a message bus they are frames of (subject, payload), one per flow.
+    turns batches into pieces of bytes where they are decoded (in each worker), ``write``
+    hands each piece to the transport where the output is (the parent). For a file the
+    pieces are what the file gets, in order (JSON lines about 1 MB at a time, written while
+    in cache); for a message bus they are frames of (subject, payload), one per flow.
     ``bind(stats)`` makes the format count what it leaves out in the decoder's statistics
     (``CollectStats.output``), which workers send to the parent with the rest.
     """
@@ -290,7 +291,7 @@ class FlowOutput:
         if self.format is not None and hasattr(self.format, "notes"):
             self.format.notes = stats.output
 
-    def __call__(self, batches: list[FlowBatch]) -> bytes:
+    def __call__(self, batches: list[FlowBatch]) -> list[bytes]:
         from probe.format import is_counters
 
         if self.producer:
@@ -299,9 +300,9 @@ class FlowOutput:
             if self.context is not None and not is_counters(b):
                 self.context.enrich(b)
         if self.format is None:  # the text table: flows only, a line each
-            return table_stream_rows([b for b in batches if not is_counters(b)]).encode()
+            return [table_stream_rows([b for b in batches if not is_counters(b)]).encode()]
         if self.bus is None:
-            return self.format.chunk(batches)
+            return list(self.format.pieces(batches))
         from probe.transport.nats import frames
 
         out = []
@@ -309,7 +310,7 @@ class FlowOutput:
             payloads = self.format.payloads(b)  # none for what the format leaves out
             if payloads:
                 out.append(frames(self.bus.render_batch(b, self.key), payloads))
-        return b"".join(out)
+        return out
 
     def write(self, data: bytes) -> None:
         self.transport.write(data)

@@ -268,7 +268,8 @@ def _run_one(args: argparse.Namespace, endpoints: list, limits: Limits,
     from probe.output import table_stream_head, totals_line
 
     def sink(batches: list) -> None:
-        output.write(output(batches))  # a reader of the file sees each batch as decoded
+        for piece in output(batches):  # a reader of the file sees each batch as decoded
+            output.write(piece)
 
     decoder = Decoder(limits)
     output.bind(decoder.stats)

@@ -17,6 +17,7 @@ hold, flushes and sends its last statistics before the parent returns.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pickle
 import selectors
@@ -33,10 +34,11 @@ from probe.collect.limits import Limits
 from probe.collect.server import CollectorLoop, Endpoint, open_endpoint
 from probe.collect.stats import CollectStats, merge
 
-Encode = Callable[[list[FlowBatch]], bytes]
+Encode = Callable[[list[FlowBatch]], list[bytes]]  # batches -> pieces of output, in order
 _HEAD = struct.Struct(">BI")
 _OUT, _STATS = 1, 2
 _STATS_EVERY_S = 1.0
+_PIPE_SIZE = 1 << 20  # a worker's pipe to the parent (Linux's default limit for a user)
 
 
 @dataclass
@@ -56,10 +58,15 @@ def worker_count(endpoints: list[Endpoint]) -> int:
 
 
 def _send(fd: int, kind: int, payload: bytes) -> None:
-    view = memoryview(_HEAD.pack(kind, len(payload)) + payload)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
+    """One frame: its header and the payload as they are (no joined copy of megabytes)."""
+    parts = [memoryview(_HEAD.pack(kind, len(payload))), memoryview(payload)]
+    while parts:
+        n = os.writev(fd, parts)
+        while parts and n >= len(parts[0]):
+            n -= len(parts[0])
+            parts.pop(0)
+        if parts:
+            parts[0] = parts[0][n:]
 
 
 def _worker(index: int, socks: list[socket.socket], fd: int, limits: Limits, encode: Encode,
@@ -75,9 +82,9 @@ def _worker(index: int, socks: list[socket.socket], fd: int, limits: Limits, enc
         _send(fd, _STATS, pickle.dumps(decoder.stats))
 
     def on_batches(batches: list[FlowBatch]) -> None:
-        data = encode(batches)
-        if data:
-            _send(fd, _OUT, data)
+        for piece in encode(batches):
+            if piece:
+                _send(fd, _OUT, piece)
         now = time.monotonic()
         if now - last[0] >= _STATS_EVERY_S:
             last[0] = now
@@ -120,6 +127,8 @@ def serve(endpoints: list[Endpoint], limits: Limits, encode: Encode,
     pipes: dict[int, int] = {}
     for i in range(n):
         r, w = os.pipe()
+        with contextlib.suppress(OSError):  # fewer, larger hand-overs of the output
+            fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_SIZE)
         pid = os.fork()
         if pid == 0:  # the worker
             code = 0
@@ -160,10 +169,10 @@ def _join(ws: WorkerSet, pipes: dict[int, int], stop_signals: tuple[int, ...]) -
 
     previous = {s: signal.signal(s, stop) for s in stop_signals}
     sel = selectors.DefaultSelector()
-    buffers: dict[int, bytearray] = {}
+    readers: dict[int, _Reader] = {}
     for fd in pipes:
         sel.register(fd, selectors.EVENT_READ)
-        buffers[fd] = bytearray()
+        readers[fd] = _Reader(fd)
     sel.register(wake_r, selectors.EVENT_READ)
     signalled = False
     try:
@@ -179,13 +188,17 @@ def _join(ws: WorkerSet, pipes: dict[int, int], stop_signals: tuple[int, ...]) -
                         wake_r.recv(64)
                     continue
                 fd = key.fd
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
+                frame = readers[fd].read()
+                if frame is None:  # the worker is gone
                     sel.unregister(fd)
                     os.close(fd)
                     del pipes[fd]
-                    continue
-                _frames(ws, pipes[fd], buffers[fd], chunk)
+                elif frame:
+                    kind, payload = frame
+                    if kind == _OUT:
+                        ws.write(payload)
+                    elif kind == _STATS:
+                        ws.stats[pipes[fd]] = pickle.loads(payload)
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -197,17 +210,36 @@ def _join(ws: WorkerSet, pipes: dict[int, int], stop_signals: tuple[int, ...]) -
                 os.waitpid(pid, 0)
 
 
-def _frames(ws: WorkerSet, index: int, buf: bytearray, chunk: bytes) -> None:
-    buf += chunk
-    pos = 0
-    while len(buf) - pos >= _HEAD.size:
-        kind, length = _HEAD.unpack_from(buf, pos)
-        if len(buf) - pos - _HEAD.size < length:
-            break
-        payload = bytes(buf[pos + _HEAD.size:pos + _HEAD.size + length])
-        pos += _HEAD.size + length
-        if kind == _OUT:
-            ws.write(payload)
-        elif kind == _STATS:
-            ws.stats[index] = pickle.loads(payload)
-    del buf[:pos]
+class _Reader:
+    """A worker's frames, read from its pipe straight into a buffer of the frame's size (the
+    parent handles every output byte of every worker: one copy from the kernel, none more)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.head = bytearray(_HEAD.size)
+        self.kind = 0
+        self.body: bytearray | None = None  # the payload being read, None: the header
+        self.got = 0
+
+    def read(self) -> tuple[int, bytearray] | tuple[()] | None:
+        """One read: a whole frame (kind, payload), () when it is not whole yet, None at the
+        end of the pipe."""
+        target = self.head if self.body is None else self.body
+        if len(target) > self.got:
+            n = os.readv(self.fd, [memoryview(target)[self.got:]])
+            if n == 0:
+                return None
+            self.got += n
+            if self.got < len(target):
+                return ()
+        if self.body is None:
+            self.kind, length = _HEAD.unpack(self.head)
+            self.body, self.got = bytearray(length), 0
+            return () if length else self._done()
+        return self._done()
+
+    def _done(self) -> tuple[int, bytearray]:
+        assert self.body is not None
+        frame = (self.kind, self.body)
+        self.body, self.got = None, 0
+        return frame

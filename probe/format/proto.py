@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -235,8 +235,15 @@ class BinFormat:
             return []
         return self.encoder.messages(b)
 
+    def pieces(self, batches: list[FlowBatch]) -> Iterator[bytes]:
+        """The messages of each batch, a batch at a time."""
+        for b in batches:
+            messages = self.payloads(b)
+            if messages:
+                yield b"".join(messages)
+
     def chunk(self, batches: list[FlowBatch]) -> bytes:
-        return b"".join(m for b in batches for m in self.payloads(b))
+        return b"".join(self.pieces(batches))
 
 
 def varint(n: int) -> bytes:
