@@ -17,8 +17,8 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWPROBE = ROOT / ".venv" / "bin" / "flowprobe"
@@ -165,15 +165,45 @@ def load(path: Path) -> list[bytes]:
     return out
 
 
-def records_in(datagrams: list[bytes], packets: bool = False) -> Any:
-    """Flow records the stream carries, counted by the bundled decoder (with ``packets``:
-    and the sum of their packet counters). sFlow counter samples are records of their own."""
+@dataclass(frozen=True)
+class Counts:
+    """What a stream carries, counted by the bundled decoder: flow records (sFlow flow
+    samples), the sum of their packet counters, and the lines ``flowprobe collect`` writes
+    for it (sFlow counter samples are records of their own)."""
+
+    records: int
+    packets: int
+    lines: int
+
+
+def records_in(datagrams: list[bytes]) -> Counts:
     from probe.collect import Decoder
 
     d = Decoder()
     for i, m in enumerate(datagrams):
-        d.feed(m, "127.0.0.1", ("udp", "127.0.0.1", 1, 1))
+        d.feed(m, "127.0.0.1", ("udp", "127.0.0.1", 1, 1), accept="flow")
         if i % 512 == 511:
             d.flush()
     d.flush()
-    return (d.stats.records, d.stats.flow_packets) if packets else d.stats.records
+    st = d.stats
+    return Counts(st.records, st.flow_packets, st.records + st.sflow["counter_samples"])
+
+
+def sequence_steps(datagrams: list[bytes]) -> dict[int, int]:
+    """The sequence number each domain's next message would carry after the stream (IPFIX:
+    data records, options records included; NetFlow v9: messages; v5: flows; sFlow:
+    datagrams), by domain (IPFIX observation domain, v9 source id, v5 engine type and id,
+    sFlow sub-agent), as the bundled decoder expects it."""
+    from probe.collect import Decoder
+
+    d = Decoder()
+    for m in datagrams:
+        d.feed(m, "127.0.0.1", ("udp", "127.0.0.1", 1, 1), accept="flow")
+    d.flush()
+    steps: dict[int, int] = {}
+    for session in d.table.sessions.values():
+        for domain, ds in session.domains.items():
+            steps[domain] = ds.sequence or 0
+    for (_agent, sub_agent), ds in d.sflow.agents.items():
+        steps[sub_agent] = ds.sequence or 0
+    return steps
