@@ -27,8 +27,8 @@ LINK_FILES = {
 
 @pytest.mark.parametrize("name", sorted(LINK_FILES))
 def test_link_type_decodes_like_ethernet(name):
-    """The same 60 IP packets behind each link header give identical columns (MACs aside,
-    and the layers' offsets, which move by the link header's length)."""
+    """The same 60 IP packets behind each link header give identical columns (MACs aside;
+    the frame's length and the layers' offsets move by the link header's length)."""
     reference, _ = read_all(PCAPS / "demo.pcap")
     reference = reference.take(np.arange(60))
     with open_offline(str(PCAPS / name)) as source:
