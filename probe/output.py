@@ -315,6 +315,11 @@ class FlowOutput:
     def write(self, data: bytes) -> None:
         self.transport.write(data)
 
+    def emit(self, batches: list[FlowBatch]) -> None:
+        """Encode and write, in this process: each piece as soon as it is made."""
+        for piece in self(batches):
+            self.transport.write(piece)
+
 
 # ------------------------------------------------------------------ progress
 def _size_text(n: float) -> str:

@@ -185,7 +185,7 @@ def _read_files(args: argparse.Namespace, paths: list[str], limits: Limits,
         output.write(table_stream_head().encode())
     problems = []
     for path in paths:
-        report = read_file(path, decoder, lambda batches: output.write(output(batches)))
+        report = read_file(path, decoder, output.emit)
         if report.problem is not None and report.messages:
             problems.append(f"{path}: {report.problem}; the {report.messages} messages before "
                             "it were decoded")
@@ -267,13 +267,10 @@ def _run_one(args: argparse.Namespace, endpoints: list, limits: Limits,
     from probe.collect.server import CollectorLoop
     from probe.output import table_stream_head, totals_line
 
-    def sink(batches: list) -> None:
-        for piece in output(batches):  # a reader of the file sees each batch as decoded
-            output.write(piece)
-
     decoder = Decoder(limits)
     output.bind(decoder.stats)
-    loop = CollectorLoop(endpoints, sink, decoder, rcvbuf=args.buffer_size)
+    # a reader of the file sees each batch as decoded
+    loop = CollectorLoop(endpoints, output.emit, decoder, rcvbuf=args.buffer_size)
     _listening(loop.bind())
     server = _metrics(args, lambda: _with_publish_errors(decoder.stats, output))
     if args.format == "text":
