@@ -18,7 +18,14 @@ from pathlib import Path
 import pytest
 
 from tests.export.peers import have
-from tests.interop.pmacct import Key, send_paced, sfacctd, sfacctd_packets, sfprobe_datagrams
+from tests.interop.pmacct import (
+    Key,
+    flow_samples,
+    send_paced,
+    sfacctd,
+    sfacctd_packets,
+    sfprobe_datagrams,
+)
 from tools import tracegen
 
 pytestmark = [pytest.mark.interop,
@@ -46,9 +53,11 @@ def test_sfprobe_samples_decode_as_sfacctd_decodes_them(tmp_path: Path) -> None:
     datagrams = sfprobe_datagrams(pcap, tmp_path, rate=2)
     assert len(datagrams) > 100
     flows, log = _collect(datagrams, tmp_path)
-    with sfacctd(tmp_path) as (port, csv_path):
+    sent = flow_samples(datagrams)
+    with sfacctd(tmp_path, expect=sent) as (port, csv_path):
         send_paced(datagrams, port, every=2)
     theirs = sfacctd_packets(csv_path)
+    assert sum(theirs.values()) == sent, "sfacctd did not count every sample (see pmacct.py)"
 
     samples = [f for f in flows if f.get("sample_type") != "counters"]
     ours: Counter[Key] = Counter()
