@@ -32,7 +32,6 @@ from probe.export.filewriter import FileTransport
 from probe.export.options import OptionsPlan
 from probe.export.protocol import Protocol
 from probe.export.templates import Chunk, Template, concat_chunks
-from probe.export.tlstransport import TlsTransport
 from probe.export.transport import TcpTransport, UdpTransport
 from probe.wire import DomainState
 
@@ -611,8 +610,12 @@ class DestinationRuntime:
 def _transport(dest: Destination) -> UdpTransport | TcpTransport | FileTransport:
     if dest.transport == "file":
         return FileTransport(dest)
+    if dest.transport == "tcp" and dest.tls is not None:
+        # ssl costs 5 ms of start-up: only a TLS destination pays it
+        from probe.export.tlstransport import TlsTransport
+        return TlsTransport(dest)
     if dest.transport == "tcp":
-        return TlsTransport(dest) if dest.tls is not None else TcpTransport(dest)
+        return TcpTransport(dest)
     return UdpTransport(dest)
 
 
