@@ -40,7 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="an IPFIX File (RFC 5655; gzip or bzip2 compressed too) to decode "
                         "before listening (repeatable); with no --listen, exit when read")
     p.add_argument("-c", "--config", metavar="CONFIG",
-                   help="RFC 6728 config: listen on its collectingProcess endpoints")
+                   help="RFC 6728 config: listen on its collectingProcess endpoints"
+                        "; a file validated before is read back from the validated-config "
+                        "cache ($FLOWPROBE_CACHE_DIR, else ~/.cache/flowprobe; off: none)")
     p.add_argument("--format", choices=("json", "bin", "text"), default="json",
                    help="json: one JSON object per flow (goflow2 names); bin: goflow2's "
                         "protobuf (flowpb.FlowMessage, varint-length-delimited); text: a "

@@ -112,7 +112,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("pcap", metavar="PCAP")
     p.add_argument("-c", "--config", metavar="CONFIG",
-                   help="RFC 6728 config (its observation points read PCAP)")
+                   help="RFC 6728 config (its observation points read PCAP)"
+                        "; a file validated before is read back from the validated-config "
+                        "cache ($FLOWPROBE_CACHE_DIR, else ~/.cache/flowprobe; off: none)")
     p.add_argument("--export", metavar="URL",
                    help="udp://HOST:PORT, tcp://HOST:PORT or file:PATH (an IPFIX File, "
                         "RFC 5655)")

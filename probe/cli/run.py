@@ -114,7 +114,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "running one kept; a good one ends the old flows (forced "
                                    "end), exports them and starts the new pipeline.")
     p.add_argument("-c", "--config", metavar="CONFIG",
-                   help="the RFC 6728 config to run (goflowd form or RFC 7951)")
+                   help="the RFC 6728 config to run (goflowd form or RFC 7951)"
+                        "; a file validated before is read back from the validated-config "
+                        "cache ($FLOWPROBE_CACHE_DIR, else ~/.cache/flowprobe; off: none)")
     p.add_argument("--batch-size", type=_positive, default=None, metavar="N",
                    help="packets read per call (default 65536)")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info",

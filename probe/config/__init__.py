@@ -15,11 +15,13 @@ if TYPE_CHECKING:
 __all__ = ["load", "load_data", "load_text", "normalised"]
 
 
-def load(path: str | Path, *, replay: bool = False) -> Config:
+def load(path: str | Path, *, replay: bool = False, cache: str = "use") -> Config:
     """Read, validate and build a config. ``replay=True`` for ``flowprobe replay -c``: the
-    pcap named on the command line is the source, so observation points need none."""
+    pcap named on the command line is the source, so observation points need none.
+    ``cache``: ``use`` (a file validated before is not validated again), ``refresh`` or
+    ``off`` (``probe.config.validated``)."""
     from probe.config.loader import load as _load
-    return _load(path, replay=replay)
+    return _load(path, replay=replay, cache=cache)
 
 
 def load_text(text: str, origin: str = "<config>", *, replay: bool = False) -> Config:
