@@ -122,9 +122,14 @@ def store(doc: dict[str, Any], replay: bool, rfc7951: dict[str, Any]) -> None:
             return
         tmp = entry.with_suffix(f".{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, entry)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, entry)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # a full disk leaves no half-written file behind
+            raise
         _prune(entry.parent)
     except (OSError, TypeError, ValueError):
         return

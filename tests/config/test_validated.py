@@ -182,3 +182,14 @@ def test_the_digest_follows_the_code_the_modules_and_the_libraries(
     digest()
     validated._environment_digest.cache_clear()
     assert len(set(digests)) == 4 and digests[2] == digests[3]
+
+
+def test_a_cache_that_cannot_be_written_costs_time_not_the_load(
+        tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, sample("ipfix-udp.json"))
+
+    def full_disk(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(validated.os, "replace", full_disk)
+    assert load(path) == load(path, cache="off")
+    assert list(cache_dir.iterdir()) == []  # nothing kept, no half-written file left
