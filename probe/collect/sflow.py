@@ -259,17 +259,12 @@ class SflowDecoder:
         skipped: list[str] = []
         pos, end = r.pos, r.end
         for _ in range(count):  # (format, opaque) per sample, read in place: the hot loop
-            if pos + 8 > end:
-                raise Malformed("sflow_truncated")
-            fmt, n = _U32X2.unpack_from(data, pos)
-            at, pos = pos + 8, pos + 8 + ((n + 3) & ~3)
-            if pos > end:
-                raise Malformed("sflow_truncated")
+            fmt, at, stop, pos = _item(data, pos, end)
             if fmt in (FLOW_SAMPLE, FLOW_SAMPLE_EXPANDED):
-                flows.append(_flow_sample(data, at, at + n, fmt, received_ns, seq, agent,
+                flows.append(_flow_sample(data, at, stop, fmt, received_ns, seq, agent,
                                           skipped))
             elif fmt in (COUNTER_SAMPLE, COUNTER_SAMPLE_EXPANDED):
-                counters.append(_counter_sample(_Reader(data, at, at + n), fmt, received_ns,
+                counters.append(_counter_sample(_Reader(data, at, stop), fmt, received_ns,
                                                 seq, agent, sub_agent))
             else:
                 skipped.append(f"skipped sample {fmt >> 12}:{fmt & 0xFFF}")
@@ -294,6 +289,19 @@ class SflowDecoder:
             ds.sequence = (seq + 1) & 0xFFFFFFFF
 
 
+def _item(data: bytes, pos: int, end: int) -> tuple[int, int, int, int]:
+    """The XDR (data format, ``opaque<>``) pair at ``pos`` (a sample, or a record in one),
+    within ``end``: (format, body start, body end, where the next pair starts)."""
+    if pos + 8 > end:
+        raise Malformed("sflow_truncated")
+    fmt, n = _U32X2.unpack_from(data, pos)
+    at = pos + 8
+    after = at + ((n + 3) & ~3)
+    if after > end:
+        raise Malformed("sflow_truncated")
+    return fmt, at, at + n, after
+
+
 def _flow_sample(data: bytes, at: int, end: int, fmt: int, received_ns: int, seq: int,
                  agent: str, skipped: list[str]) -> _Flow:
     """A flow sample in ``data[at:end]``. Every sample of every datagram comes through here,
@@ -313,13 +321,7 @@ def _flow_sample(data: bytes, at: int, end: int, fmt: int, received_ns: int, seq
         raise Malformed("sflow_too_many_records")
     f = _Flow(received_ns, seq, agent, rate, in_if, out_if)
     for _ in range(count):
-        if pos + 8 > end:
-            raise Malformed("sflow_truncated")
-        rfmt, n = _U32X2.unpack_from(data, pos)
-        b_at, pos = pos + 8, pos + 8 + ((n + 3) & ~3)
-        if pos > end:
-            raise Malformed("sflow_truncated")
-        b_end = b_at + n
+        rfmt, b_at, b_end, pos = _item(data, pos, end)
         if rfmt == RAW_HEADER:
             h_at = b_at + 16  # protocol, frame length, stripped, then the header's opaque
             if h_at > b_end:
