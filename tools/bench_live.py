@@ -74,6 +74,15 @@ def veth_into_netns(tag: str) -> Iterator[tuple[str, str, str]]:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
+def replayable_trace(path: Path, packets: int, *extra: str) -> Path:
+    """A ``tools.tracegen`` trace tcpreplay can send onto a veth: full frames (the snap length
+    above every frame) and IP packets of at most 1500 octets. ``extra``: more tracegen flags."""
+    subprocess.run([sys.executable, "-m", "tools.tracegen", "--packets", str(packets),
+                    "--snaplen", "1600", *extra, str(path)], cwd=ROOT, check=True,
+                   capture_output=True)
+    return path
+
+
 def sockets_on(if_name: str) -> int:
     """Packet sockets bound to the interface (a new veth: only the probe's)."""
     index = Path(f"/sys/class/net/{if_name}/ifindex").read_text().strip()
@@ -283,10 +292,8 @@ def live_bench(rates: list[int], seconds: int, workers: int, softflowd: bool) ->
     tmp = Path(tempfile.mkdtemp(prefix="flowprobe-live-"))
     try:
         trace, flood = tmp / "trace.pcap", tmp / "flood.pcap"
-        for path, extra in ((trace, []), (flood, ["--pattern", "synflood", "--duration", "10"])):
-            subprocess.run([sys.executable, "-m", "tools.tracegen", "--packets",
-                            str(TRACE_PACKETS), "--snaplen", "1600", *extra, str(path)],
-                           cwd=ROOT, check=True, capture_output=True)
+        replayable_trace(trace, TRACE_PACKETS)
+        replayable_trace(flood, TRACE_PACKETS, "--pattern", "synflood", "--duration", "10")
         with veth_into_netns(f"{os.getpid() % 100000}") as (ns, ours, peer):
             result = {
                 "normal": _rates("normal", tmp, ns, ours, peer, trace, rates, seconds, workers,

@@ -28,7 +28,7 @@ import pytest
 
 from tests.interop.test_live_veth import _totals
 from tests.interop.test_softflowd_totals import ours
-from tools.bench_live import netns_problem, sockets_on, veth_into_netns
+from tools.bench_live import netns_problem, replayable_trace, sockets_on, veth_into_netns
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKETS = 20_000
@@ -119,9 +119,7 @@ def test_one_liner_print_config_and_the_flows_it_holds(tmp_path: Path) -> None:
         pytest.skip(why)
     from probe.collect.collector import Collector
 
-    trace = tmp_path / "trace.pcap"
-    subprocess.run([sys.executable, "-m", "tools.tracegen", "--packets", str(PACKETS),
-                    "--snaplen", "1600", str(trace)], cwd=ROOT, check=True, capture_output=True)
+    trace = replayable_trace(tmp_path / "trace.pcap", PACKETS)
     tag = f"o{(time.monotonic_ns() // 1000 + os.getpid()) % 10000}"
     started: list[LiveProbe] = []
     with veth_into_netns(tag) as (ns, ours_if, peer_if):

@@ -34,7 +34,7 @@ import pytest
 
 from tests.interop.test_live_veth import _config, _totals
 from tests.interop.test_softflowd_totals import ours
-from tools.bench_live import netns_problem, sockets_on, veth_into_netns
+from tools.bench_live import netns_problem, replayable_trace, sockets_on, veth_into_netns
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKETS = 100_000
@@ -145,10 +145,7 @@ def test_live_service(tmp_path: Path) -> None:
     if why:
         pytest.skip(why)
 
-    trace = tmp_path / "trace.pcap"
-    # full frames (snaplen above every frame), IP packets of at most 1500 octets: replayable
-    subprocess.run([sys.executable, "-m", "tools.tracegen", "--packets", str(PACKETS),
-                    "--snaplen", "1600", str(trace)], cwd=ROOT, check=True, capture_output=True)
+    trace = replayable_trace(tmp_path / "trace.pcap", PACKETS)
     tag = f"s{(time.monotonic_ns() // 1000 + os.getpid()) % 10000}"
     started: list[Probe] = []
     with veth_into_netns(tag) as (ns, ours_if, peer_if):
