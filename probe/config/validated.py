@@ -76,7 +76,10 @@ def _entry(doc: dict[str, Any], replay: bool) -> Path | None:
         text = json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError):
         return None
-    h = hashlib.sha256(_environment_digest())
+    try:
+        h = hashlib.sha256(_environment_digest())
+    except OSError:  # the package's files cannot be read: no cache, never an error
+        return None
     h.update(b"replay\n" if replay else b"run\n")
     h.update(text.encode())
     return where / f"{h.hexdigest()}.json"

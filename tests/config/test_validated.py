@@ -193,3 +193,14 @@ def test_a_cache_that_cannot_be_written_costs_time_not_the_load(
     monkeypatch.setattr(validated.os, "replace", full_disk)
     assert load(path) == load(path, cache="off")
     assert list(cache_dir.iterdir()) == []  # nothing kept, no half-written file left
+
+
+def test_code_that_cannot_be_read_means_no_cache(tmp_path: Path, cache_dir: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(validated, "_CODE_DIRS", (tmp_path / "gone",))
+    validated._environment_digest.cache_clear()
+    try:
+        assert load(SAMPLES[0]) == load(SAMPLES[0], cache="off")
+        assert not cache_dir.exists()
+    finally:
+        validated._environment_digest.cache_clear()
